@@ -1,0 +1,1 @@
+"""Presets, the runner, the training loop, evaluation, reports and plots."""

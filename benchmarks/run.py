@@ -1,0 +1,210 @@
+"""Runs the benchmark: `python -m benchmarks.run [--preset=small] [--schemes=mle] ...`.
+
+Thin on purpose: parse and validate flags (before any compute), prepare the output directory,
+build the problem, then train and evaluate each scheme (benchmarks.train) and write the report
+(benchmarks.report). Any preset field can be overridden: `--config.train.num_steps=400`.
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from benchmarks import configs
+
+_PRESET = flags.DEFINE_string('preset', configs.DEFAULT, f'One of {", ".join(configs.PRESETS)}.')
+_SCHEMES = flags.DEFINE_string('schemes', None, "Comma-separated schemes, or 'all' "
+                               '(default: the preset\'s).')
+_NUM_SEEDS = flags.DEFINE_integer('num_seeds', None, 'Seeds per scheme (default: the preset\'s).')
+_PIS = flags.DEFINE_string('pis', None, 'Comma-separated π grid in [0, 1] for the js_pi '
+                           'metrics and π-dependent schemes (default: the preset\'s).')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results go '
+                                  '(default: results/<preset>). A rerun with the same config '
+                                  'resumes there.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Discard results of a different config '
+                               'found in --output_dir instead of refusing.')
+_CONFIG = config_flags.DEFINE_config_dict(
+    'config', configs.get_preset(configs.DEFAULT),
+    'Overrides of preset fields, e.g. --config.train.num_steps=400.')
+
+_POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem.embed_dim',
+                  'problem.hidden_dim', 'problem.num_train', 'problem.num_test',
+                  'generator.embed_dim', 'generator.hidden_dim', 'train.batch_size',
+                  'train.num_steps', 'train.eval_every', 'train.map_batch_size',
+                  'eval.num_samples', 'eval.batch_size', 'eval.max_enumerate',
+                  'eval.enumerate_chunk')
+_POSITIVE_FLOATS = ('problem.init_scale', 'generator.init_scale', 'train.learning_rate',
+                    'train.grad_clip', 'eval.temperature')
+_FLAG_OF = {'num_seeds': '--num_seeds', 'schemes': '--schemes', 'pis': '--pis'}
+
+
+def _flag(field: str) -> str:
+  """The command-line name of a config field."""
+  return _FLAG_OF.get(field, f'--config.{field}')
+
+
+def _get(config, field: str):
+  for part in field.split('.'):
+    config = config[part]
+  return config
+
+
+def parse_pis(text: str):
+  """'0.1,0.5' -> (0.1, 0.5); ValueError naming --pis on bad values."""
+  try:
+    pis = tuple(float(p) for p in text.split(',') if p.strip())
+  except ValueError:
+    raise ValueError(f'--pis: expected comma-separated numbers in [0, 1], got {text!r}') from None
+  if not pis:
+    raise ValueError('--pis: empty π grid')
+  for p in pis:
+    if not 0.0 <= p <= 1.0:  # also rejects NaN
+      raise ValueError(f'--pis: π = {p} is outside [0, 1]')
+  return pis
+
+
+def build_config(preset: str, overrides: dict, *, schemes=None, num_seeds=None, pis=None):
+  """The preset, then --config.* overrides, then the top-level flags."""
+  config = configs.get_preset(preset)
+  config.update_from_flattened_dict(overrides)
+  if schemes is not None:
+    config.schemes = schemes
+  if num_seeds is not None:
+    config.num_seeds = num_seeds
+  if pis is not None:
+    config.pis = parse_pis(pis)
+  return config
+
+
+def scheme_names(config):
+  """The list of scheme names of config.schemes ('all' expands to every registered one)."""
+  import objectives
+  names = [s.strip() for s in config.schemes.split(',') if s.strip()]
+  if names == ['all']:
+    return list(objectives.REGISTRY)
+  unknown = [s for s in names if s not in objectives.REGISTRY]
+  if unknown or not names:
+    raise ValueError(f'--schemes: unknown scheme(s) {", ".join(unknown) or "(none given)"}; '
+                     f'known: {", ".join(objectives.REGISTRY)} or all')
+  return names
+
+
+def validate(config) -> None:
+  """Raises ValueError naming the offending flag; runs before any compilation."""
+  from benchmarks import train
+  from models import oracle, sampling
+  for field in _POSITIVE_INTS:
+    value = _get(config, field)
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f'{_flag(field)}: must be a positive integer, got {value!r}')
+  for field in _POSITIVE_FLOATS:
+    value = _get(config, field)
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+      raise ValueError(f'{_flag(field)}: must be a positive number, got {value!r}')
+  parse_pis(','.join(str(p) for p in config.pis))
+  scheme_names(config)
+  tc, pc = config.train, config.problem
+  if tc.num_steps % tc.eval_every:
+    raise ValueError(f'--config.train.num_steps: {tc.num_steps} is not a multiple of '
+                     f'--config.train.eval_every ({tc.eval_every})')
+  if tc.seed_strategy not in train.STRATEGIES:
+    raise ValueError(f'--config.train.seed_strategy: {tc.seed_strategy!r} is not one of '
+                     f'{", ".join(train.STRATEGIES)}')
+  if pc.num_train < tc.batch_size:
+    raise ValueError(f'--config.problem.num_train: {pc.num_train} is smaller than '
+                     f'--config.train.batch_size ({tc.batch_size})')
+  if config.eval.sampler not in sampling.METHODS:
+    raise ValueError(f'--config.eval.sampler: {config.eval.sampler!r} is not one of '
+                     f'{", ".join(sampling.METHODS)}')
+  if pc.source == 'seqgan':
+    for field, value in oracle.SEQGAN_SIZES.items():
+      if pc[field] != value:
+        raise ValueError(f'--config.problem.{field}: the SeqGAN oracle has {field}={value}, '
+                         f'got {pc[field]}')
+  elif pc.source != 'random':
+    raise ValueError(f"--config.problem.source: {pc.source!r} is not 'random' or 'seqgan'")
+  if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
+    raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
+                     f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
+
+
+def prepare_output_dir(output_dir: str, config, *, overwrite: bool) -> str:
+  """Creates output_dir and writes config.json; returns the config hash.
+
+  Raises ValueError naming --output_dir when it cannot be written, or when it holds a run
+  of a different config (unless overwrite). A run of the same config is resumed.
+  """
+  from benchmarks import results
+  config_dict = config.to_dict()
+  config_hash = results.config_hash(config_dict)
+  path = os.path.join(output_dir, 'config.json')
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    probe = os.path.join(output_dir, '.write-probe')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f'--output_dir: cannot write to {output_dir!r} ({e.strerror})') from None
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f).get('hash')
+    if old != config_hash:
+      if not overwrite:
+        raise ValueError(f'--output_dir: {output_dir!r} holds results of a different config '
+                         f'(hash {old}, now {config_hash}); pass --overwrite or choose '
+                         'another directory')
+      for name in ('results.jsonl', 'summary.md'):
+        if os.path.exists(os.path.join(output_dir, name)):
+          os.remove(os.path.join(output_dir, name))
+      shutil.rmtree(os.path.join(output_dir, 'checkpoints'), ignore_errors=True)
+      shutil.rmtree(os.path.join(output_dir, 'plots'), ignore_errors=True)
+  results.atomic_write(path, json.dumps({'hash': config_hash, 'config': config_dict},
+                                        indent=2, sort_keys=True, default=str))
+  return config_hash
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    config = build_config(_PRESET.value, flags.FLAGS[_CONFIG.name].override_values,
+                          schemes=_SCHEMES.value, num_seeds=_NUM_SEEDS.value, pis=_PIS.value)
+    validate(config)
+    names = scheme_names(config)
+    output_dir = _OUTPUT_DIR.value or os.path.join('results', config.preset)
+    config_hash = prepare_output_dir(output_dir, config, overwrite=_OVERWRITE.value)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+  # Heavy imports only after validation: bad flags fail fast.
+  import jax
+  import objectives
+  from benchmarks import report, results, train
+  from models import oracle
+
+  config.lock()
+  t0 = time.time()
+  print(f'divbench: preset {config.preset}, schemes {",".join(names)}, {config.num_seeds} '
+        f'seeds, devices {jax.devices()}, output {output_dir}', flush=True)
+  problem = oracle.make_problem(config.problem)
+  store = results.Store(output_dir)
+  for name in names:
+    scheme = objectives.make(name, config, problem)
+    train.train_scheme(name, scheme, problem, config, store, output_dir=output_dir,
+                       config_hash=config_hash, log=lambda s: print(s, flush=True))
+    report.write_report(output_dir, store.rows, title=f'divbench: preset {config.preset}')
+  print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
+        '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)
+  print(open(os.path.join(output_dir, 'summary.md')).read(), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

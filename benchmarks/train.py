@@ -1,0 +1,217 @@
+"""The training loop: chunks of lax.scan steps, jitted once and mapped over runs.
+
+A *run* is one (seed, π) pair. Its key is fold_in(PRNGKey(config.seed), seed), shared by all
+π of that seed (common random numbers across a π sweep). From the run key:
+  fold_in(key, 0) initialises the scheme, fold_in(key, 1) shuffles the data (one permutation
+  per epoch), fold_in(fold_in(key, 2), step) is the step's key, fold_in(fold_in(key, 3), step)
+  the evaluation's key.
+So a run is a pure function of its key and the step count: chunking, resuming and the seed
+strategy do not change its numbers.
+"""
+
+import functools
+import time
+from typing import NamedTuple, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import evaluate as evaluate_lib
+
+STRATEGIES = ('map', 'vmap', 'batched')
+
+
+def over_runs(fn, strategy: str, batch_size: int = 1):
+  """Maps fn over the leading (run) axis of all its arguments.
+
+  'vmap' vectorises (best on accelerators); 'map' is a sequential lax.map (best on CPU,
+  where the step is compute-bound); 'batched' is lax.map over vmapped groups of batch_size.
+  All give the same numbers up to float reassociation.
+  """
+  if strategy == 'vmap':
+    return jax.vmap(fn)
+  if strategy not in ('map', 'batched'):
+    raise ValueError(f'config.train.seed_strategy: unknown {strategy!r}; known: {STRATEGIES}')
+  size = batch_size if strategy == 'batched' else None
+
+  def mapped(*args):
+    return jax.lax.map(lambda a: fn(*a), args, batch_size=size)
+  return mapped
+
+
+def run_keys(seed: int, seeds: Sequence[int]) -> jax.Array:
+  """Keys of the given seed indices: [len(seeds)] keys."""
+  base = jax.random.PRNGKey(seed)
+  return jnp.stack([jax.random.fold_in(base, s) for s in seeds])
+
+
+class Runner(NamedTuple):
+  """Jitted functions over stacked runs (leading axis R).
+
+  init(keys [R]) -> states [R, ...]
+  chunk(states, keys [R], pis [R], start, data [N, T]) -> (states, {metric: [R, K]}),
+    K = config.train.eval_every steps starting at global step `start`.
+  evaluate(states, keys [R], step) -> {metric: [R] or [R, len(pis)]} (value, se pairs)
+  finite(states) -> bool [R]: whether every generator parameter is finite.
+  """
+  init: callable
+  chunk: callable
+  evaluate: callable
+  finite: callable
+
+
+def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
+  """Builds the jitted init / chunk / evaluate functions of one scheme.
+
+  With max_traces = n, the chunk is wrapped in chex.assert_max_traces(n=n) (for tests: chex
+  counts traces per definition site, so call chex.clear_trace_counter() first).
+  """
+  tc = config.train
+  strategy, bsz = tc.seed_strategy, tc.map_batch_size
+  num_train, batch_size, num_steps = problem.train.shape[0], tc.batch_size, tc.eval_every
+  steps_per_epoch = num_train // batch_size
+
+  def batch_at(data, data_key, i):
+    epoch, j = jnp.divmod(i, steps_per_epoch)
+    perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
+    return data[jax.lax.dynamic_slice(perm, (j * batch_size,), (batch_size,))]
+
+  def chunk_one(state, key, pi, start, data):
+    data_key, step_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+
+    def body(state, i):
+      batch = batch_at(data, data_key, i)
+      return scheme.step(state, batch, jax.random.fold_in(step_key, i), pi)
+
+    return jax.lax.scan(body, state, start + jnp.arange(num_steps))
+
+  def chunk(states, keys, pis, start, data):
+    fn = functools.partial(chunk_one, start=start, data=data)
+    return over_runs(fn, strategy, bsz)(states, keys, pis)
+
+  if max_traces is not None:
+    chunk = chex.assert_max_traces(chunk, n=max_traces)
+  chunk = jax.jit(chunk)
+
+  @jax.jit
+  def init(keys):
+    return over_runs(lambda k: scheme.init(jax.random.fold_in(k, 0)), strategy, bsz)(keys)
+
+  evaluate_one = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
+
+  @jax.jit
+  def evaluate(states, keys, step):
+    def one(state, key):
+      key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
+      return evaluate_one(scheme.generator_params(state), key)
+    return over_runs(one, strategy, bsz)(states, keys)
+
+  @jax.jit
+  def finite(states):
+    params = jax.vmap(scheme.generator_params)(states)
+    leaves = [jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
+              for x in jax.tree_util.tree_leaves(params)]
+    return jnp.stack(leaves).all(axis=0)
+
+  return Runner(init, chunk, evaluate, finite)
+
+
+def run_grid(scheme, seeds: Sequence[int], pis: Sequence[float]):
+  """The (seed, π) runs of a scheme: π-major, seeds inner; π is None when unused."""
+  if not scheme.uses_pi:
+    return [(s, None) for s in seeds]
+  return [(s, p) for p in pis for s in seeds]
+
+
+def pis_array(runs) -> jax.Array:
+  """The per-run π as float32 [R]; NaN where a scheme takes no π."""
+  return jnp.asarray([np.nan if p is None else p for _, p in runs], jnp.float32)
+
+
+def _rows(name, runs, step, evals, train_metrics, diverged, extra):
+  """One JSON row per run from stacked evaluation outputs (numpy)."""
+  pis_grid = extra.pop('pis_grid')
+  rows = []
+  for r, (seed, pi) in enumerate(runs):
+    row = dict(scheme=name, seed=seed, pi=pi, step=step, diverged=bool(diverged[r]), **extra)
+    for key, value in evals.items():
+      pairs = value if isinstance(value, tuple) else (value, None)
+      for suffix, arr in zip(('', '_se'), pairs):
+        if arr is None:
+          continue
+        v = None if diverged[r] else np.asarray(arr[r])
+        if key.endswith('js_pi'):  # a vector over the π grid -> {"0.1": ...}
+          v = {f'{p:g}': (None if v is None else v[i]) for i, p in enumerate(pis_grid)}
+        row[key + suffix] = v
+    for key, arr in train_metrics.items():
+      row[f'train_{key}'] = None if diverged[r] else np.asarray(arr[r]).mean()
+    rows.append(row)
+  return rows
+
+
+def _describe(evals, diverged) -> str:
+  """A short progress string: mean over healthy runs of a few metrics."""
+  ok = ~diverged
+  if not ok.any():
+    return 'all runs diverged'
+  parts = []
+  for key in ('nll_test', 'kl_pq', 'nll_oracle', 'entropy_q', 'kl_qp'):
+    if key in evals:
+      parts.append(f'{key} {np.asarray(evals[key][0])[ok].mean():.3f}')
+  return '  '.join(parts)
+
+
+def train_scheme(name, scheme, problem, config, store, *, output_dir, config_hash,
+                 log=print) -> None:
+  """Trains all runs of one scheme, evaluating, saving and logging after every chunk.
+
+  Resumes from output_dir/checkpoints/<name>.msgpack when present. A run whose generator
+  or loss becomes non-finite is marked diverged; its rows carry `diverged: true` and null
+  metrics, and the other runs are unaffected (runs never share computation).
+  """
+  from benchmarks import results  # local: results imports nothing from here
+
+  tc = config.train
+  runs = run_grid(scheme, range(config.num_seeds), config.pis)
+  keys = run_keys(config.seed, [s for s, _ in runs])
+  pis = pis_array(runs)
+  runner = make_runner(scheme, problem, config)
+  device = jax.devices()[0]
+  extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}')
+
+  states = runner.init(keys)
+  diverged = np.zeros(len(runs), bool)
+  restored = results.load_checkpoint(output_dir, name, states, diverged)
+  t0 = time.time()
+  if restored is not None:
+    step, states, diverged = restored
+    store.truncate(name, step)
+    log(f'[{name}] resuming at step {step}/{tc.num_steps} from its checkpoint')
+  else:
+    step = 0
+    store.truncate(name, -1)
+    evals = jax.device_get(runner.evaluate(states, keys, 0))
+    store.add(_rows(name, runs, 0, evals, {}, diverged,
+                    dict(extra, wall_time=0.0, pis_grid=config.pis)))
+    store.save()
+    log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: {_describe(evals, diverged)}')
+
+  while step < tc.num_steps:
+    states, metrics = runner.chunk(states, keys, pis, jnp.int32(step), problem.train)
+    step += tc.eval_every
+    metrics = jax.device_get(metrics)
+    healthy = np.array(runner.finite(states))
+    for arr in metrics.values():
+      healthy &= np.isfinite(np.asarray(arr)).reshape(len(runs), -1).all(axis=1)
+    newly = ~healthy & ~diverged
+    diverged = diverged | ~healthy
+    evals = jax.device_get(runner.evaluate(states, keys, step))
+    store.add(_rows(name, runs, step, evals, metrics, diverged,
+                    dict(extra, wall_time=time.time() - t0, pis_grid=config.pis)))
+    store.save()
+    results.save_checkpoint(output_dir, name, step, states, diverged)
+    note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
+    log(f'[{name}] step {step}/{tc.num_steps} ({time.time() - t0:.1f}s, '
+        f'{int((~diverged).sum())}/{len(runs)} ok): {_describe(evals, diverged)}{note}')

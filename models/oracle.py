@@ -1,0 +1,75 @@
+"""The oracle P: a fixed LSTM whose samples are the training data and whose density is known."""
+
+import os
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.lstm import LSTMLM
+
+SEQGAN_ORACLE_FILE = os.path.join(os.path.dirname(__file__), 'data', 'seqgan_oracle.npz')
+SEQGAN_SIZES = dict(vocab_size=5000, embed_dim=32, hidden_dim=32, seq_len=20)
+
+
+class Problem(NamedTuple):
+  """Everything a scheme and the evaluator share across seeds.
+
+  Attributes:
+    model: the oracle's LSTMLM.
+    params: the oracle's variables ({'params': ...}).
+    train: int32 [N, T] oracle samples, the training data.
+    test: int32 [M, T] held-out oracle samples.
+    test_logp: [M] log P of each test sequence (computed once).
+  """
+  model: LSTMLM
+  params: Any
+  train: jax.Array
+  test: jax.Array
+  test_logp: jax.Array
+
+
+def random_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, embed_dim: int,
+                  hidden_dim: int, init_scale: float = 1.0):
+  """An N(0, init_scale²) LSTM oracle as in SeqGAN: returns (model, variables)."""
+  model = LSTMLM(vocab_size=vocab_size, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                 seq_len=seq_len, init_scale=init_scale)
+  params = model.init(key, jnp.zeros((1, seq_len), jnp.int32))
+  return model, params
+
+
+def seqgan_oracle(path: str = SEQGAN_ORACLE_FILE):
+  """The SeqGAN oracle (V=5000, T=20, E=H=32) from its parameter file: (model, variables)."""
+  with np.load(path) as f:
+    params = {k: jnp.asarray(f[k]) for k in f.files}
+  model = LSTMLM(**SEQGAN_SIZES, init_scale=1.0)
+  return model, {'params': params}
+
+
+def make_problem(cfg) -> Problem:
+  """Builds the oracle, the train set and the test set from `config.problem`.
+
+  Args:
+    cfg: a ConfigDict with fields source ('random' | 'seqgan'), vocab_size, seq_len,
+      embed_dim, hidden_dim, init_scale, seed, num_train, num_test.
+  """
+  key = jax.random.PRNGKey(cfg.seed)
+  k_init, k_train, k_test = jax.random.split(key, 3)
+  if cfg.source == 'seqgan':
+    model, params = seqgan_oracle()
+  elif cfg.source == 'random':
+    model, params = random_oracle(k_init, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
+                                  embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
+                                  init_scale=cfg.init_scale)
+  else:
+    raise ValueError(f'config.problem.source: unknown oracle source {cfg.source!r}')
+
+  @jax.jit
+  def draw(k_tr, k_te):
+    train = model.apply(params, k_tr, cfg.num_train, method='sample')
+    test = model.apply(params, k_te, cfg.num_test, method='sample')
+    return train, test, model.apply(params, test, method='log_prob')
+
+  train, test, test_logp = draw(k_train, k_test)
+  return Problem(model, params, train, test, test_logp)

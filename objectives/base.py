@@ -1,0 +1,67 @@
+"""The interface every training scheme follows, and the pieces most schemes share."""
+
+from typing import Any, Callable, NamedTuple, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from models import make_generator
+
+PyTree = Any
+# step(state, batch int32 [B, T], key, pi scalar) -> (state, {name: scalar})
+StepFn = Callable[[PyTree, jax.Array, jax.Array, jax.Array], Tuple[PyTree, dict]]
+
+
+class Scheme(NamedTuple):
+  """A training scheme: pure functions the runner jits and maps over seeds (and π).
+
+  Attributes:
+    init: key -> state, the scheme's whole training state for one seed.
+    step: (state, batch [B, T], key, pi) -> (state, metrics); one update on one data batch.
+      `pi` is a traced scalar; schemes with `uses_pi=False` ignore it.
+    generator_params: state -> the generator's variables, for evaluation.
+    generator: the generator module (an LSTMLM) those variables belong to.
+    uses_pi: whether the scheme's objective depends on π (then the runner sweeps --pis).
+  """
+  init: Callable[[jax.Array], PyTree]
+  step: StepFn
+  generator_params: Callable[[PyTree], PyTree]
+  generator: Any
+  uses_pi: bool = False
+
+
+@flax.struct.dataclass
+class GeneratorState:
+  """Parameters and optimiser state of one network, plus the number of updates made."""
+  params: PyTree
+  opt_state: PyTree
+  count: jax.Array
+
+
+def generator_from_config(config):
+  """The generator module for `config.problem` (V, T) and `config.generator` (E, H, init)."""
+  return make_generator(vocab_size=config.problem.vocab_size,
+                        seq_len=config.problem.seq_len,
+                        embed_dim=config.generator.embed_dim,
+                        hidden_dim=config.generator.hidden_dim,
+                        init_scale=config.generator.init_scale)
+
+
+def optimizer_from_config(train_cfg) -> optax.GradientTransformation:
+  """Adam with global-norm clipping (SeqGAN: lr 0.01, clip 5.0)."""
+  return optax.chain(optax.clip_by_global_norm(train_cfg.grad_clip),
+                     optax.adam(train_cfg.learning_rate))
+
+
+def init_network(model, optimizer, key: jax.Array) -> GeneratorState:
+  """Initialises a sequence model's variables and its optimiser state."""
+  params = model.init(key, jnp.zeros((1, model.seq_len), jnp.int32))
+  return GeneratorState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+def apply_gradients(optimizer, state: GeneratorState, grads) -> GeneratorState:
+  """One optimiser update of `state` with `grads`."""
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  return GeneratorState(optax.apply_updates(state.params, updates), opt_state, state.count + 1)

@@ -1,0 +1,139 @@
+"""Tests of models/: the LSTM's log-probs and samplers, the oracles and the problem."""
+
+import itertools
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import models
+from models import oracle as oracle_lib
+
+
+def _all_sequences(vocab_size, seq_len):
+  return jnp.asarray(list(itertools.product(range(vocab_size), repeat=seq_len)), jnp.int32)
+
+
+def _tiny(vocab_size=3, seq_len=3, init_scale=1.0, seed=0):
+  return oracle_lib.random_oracle(jax.random.PRNGKey(seed), vocab_size=vocab_size,
+                                  seq_len=seq_len, embed_dim=4, hidden_dim=5,
+                                  init_scale=init_scale)
+
+
+class LSTMTest(parameterized.TestCase):
+
+  def test_shapes(self):
+    model, params = _tiny(vocab_size=7, seq_len=5)
+    x = jax.random.randint(jax.random.PRNGKey(1), (4, 5), 0, 7)
+    chex.assert_shape(model.apply(params, x, method='logits'), (4, 5, 7))
+    chex.assert_shape(model.apply(params, x, method='token_log_probs'), (4, 5))
+    chex.assert_shape(model.apply(params, x, method='log_prob'), (4,))
+    chex.assert_shape(model.apply(params, x, method='hidden_states'), (4, 5, 5))
+    s = model.apply(params, jax.random.PRNGKey(2), 6, method='sample')
+    chex.assert_shape(s, (6, 5))
+    self.assertEqual(s.dtype, jnp.int32)
+    self.assertTrue(bool(((s >= 0) & (s < 7)).all()))
+
+  @parameterized.parameters(1.0, 0.5, 2.0)
+  def test_log_prob_normalised(self, temperature):
+    model, params = _tiny()
+    lp = jax.jit(lambda x: model.apply(params, x, temperature, method='log_prob'))(
+        _all_sequences(3, 3))
+    np.testing.assert_allclose(np.exp(np.asarray(lp, np.float64)).sum(), 1.0, rtol=1e-5)
+
+  def test_teacher_forcing_matches_step_by_step(self):
+    model, params = _tiny(vocab_size=5, seq_len=4)
+    x = jax.random.randint(jax.random.PRNGKey(3), (3, 4), 0, 5)
+    carry = model.apply(params, 3, method='initial_carry')
+    prev = model.apply(params, 3, method='start_tokens')
+    manual = []
+    for t in range(4):
+      carry, logits = model.apply(params, carry, prev, method='step')
+      manual.append(jax.nn.log_softmax(logits)[jnp.arange(3), x[:, t]])
+      prev = x[:, t]
+    np.testing.assert_allclose(np.stack(manual, 1),
+                               model.apply(params, x, method='token_log_probs'), atol=1e-5)
+
+  @parameterized.parameters('gumbel', 'icdf')
+  def test_samples_follow_log_prob(self, method):
+    model, params = _tiny(vocab_size=2, seq_len=3)
+    n = 40_000
+    s = jax.jit(lambda k: model.apply(params, k, n, 1.0, method, method='sample'))(
+        jax.random.PRNGKey(4))
+    seqs = _all_sequences(2, 3)
+    p = np.exp(np.asarray(model.apply(params, seqs, method='log_prob'), np.float64))
+    codes = np.asarray(s) @ np.array([4, 2, 1])
+    freq = np.bincount(codes, minlength=8) / n
+    se = np.sqrt(p * (1 - p) / n)
+    np.testing.assert_array_less(np.abs(freq - p), 4.5 * se + 1e-12)
+
+  def test_icdf_sampler_never_out_of_range(self):
+    logits = jnp.array([[0.0, -jnp.inf, 30.0], [-50.0, -50.0, 50.0]])
+    draws = jax.vmap(lambda k: models.categorical_icdf(k, logits))(
+        jax.random.split(jax.random.PRNGKey(0), 1000))
+    self.assertTrue(bool((draws <= 2).all()))
+    self.assertFalse(bool((draws == 1).any()))
+
+  def test_temperature_sharpens(self):
+    model, params = _tiny(vocab_size=4, seq_len=3, seed=5)
+    seqs = _all_sequences(4, 3)
+
+    def entropy(tau):
+      lp = np.asarray(model.apply(params, seqs, tau, method='log_prob'), np.float64)
+      return -(np.exp(lp) * lp).sum()
+
+    self.assertLess(entropy(0.5), entropy(1.0))
+    self.assertLess(entropy(1.0), entropy(2.0))
+
+
+class OracleTest(absltest.TestCase):
+
+  def test_random_oracle_is_standard_normal(self):
+    _, params = oracle_lib.random_oracle(jax.random.PRNGKey(0), vocab_size=500, seq_len=4,
+                                         embed_dim=32, hidden_dim=32)
+    flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(params)])
+    self.assertAlmostEqual(float(flat.std()), 1.0, delta=0.02)
+    self.assertAlmostEqual(float(flat.mean()), 0.0, delta=0.02)
+
+  def test_generator_init_scale(self):
+    gen = models.make_generator(vocab_size=500, seq_len=4, embed_dim=32, hidden_dim=32)
+    params = gen.init(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32))
+    flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(params)])
+    self.assertAlmostEqual(float(flat.std()), 0.1, delta=0.003)
+
+  def test_seqgan_oracle_entropy(self):
+    # shared/reference/README.md: 5.758 ± 0.005 nats/token over 10,000 samples (float64).
+    model, params = oracle_lib.seqgan_oracle()
+    self.assertEqual(params['params']['embedding'].shape, (5000, 32))
+    self.assertEqual(params['params']['Wo'].shape, (32, 5000))
+
+    @jax.jit
+    def nll(key):
+      x = model.apply(params, key, 2000, method='sample')
+      return -model.apply(params, x, method='log_prob') / 20
+
+    h = np.asarray(nll(jax.random.PRNGKey(0)))
+    self.assertAlmostEqual(float(h.mean()), 5.75, delta=0.05)
+    self.assertLess(float(h.std() / np.sqrt(h.size)), 0.02)
+
+  def test_make_problem_deterministic(self):
+    cfg = ml_collections.ConfigDict(dict(source='random', vocab_size=11, seq_len=5,
+                                         embed_dim=4, hidden_dim=4, init_scale=1.0, seed=3,
+                                         num_train=64, num_test=32))
+    a, b = oracle_lib.make_problem(cfg), oracle_lib.make_problem(cfg)
+    chex.assert_shape(a.train, (64, 5))
+    chex.assert_shape(a.test, (32, 5))
+    chex.assert_shape(a.test_logp, (32,))
+    np.testing.assert_array_equal(a.train, b.train)
+    np.testing.assert_array_equal(a.test_logp, b.test_logp)
+    np.testing.assert_allclose(a.test_logp, a.model.apply(a.params, a.test, method='log_prob'),
+                               rtol=1e-6)
+    self.assertFalse(np.array_equal(a.train[:32], a.test))
+
+
+if __name__ == '__main__':
+  absltest.main()

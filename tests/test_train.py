@@ -1,0 +1,164 @@
+"""Tests of the seed-mapped training loop: shapes, tracing, strategies, determinism, resume."""
+
+import functools
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import objectives
+from benchmarks import configs
+from benchmarks import results
+from benchmarks import train
+from models import oracle as oracle_lib
+
+
+def _config(strategy='map', **train_overrides):
+  c = configs.get_preset('smoke')
+  c.train.update(dict(dict(seed_strategy=strategy, eval_every=5, num_steps=10),
+                      **train_overrides))
+  c.eval.update(num_samples=64, batch_size=32)
+  return c
+
+
+@functools.lru_cache(maxsize=None)
+def _problem():
+  return oracle_lib.make_problem(_config().problem)
+
+
+@functools.lru_cache(maxsize=None)
+def _runner(strategy='map', eval_every=5, map_batch_size=2):
+  """One compiled runner per setting (compiling dominates these tests' time)."""
+  config = _config(strategy, eval_every=eval_every, map_batch_size=map_batch_size)
+  scheme = objectives.make('mle', config, _problem())
+  return train.make_runner(scheme, _problem(), config)
+
+
+def _run(config, seeds, num_chunks=1):
+  """Final states and evaluations of the given seed indices after num_chunks chunks."""
+  tc = config.train
+  runner = _runner(tc.seed_strategy, tc.eval_every, tc.map_batch_size)
+  keys = train.run_keys(config.seed, seeds)
+  pis = train.pis_array([(s, None) for s in seeds])
+  states = runner.init(keys)
+  for c in range(num_chunks):
+    states, metrics = runner.chunk(states, keys, pis, jnp.int32(c * config.train.eval_every),
+                                   _problem().train)
+  return states, metrics, runner.evaluate(states, keys, num_chunks * config.train.eval_every)
+
+
+class RunnerTest(parameterized.TestCase):
+
+  def test_shapes_over_seeds(self):
+    config = _config()
+    states, metrics, evals = _run(config, [0, 1, 2])
+    v, e = config.problem.vocab_size, config.generator.embed_dim
+    chex.assert_shape(states.params['params']['embedding'], (3, v, e))
+    chex.assert_shape(metrics['loss'], (3, config.train.eval_every))
+    chex.assert_shape(evals['nll_test'], [(3,), (3,)])
+    chex.assert_shape(evals['js_pi'], [(3, len(config.pis))] * 2)
+    chex.assert_tree_all_finite((states.params, metrics, evals))
+
+  def test_chunk_traces_once(self):
+    config = _config()
+    scheme = objectives.make('mle', config, _problem())
+    chex.clear_trace_counter()
+    runner = train.make_runner(scheme, _problem(), config, max_traces=1)
+    keys = train.run_keys(0, [0, 1])
+    pis = train.pis_array([(0, None), (1, None)])
+    states = runner.init(keys)
+    for c in range(3):  # a new start step must not retrace
+      states, _ = runner.chunk(states, keys, pis, jnp.int32(5 * c), _problem().train)
+    # The guard is live: a different number of seeds is a new trace, and is refused.
+    keys3 = train.run_keys(0, [0, 1, 2])
+    with self.assertRaises(AssertionError):
+      runner.chunk(runner.init(keys3), keys3, train.pis_array([(0, None)] * 3), jnp.int32(0),
+                   _problem().train)
+
+  @parameterized.parameters('map', 'vmap', 'batched')
+  def test_strategy_equals_single_seed_runs(self, strategy):
+    seeds = [0, 1, 2]
+    states, _, evals = _run(_config(strategy, map_batch_size=2), seeds)
+    for i, s in enumerate(seeds):
+      single, _, ev1 = _run(_config('map'), [s])
+      chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], states.params),
+                                  jax.tree.map(lambda x: x[0], single.params), atol=1e-5)
+      np.testing.assert_allclose(evals['kl_pq'][0][i], ev1['kl_pq'][0][0], atol=1e-5)
+      np.testing.assert_allclose(evals['js_pi'][0][i], ev1['js_pi'][0][0], atol=1e-5)
+
+  def test_same_key_same_numbers(self):
+    a = _run(_config(), [0, 1])
+    b = _run(_config(), [0, 1])
+    chex.assert_trees_all_equal(a, b)
+    # Different seeds really differ.
+    self.assertFalse(np.allclose(a[0].params['params']['Wo'][0], a[0].params['params']['Wo'][1]))
+
+  def test_chunking_does_not_change_numbers(self):
+    one = _run(_config(eval_every=10), [0])[0]
+    two = _run(_config(eval_every=5), [0], num_chunks=2)[0]
+    chex.assert_trees_all_close(one.params, two.params, atol=1e-6)
+
+
+def _nan_scheme(config, problem):
+  """MLE, except runs trained with π > 0.5 get NaN parameters (a diverging seed)."""
+  mle = objectives.make('mle', config, problem)
+
+  def step(state, batch, key, pi):
+    state, metrics = mle.step(state, batch, key, pi)
+    poison = jnp.where(pi > 0.5, jnp.nan, 1.0)
+    return state.replace(params=jax.tree.map(lambda p: p * poison, state.params)), metrics
+
+  return mle._replace(step=step, uses_pi=True)
+
+
+class TrainSchemeTest(absltest.TestCase):
+
+  def test_diverged_runs_are_flagged_and_isolated(self):
+    config = _config()
+    config.pis = (0.2, 0.9)
+    out = tempfile.mkdtemp()
+    store = results.Store(out)
+    train.train_scheme('nan', _nan_scheme(config, _problem()), _problem(), config, store,
+                       output_dir=out, config_hash='x', log=lambda s: None)
+    last = [r for r in store.rows if r['step'] == 10]
+    self.assertLen(last, 2 * config.num_seeds)
+    for r in last:
+      self.assertEqual(r['diverged'], r['pi'] == 0.9)
+      if r['diverged']:
+        self.assertIsNone(r['kl_pq'])
+    # Healthy runs equal plain MLE runs of the same seeds.
+    _, _, evals = _run(config, list(range(config.num_seeds)), num_chunks=2)
+    healthy = sorted((r['seed'], r['kl_pq']) for r in last if not r['diverged'])
+    np.testing.assert_allclose([v for _, v in healthy], evals['kl_pq'][0], rtol=1e-5)
+
+  def test_interrupted_run_resumes_to_same_rows(self):
+    config = _config()
+    full_dir, cut_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+    problem = _problem()
+    scheme = objectives.make('mle', config, problem)
+    full = results.Store(full_dir)
+    train.train_scheme('mle', scheme, problem, config, full, output_dir=full_dir,
+                       config_hash='x', log=lambda s: None)
+
+    def interrupt(line):
+      if 'step 5/' in line:
+        raise KeyboardInterrupt
+    with self.assertRaises(KeyboardInterrupt):
+      train.train_scheme('mle', scheme, problem, config, results.Store(cut_dir),
+                         output_dir=cut_dir, config_hash='x', log=interrupt)
+    resumed = results.Store(cut_dir)
+    self.assertEqual(max(r['step'] for r in resumed.rows), 5)
+    lines = []
+    train.train_scheme('mle', scheme, problem, config, resumed, output_dir=cut_dir,
+                       config_hash='x', log=lines.append)
+    self.assertIn('resuming at step 5', lines[0])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+    self.assertEqual(strip(results.Store(cut_dir).rows), strip(full.rows))
+
+
+if __name__ == '__main__':
+  absltest.main()
