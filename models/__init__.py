@@ -3,4 +3,5 @@
 from models.generator import make_generator
 from models.lstm import LSTMLM
 from models.oracle import Problem, make_problem, random_oracle, seqgan_oracle
+from models import sampling
 from models.sampling import categorical, categorical_icdf

