@@ -17,6 +17,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from benchmarks import evaluate as evaluate_lib
 
@@ -39,6 +40,30 @@ def over_runs(fn, strategy: str, batch_size: int = 1):
   def mapped(*args):
     return jax.lax.map(lambda a: fn(*a), args, batch_size=size)
   return mapped
+
+
+def over_devices(fn, num_mapped: int, num_shared: int, devices=None):
+  """Shards fn's run axis over devices: fn(*mapped [R, ...], *shared) with R % len(devices) == 0.
+
+  Each device runs its R / len(devices) runs with fn (itself a map over runs); shared
+  arguments are replicated. With one device fn is returned unchanged.
+  """
+  devices = jax.devices() if devices is None else devices
+  if len(devices) == 1:
+    return fn
+  mesh = jax.sharding.Mesh(np.asarray(devices), ('seeds',))
+  specs = (P('seeds'),) * num_mapped + (P(),) * num_shared
+  return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P('seeds'), check_vma=False)
+
+
+def padded_runs(runs, multiple: int):
+  """Pads the run list (repeating its last run) to a multiple of the device count."""
+  return list(runs) + [runs[-1]] * (-len(runs) % multiple)
+
+
+def num_shards(config) -> int:
+  """How many devices the run axis is split over (config.train.shard)."""
+  return jax.device_count() if config.train.shard else 1
 
 
 def run_keys(seed: int, seeds: Sequence[int]) -> jax.Array:
@@ -87,9 +112,14 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
 
     return jax.lax.scan(body, state, start + jnp.arange(num_steps))
 
-  def chunk(states, keys, pis, start, data):
+  devices = jax.devices()[:num_shards(config)]
+
+  def chunk_local(states, keys, pis, start, data):
     fn = functools.partial(chunk_one, start=start, data=data)
     return over_runs(fn, strategy, bsz)(states, keys, pis)
+
+  def chunk(states, keys, pis, start, data):
+    return over_devices(chunk_local, 3, 2, devices)(states, keys, pis, start, data)
 
   if max_traces is not None:
     chunk = chex.assert_max_traces(chunk, n=max_traces)
@@ -97,16 +127,19 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
 
   @jax.jit
   def init(keys):
-    return over_runs(lambda k: scheme.init(jax.random.fold_in(k, 0)), strategy, bsz)(keys)
+    fn = over_runs(lambda k: scheme.init(jax.random.fold_in(k, 0)), strategy, bsz)
+    return over_devices(fn, 1, 0, devices)(keys)
 
   evaluate_one = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
 
   @jax.jit
   def evaluate(states, keys, step):
-    def one(state, key):
-      key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
-      return evaluate_one(scheme.generator_params(state), key)
-    return over_runs(one, strategy, bsz)(states, keys)
+    def local(states, keys, step):
+      def one(state, key):
+        key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
+        return evaluate_one(scheme.generator_params(state), key)
+      return over_runs(one, strategy, bsz)(states, keys)
+    return over_devices(local, 2, 1, devices)(states, keys, step)
 
   @jax.jit
   def finite(states):
@@ -159,7 +192,7 @@ def _describe(evals, diverged) -> str:
   parts = []
   for key in ('nll_test', 'kl_pq', 'nll_oracle', 'entropy_q', 'kl_qp'):
     if key in evals:
-      parts.append(f'{key} {np.asarray(evals[key][0])[ok].mean():.3f}')
+      parts.append(f'{key} {np.asarray(evals[key][0])[:len(ok)][ok].mean():.3f}')
   return '  '.join(parts)
 
 
@@ -175,14 +208,17 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
 
   tc = config.train
   runs = run_grid(scheme, range(config.num_seeds), config.pis)
-  keys = run_keys(config.seed, [s for s, _ in runs])
-  pis = pis_array(runs)
+  # Padding runs (copies of the last) keep the run axis divisible by the device count;
+  # their rows are never written.
+  all_runs = padded_runs(runs, num_shards(config))
+  keys = run_keys(config.seed, [s for s, _ in all_runs])
+  pis = pis_array(all_runs)
   runner = make_runner(scheme, problem, config)
   device = jax.devices()[0]
   extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}')
 
   states = runner.init(keys)
-  diverged = np.zeros(len(runs), bool)
+  diverged = np.zeros(len(all_runs), bool)
   restored = results.load_checkpoint(output_dir, name, states, diverged)
   t0 = time.time()
   if restored is not None:
@@ -196,7 +232,8 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     store.add(_rows(name, runs, 0, evals, {}, diverged,
                     dict(extra, wall_time=0.0, pis_grid=config.pis)))
     store.save()
-    log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: {_describe(evals, diverged)}')
+    log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: '
+        f'{_describe(evals, diverged[:len(runs)])}')
 
   while step < tc.num_steps:
     states, metrics = runner.chunk(states, keys, pis, jnp.int32(step), problem.train)
@@ -204,8 +241,8 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     metrics = jax.device_get(metrics)
     healthy = np.array(runner.finite(states))
     for arr in metrics.values():
-      healthy &= np.isfinite(np.asarray(arr)).reshape(len(runs), -1).all(axis=1)
-    newly = ~healthy & ~diverged
+      healthy &= np.isfinite(np.asarray(arr)).reshape(len(all_runs), -1).all(axis=1)
+    newly = (~healthy & ~diverged)[:len(runs)]
     diverged = diverged | ~healthy
     evals = jax.device_get(runner.evaluate(states, keys, step))
     store.add(_rows(name, runs, step, evals, metrics, diverged,
@@ -214,4 +251,5 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     results.save_checkpoint(output_dir, name, step, states, diverged)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     log(f'[{name}] step {step}/{tc.num_steps} ({time.time() - t0:.1f}s, '
-        f'{int((~diverged).sum())}/{len(runs)} ok): {_describe(evals, diverged)}{note}')
+        f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
+        f'{_describe(evals, diverged[:len(runs)])}{note}')

@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.grad_clip = 5.0         # global-norm clipping, as SeqGAN
   c.train.seed_strategy = 'map'   # 'map' (lax.map, CPU), 'vmap' (accelerators), 'batched'
   c.train.map_batch_size = 2      # seeds per vmapped group under 'batched'
+  c.train.shard = True            # split the run axis over all local devices (when > 1)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_samples = 2_000      # generator samples per evaluation (nll_oracle, entropy_q, kl_qp)
@@ -47,4 +48,87 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.exact = False            # also enumerate all V^T sequences for exact divergences
   c.eval.max_enumerate = 1_000_000
   c.eval.enumerate_chunk = 4_096
+
+  # Scheduled sampling (objectives/scheduled_sampling.py): ε_i = P(input is the data token)
+  # at step i; the defaults take every schedule from ~1 to ~0.25 over small's 2,000 steps.
+  c.scheduled_sampling = ml_collections.ConfigDict()
+  c.scheduled_sampling.schedule = 'inverse_sigmoid'  # 'linear'|'exponential'|'inverse_sigmoid'
+  c.scheduled_sampling.linear_slope = 5e-4        # ε = max(linear_min, 1 − slope·i): floor at 1,500
+  c.scheduled_sampling.linear_min = 0.25          # the linear schedule's floor ε_min, in [0, 1]
+  c.scheduled_sampling.exponential_base = 0.9993  # ε = base^i, base in (0, 1]: 0.25 at step ~2,000
+  c.scheduled_sampling.inverse_sigmoid_k = 300.0  # ε = k/(k + e^(i/k)), k ≥ 1: .997 → .28
+
+  # Professor forcing (objectives/professor_forcing.py): NLL + λ·(−log D(free-running states)).
+  c.professor_forcing = ml_collections.ConfigDict()
+  c.professor_forcing.weight = 1.0                 # λ ≥ 0 on the per-sequence term (0 = MLE)
+  c.professor_forcing.teacher_forced_term = False  # add the optional −log(1 − D(teacher-forced))
+  c.professor_forcing.disc_hidden_dim = 32         # discriminator GRU width (per direction)
+  c.professor_forcing.disc_mlp_dim = 32            # hidden width of the discriminator's MLP head
+  c.professor_forcing.disc_bidirectional = True    # bidirectional GRU, as in the paper
+  c.professor_forcing.disc_learning_rate = 1e-3    # discriminator Adam, clipped at train.grad_clip
+
+  # CoT (objectives/cot.py, Lu et al. 2019): mediator trained on π·NLL(data) + (1−π)·NLL(G).
+  c.cot = ml_collections.ConfigDict()
+  c.cot.generator_learning_rate = 1e-3  # generator Adam, as CoT
+  c.cot.generator_b1 = 0.9              # generator Adam β1, as CoT
+  c.cot.generator_b2 = 0.95             # generator Adam β2, as CoT
+  c.cot.mediator_learning_rate = 3e-3   # mediator Adam (default betas), as CoT
+  c.cot.mediator_width_factor = 2       # mediator E, H = factor × the generator's (CoT: 2)
+  c.cot.grad_clip = 5.0                 # global-norm clip of each network's gradient
+
+  # Direct (objectives/direct.py): minimise a divergence using the oracle's density.
+  c.direct = ml_collections.ConfigDict()
+  c.direct.divergence = 'kl_qp'     # 'kl_qp' = KL(Q ‖ P) | 'js_pi' (π from the run's grid)
+  c.direct.estimator = 'per_step'   # 'per_step' (exact next-token KLs + cost-to-go) | 'score'
+  c.direct.baseline = 'loo'         # 'loo' (leave-one-out batch mean) | 'none'
+  c.direct.learning_rate = 0.01     # Adam
+  c.direct.grad_clip = 5.0          # global-norm clipping
+
+  # Discriminator sizes shared by gan_pi, gumbel_gan and seqgan (models/discriminator.py).
+  c.discriminator = ml_collections.ConfigDict()
+  c.discriminator.embed_dim = 16               # D's own token embedding (SeqGAN: 64)
+  c.discriminator.filter_widths = (1, 2, 3, 4, 5)  # CNN widths; those > T are dropped
+  c.discriminator.num_filters = (16, 32, 32, 32, 16)  # filters per width (same length)
+  c.discriminator.hidden_dim = 32              # LSTM discriminator width
+  c.discriminator.dropout_rate = 0.25          # before the output layer (SeqGAN: keep 0.75)
+  c.discriminator.learning_rate = 1e-3         # Adam, no clipping (SeqGAN: 1e-4)
+  c.discriminator.l2 = 0.0                     # L2 weight on the output layer (SeqGAN: 0.2)
+
+  # GAN with class balance π (objectives/gan_pi.py, Huszár 2015): D* = πP/(πP + (1−π)Q).
+  c.gan_pi = ml_collections.ConfigDict()
+  c.gan_pi.discriminator = 'cnn'         # 'cnn' | 'lstm'
+  c.gan_pi.generator_loss = 'minimax'    # 'minimax' (1−π)log(1−D) | 'non_saturating' −(1−π)log D
+  c.gan_pi.estimator = 'reinforce'       # 'reinforce' (score function) | 'gumbel' (relaxed)
+  c.gan_pi.baseline = 'mean'             # REINFORCE baseline: 'mean' (leave-one-out) | 'none'
+  c.gan_pi.gumbel_tau = 1.0              # Gumbel-softmax temperature of the 'gumbel' estimator
+  c.gan_pi.straight_through = False      # 'gumbel': hard one-hots forward, soft gradients
+  c.gan_pi.d_steps = 1                   # discriminator updates per generator update
+  c.gan_pi.penalty = 'none'              # 'none' | 'wgan_gp' | 'dragan' (Fedus et al. 2018)
+  c.gan_pi.penalty_weight = 10.0         # λ on (‖∇ logit‖ − 1)²
+  c.gan_pi.dragan_noise = 0.5            # DRAGAN perturbation c: x + c·std(x)·U[0, 1)
+
+  # Gumbel-softmax GAN (objectives/gumbel_gan.py, Kusner & Hernández-Lobato 2016).
+  c.gumbel_gan = ml_collections.ConfigDict()
+  c.gumbel_gan.discriminator = 'lstm'    # 'lstm' (as the paper) | 'cnn'
+  c.gumbel_gan.generator_loss = 'non_saturating'  # 'non_saturating' | 'minimax' (π = 1/2)
+  c.gumbel_gan.tau_schedule = 'exponential'  # 'constant' | 'exponential' | 'linear'
+  c.gumbel_gan.tau_init = 1.0            # τ at generator update 0
+  c.gumbel_gan.tau_min = 0.1             # floor of the annealed τ
+  c.gumbel_gan.tau_decay = 1e-3          # exponential: τ = max(tau_min, tau_init·e^(−decay·i))
+  c.gumbel_gan.tau_anneal_steps = 2_000  # linear: τ reaches tau_min after this many updates
+  c.gumbel_gan.straight_through = False  # hard one-hots forward, soft gradients
+  c.gumbel_gan.d_steps = 1               # discriminator updates per generator update
+  c.gumbel_gan.penalty = 'none'          # 'none' | 'wgan_gp' | 'dragan'
+  c.gumbel_gan.penalty_weight = 10.0
+  c.gumbel_gan.dragan_noise = 0.5
+
+  # SeqGAN (objectives/seqgan.py, Yu et al. 2017); phases by step: MLE, D pre-training,
+  # adversarial. train.num_steps − pretrain_steps − d_pretrain_steps adversarial steps.
+  c.seqgan = ml_collections.ConfigDict()
+  c.seqgan.discriminator = 'cnn'         # 'cnn' (as the paper) | 'lstm'
+  c.seqgan.pretrain_steps = 1_500        # MLE steps (SeqGAN: 120 epochs)
+  c.seqgan.d_pretrain_steps = 100        # steps of discriminator pre-training
+  c.seqgan.d_steps = 1                   # D updates per D-pre-training / adversarial step
+  c.seqgan.num_rollouts = 4              # Monte-Carlo rollouts per prefix (SeqGAN: 16)
+  c.seqgan.rollout_update_rate = 0.8     # rollout ← rate·rollout + (1 − rate)·generator
   return c
