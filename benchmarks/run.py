@@ -29,6 +29,10 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results go '
                                   'resumes there.')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Discard results of a different config '
                                'found in --output_dir instead of refusing.')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() '
+                                  'first (multi-host: run the same command on every host; '
+                                  'coordinator and process ids come from the environment, '
+                                  'e.g. SLURM or JAX_COORDINATOR_ADDRESS).')
 _CONFIG = config_flags.DEFINE_config_dict(
     'config', configs.get_preset(configs.DEFAULT),
     'Overrides of preset fields, e.g. --config.train.num_steps=400.')
@@ -190,6 +194,8 @@ def main(argv):
   from benchmarks import report, results, train
   from models import oracle
 
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
   config.lock()
   t0 = time.time()
   print(f'divbench: preset {config.preset}, schemes {",".join(names)}, {config.num_seeds} '

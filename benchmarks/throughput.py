@@ -1,0 +1,303 @@
+"""Throughput: seed-steps/s of MLE training against the number of seeds S, and sampling speed.
+
+  python -m benchmarks.throughput --preset=seqgan --num_seeds=1,2,4 --output_dir=DIR
+
+For each S it times the jitted training chunk (`benchmarks.train.make_runner`, K steps per
+call, `block_until_ready`, median of --repeats calls after a compile call whose time is
+reported separately) and reports seed-steps/s, the ratio to S=1, the achieved FLOP/s from
+an analytic count, and its fraction of the device's dense-matmul rate measured in the same
+run. With PyTorch installed (extra `[compare]`), it times the same model and step as a plain
+per-seed PyTorch loop (nn.LSTM, Adam, clipping), and `torch.multinomial` sampling. Writes
+throughput.json, throughput.md and throughput.png.
+
+FLOP count of one MLE step of one seed (multiply-add = 2 FLOPs), batch B, length T:
+  forward  F = 2·B·T·(4H·(E + H) + H·V)   (gate projections, recurrence, output projection)
+  backward ≈ 2F (gradients w.r.t. inputs and weights), so a step ≈ 3F.
+The softmax, embedding gather and optimiser update are O(B·T·V) and O(#params) and left out,
+so the count is a lower bound on the work done.
+"""
+
+import json
+import os
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import configs
+
+_PRESET = flags.DEFINE_string('preset', 'seqgan', 'Preset whose sizes are measured.')
+_NUM_SEEDS = flags.DEFINE_list('num_seeds', ['1', '2', '4'], 'Values of S to measure.')
+_STRATEGY = flags.DEFINE_string('strategy', None, "Seed strategy ('map', 'vmap', 'batched'); "
+                                "default: 'map' on CPU, 'vmap' on accelerators.")
+_STEPS = flags.DEFINE_integer('steps', 157, 'Steps per timed call (157 = one SeqGAN epoch).')
+_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per S (the median is reported).')
+_SAMPLES = flags.DEFINE_integer('samples', 10_000, 'Sequences drawn in the sampling benchmark.')
+_TORCH = flags.DEFINE_bool('torch', True, 'Compare with PyTorch when it is installed.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results/throughput', 'Where results go.')
+
+
+def step_flops(config) -> float:
+  """Analytic FLOPs of one MLE step of one seed (see the module docstring)."""
+  B, T = config.train.batch_size, config.problem.seq_len
+  V, E, H = config.problem.vocab_size, config.generator.embed_dim, config.generator.hidden_dim
+  return 3 * 2 * B * T * (4 * H * (E + H) + H * V)
+
+
+def _median_time(fn, repeats):
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+  """The device's measured dense float32 matmul FLOP/s (n x n x n): its practical peak."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+  f = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(f(a))
+  return 2 * n ** 3 / _median_time(lambda: f(a), repeats)
+
+
+def measure_jax(config, problem, seeds, strategy, steps, repeats):
+  """[{S, compile_s, step_s, seed_steps_per_s}] for MLE training chunks of `steps` steps."""
+  import objectives
+  from benchmarks import train
+  out = []
+  for s in seeds:
+    c = config.copy_and_resolve_references()
+    c.train.update(seed_strategy=strategy, eval_every=steps, num_steps=steps, map_batch_size=s)
+    scheme = objectives.make('mle', c, problem)
+    runner = train.make_runner(scheme, problem, c)
+    keys = train.run_keys(0, range(s))
+    pis = train.pis_array([(i, None) for i in range(s)])
+    states = runner.init(keys)
+    t = time.perf_counter()
+    compiled = runner.chunk.lower(states, keys, pis, jnp.int32(0), problem.train).compile()
+    compile_s = time.perf_counter() - t
+    jax.block_until_ready(compiled(states, keys, pis, jnp.int32(0), problem.train))  # warm-up
+    dt = _median_time(lambda: compiled(states, keys, pis, jnp.int32(0), problem.train),
+                      repeats)
+    out.append(dict(S=s, compile_s=compile_s, chunk_s=dt, seed_steps_per_s=s * steps / dt))
+    print(f'jax {strategy} S={s}: {s * steps / dt:.1f} seed-steps/s '
+          f'(compile {compile_s:.1f}s, {steps} steps in {dt:.2f}s)', flush=True)
+  return out
+
+
+def measure_torch(config, problem, steps, repeats):
+  """seed-steps/s of the same model and step as a plain PyTorch loop (one seed)."""
+  import torch
+  V, E, H = config.problem.vocab_size, config.generator.embed_dim, config.generator.hidden_dim
+  B, T = config.train.batch_size, config.problem.seq_len
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  torch.manual_seed(0)
+
+  class LM(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.emb = torch.nn.Embedding(V, E)
+      self.lstm = torch.nn.LSTM(E, H, batch_first=True)
+      self.out = torch.nn.Linear(H, V)
+
+    def forward(self, inputs):
+      h, _ = self.lstm(self.emb(inputs))
+      return self.out(h)
+
+  model = LM().to(device)
+  for p in model.parameters():
+    torch.nn.init.normal_(p, std=config.generator.init_scale)
+  opt = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+  data = torch.as_tensor(np.array(problem.train), dtype=torch.long, device=device)
+  start = torch.zeros((B, 1), dtype=torch.long, device=device)
+  gen = torch.Generator(device='cpu').manual_seed(0)
+
+  def run():
+    for _ in range(steps):
+      idx = torch.randint(0, data.shape[0], (B,), generator=gen).to(device)
+      batch = data[idx]
+      logits = model(torch.cat([start, batch[:, :-1]], dim=1))
+      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), batch.reshape(-1))
+      opt.zero_grad()
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+      opt.step()
+    if device == 'cuda':
+      torch.cuda.synchronize()
+
+  run()  # warm-up
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    run()
+    times.append(time.perf_counter() - t)
+  dt = statistics.median(times)
+  print(f'torch ({device}, {torch.get_num_threads()} threads): {steps / dt:.1f} seed-steps/s',
+        flush=True)
+  return dict(device=device, chunk_s=dt, seed_steps_per_s=steps / dt,
+              version=torch.__version__)
+
+
+def measure_sampling(problem, num, repeats, with_torch):
+  """Sequences/s drawn from the oracle: JAX samplers, and torch.multinomial."""
+  model, params = problem.model, problem.params
+  out = {}
+  for method in ('icdf', 'gumbel'):
+    f = jax.jit(lambda k, m=method: model.apply(params, k, num, 1.0, m, method='sample'))
+    jax.block_until_ready(f(jax.random.PRNGKey(0)))
+    dt = _median_time(lambda: f(jax.random.PRNGKey(1)), repeats)
+    out[f'jax_{method}'] = num / dt
+    print(f'sampling jax {method}: {num / dt:.0f} sequences/s', flush=True)
+  if with_torch:
+    import torch
+    p = {k: torch.as_tensor(np.array(v)) for k, v in params['params'].items()}
+    W = torch.cat([p['Wi'], p['Wf'], p['Wog'], p['Wc']], 1)
+    U = torch.cat([p['Ui'], p['Uf'], p['Uog'], p['Uc']], 1)
+    b = torch.cat([p['bi'], p['bf'], p['bog'], p['bc']])
+
+    @torch.no_grad()
+    def sample():
+      h = torch.zeros(num, model.hidden_dim)
+      c = torch.zeros(num, model.hidden_dim)
+      tok = torch.zeros(num, dtype=torch.long)
+      out = []
+      for _ in range(model.seq_len):
+        z = p['embedding'][tok] @ W + h @ U + b
+        zi, zf, zo, zc = z.chunk(4, dim=1)
+        c = torch.sigmoid(zf) * c + torch.sigmoid(zi) * torch.tanh(zc)
+        h = torch.sigmoid(zo) * torch.tanh(c)
+        probs = torch.softmax(h @ p['Wo'] + p['bo'], dim=1)
+        tok = torch.multinomial(probs, 1)[:, 0]
+        out.append(tok)
+      return torch.stack(out, 1)
+
+    sample()
+    times = []
+    for _ in range(repeats):
+      t = time.perf_counter()
+      sample()
+      times.append(time.perf_counter() - t)
+    out['torch_multinomial'] = num / statistics.median(times)
+    print(f'sampling torch.multinomial: {out["torch_multinomial"]:.0f} sequences/s', flush=True)
+  return out
+
+
+def eval_memory(config, problem):
+  """Compiler-reported peak temporary memory of one seed's evaluation (bytes)."""
+  import objectives
+  from benchmarks import train
+  scheme = objectives.make('mle', config, problem)
+  runner = train.make_runner(scheme, problem, config)
+  keys = train.run_keys(0, [0])
+  states = runner.init(keys)
+  analysis = runner.evaluate.lower(states, keys, 0).compile().memory_analysis()
+  if analysis is None:
+    return None
+  return dict(temp_bytes=int(analysis.temp_size_in_bytes),
+              argument_bytes=int(analysis.argument_size_in_bytes),
+              output_bytes=int(analysis.output_size_in_bytes))
+
+
+def plot(result, path):
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  rows = result['jax']
+  s = [r['S'] for r in rows]
+  ax.plot(s, [r['seed_steps_per_s'] for r in rows], 'o-', label=f'JAX ({result["strategy"]})')
+  ax.plot(s, [rows[0]['seed_steps_per_s'] * x for x in s], ':', color='gray',
+          label='linear in S')
+  if result.get('torch'):
+    ax.axhline(result['torch']['seed_steps_per_s'], color='C3', ls='--',
+               label='PyTorch per-seed loop')
+  ax.set_xscale('log', base=2)
+  ax.set_yscale('log')
+  ax.set_xlabel('seeds S')
+  ax.set_ylabel('seed-steps / s')
+  ax.set_title(f'MLE training, preset {result["preset"]}, {result["device"]}', fontsize=9)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def markdown(result) -> str:
+  lines = [f'# Throughput: preset {result["preset"]} on {result["device"]}', '',
+           f'MLE step = {result["step_flops"] / 1e9:.3f} GFLOP per seed (analytic); measured '
+           f'dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.', '',
+           '| S | seed-steps/s | ratio to S=1 | per-seed time ratio | GFLOP/s | '
+           'fraction of matmul rate | compile s |', '|---|---|---|---|---|---|---|']
+  base = result['jax'][0]['seed_steps_per_s']
+  for r in result['jax']:
+    gflops = r['seed_steps_per_s'] * result['step_flops'] / 1e9
+    lines.append(f'| {r["S"]} | {r["seed_steps_per_s"]:.1f} | '
+                 f'{r["seed_steps_per_s"] / base:.2f} | {base / r["seed_steps_per_s"]:.2f} | '
+                 f'{gflops:.1f} | {gflops * 1e9 / result["matmul_flops"]:.1%} | '
+                 f'{r["compile_s"]:.1f} |')
+  if result.get('torch'):
+    t = result['torch']['seed_steps_per_s']
+    best = max(r['seed_steps_per_s'] for r in result['jax'])
+    lines += ['', f'PyTorch {result["torch"]["version"]} per-seed loop '
+              f'({result["torch"]["device"]}): {t:.1f} seed-steps/s; JAX S=1 is '
+              f'{base / t:.2f}x, JAX best S is {best / t:.2f}x.']
+  smp = result['sampling']
+  lines += ['', f'Sampling {result["samples"]} sequences: ' + ', '.join(
+      f'{k} {v:.0f}/s' for k, v in smp.items())]
+  if 'torch_multinomial' in smp:
+    lines.append(f'icdf vs torch.multinomial: {smp["jax_icdf"] / smp["torch_multinomial"]:.2f}x')
+  if result.get('eval_memory'):
+    m = result['eval_memory']
+    lines += ['', f'Evaluation of one seed on {result["eval_samples"]} samples: compiler peak '
+              f'temporary memory {m["temp_bytes"] / 2**20:.1f} MiB.']
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv):
+  del argv
+  try:
+    config = configs.get_preset(_PRESET.value)
+    seeds = [int(s) for s in _NUM_SEEDS.value]
+    if any(s < 1 for s in seeds):
+      raise ValueError
+  except ValueError as e:
+    raise app.UsageError(str(e) or '--num_seeds: positive integers, e.g. 1,2,4') from None
+  from benchmarks import results
+  from models import oracle
+  platform = jax.devices()[0].platform
+  strategy = _STRATEGY.value or ('map' if platform == 'cpu' else 'vmap')
+  device = f'{platform}:{jax.devices()[0].device_kind} x{jax.device_count()}'
+  print(f'throughput: preset {_PRESET.value}, device {device}, strategy {strategy}', flush=True)
+  problem = oracle.make_problem(config.problem)
+  result = dict(preset=_PRESET.value, device=device, strategy=strategy, steps=_STEPS.value,
+                step_flops=step_flops(config), matmul_flops=matmul_rate(),
+                samples=_SAMPLES.value, eval_samples=config.eval.num_samples)
+  result['jax'] = measure_jax(config, problem, seeds, strategy, _STEPS.value, _REPEATS.value)
+  has_torch = False
+  if _TORCH.value:
+    try:
+      import torch  # noqa: F401
+      has_torch = True
+    except ImportError:
+      print('torch is not installed: skipping the PyTorch comparison '
+            "(pip install -e '.[compare]')", flush=True)
+  if has_torch:
+    result['torch'] = measure_torch(config, problem, _STEPS.value, _REPEATS.value)
+  result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
+  result['eval_memory'] = eval_memory(config, problem)
+  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.json'),
+                       json.dumps(result, indent=2))
+  md = markdown(result)
+  results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.md'), md)
+  plot(result, os.path.join(_OUTPUT_DIR.value, 'throughput.png'))
+  print(md, flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

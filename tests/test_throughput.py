@@ -1,0 +1,30 @@
+"""Tests of the throughput benchmark's bookkeeping (not of speed: that is measured, not tested)."""
+
+from absl.testing import absltest
+
+from benchmarks import configs
+from benchmarks import throughput
+
+
+class ThroughputTest(absltest.TestCase):
+
+  def test_step_flops_seqgan(self):
+    # B=64, T=20, E=H=32, V=5000: 3 * 2 * 1280 * (4*32*64 + 32*5000) FLOPs.
+    self.assertEqual(throughput.step_flops(configs.get_preset('seqgan')),
+                     3 * 2 * 64 * 20 * (8192 + 160_000))
+
+  def test_markdown_ratios(self):
+    result = dict(preset='smoke', device='cpu', strategy='map', step_flops=1e9,
+                  matmul_flops=1e10, samples=10, eval_samples=10,
+                  jax=[dict(S=1, seed_steps_per_s=2.0, compile_s=1.0),
+                       dict(S=4, seed_steps_per_s=6.0, compile_s=1.0)],
+                  torch=dict(seed_steps_per_s=1.0, version='x', device='cpu'),
+                  sampling=dict(jax_icdf=30.0, torch_multinomial=10.0))
+    md = throughput.markdown(result)
+    self.assertIn('| 4 | 6.0 | 3.00 | 0.33 | 6.0 | 60.0% | 1.0 |', md)
+    self.assertIn('JAX S=1 is 2.00x, JAX best S is 6.00x', md)
+    self.assertIn('icdf vs torch.multinomial: 3.00x', md)
+
+
+if __name__ == '__main__':
+  absltest.main()
