@@ -165,3 +165,137 @@ class LSTMLM(nn.Module):
     init = (self.initial_carry(num), self.start_tokens(num))
     _, toks = jax.lax.scan(body, init, keys)
     return jnp.swapaxes(toks, 0, 1)
+
+  # --- scheduled mixing and free running, with differentiable hidden states ------------------
+
+  def _run_mixed(self, key: jax.Array, num: int, data_proj, take_data, method: str):
+    """Runs the LSTM where each next input is a data token or the token it just sampled.
+
+    Args:
+      key: PRNG key; step t draws with split(key, T)[t], as `sample` does.
+      num: the batch size (static).
+      data_proj: [T, num, 4H] input projections x W + b of the teacher-forced inputs
+        (start, x_0, ..., x_{T-2}), or None to run free.
+      take_data: bool [T, num]: whether input t+1 is the data token x_t (row T-1 unused);
+        None when data_proj is None.
+      method: the categorical sampler.
+
+    Returns:
+      (samples int32 [num, T]: y_t drawn from the step-t distribution given the inputs fed;
+      hidden [num, T, H]: h_t, differentiable w.r.t. the parameters through the recurrence and
+      the embeddings of the inputs; the sampled tokens themselves carry no gradient).
+    """
+    W, U, b = self._fused()
+    keys = jax.random.split(key, self.seq_len)
+    if data_proj is None:
+      first = self.embed(self.start_tokens(num)) @ W + b
+      xs = (keys, None, None)
+    else:
+      # Step t reads the projection of input t+1, i.e. of x_t (the last row is never used).
+      first = data_proj[0]
+      xs = (keys, jnp.roll(data_proj, -1, axis=0), take_data)
+
+    def body(state, x):
+      carry, x_proj = state
+      k, next_data, take = x
+      carry = self._cell(carry, x_proj, U)
+      # Sampling is a discrete choice: no gradient flows through the drawn token.
+      logits = jax.lax.stop_gradient(carry[0] @ self.Wo + self.bo)
+      tok = sampling.categorical(k, logits, method=method)
+      next_proj = self.embed(tok) @ W + b
+      if next_data is not None:
+        next_proj = jnp.where(take[:, None], next_data, next_proj)
+      return (carry, next_proj), (carry[0], tok)
+
+    _, (hs, toks) = jax.lax.scan(body, (self.initial_carry(num), first), xs)
+    return jnp.swapaxes(toks, 0, 1), jnp.swapaxes(hs, 0, 1)
+
+  def mixed_hidden_states(self, tokens: jax.Array, key: jax.Array, eps,
+                          method: str = sampling.DEFAULT) -> jax.Array:
+    """Hidden states under scheduled mixing (Bengio et al., 2015): int [B, T] -> [B, T, H].
+
+    The first input is the start token; input t+1 is the data token x_t with probability
+    `eps` (an independent coin per sequence and step), otherwise a token drawn from the model's
+    own step-t distribution given the inputs fed so far. Row t predicts x_t, as in
+    `hidden_states`; with eps = 1 these are the teacher-forced states, with eps = 0 free
+    running. Gradients flow through the recurrence, not through the draws.
+
+    Args:
+      tokens: int [B, T] data sequences.
+      key: PRNG key (coins and draws).
+      eps: scalar in [0, 1], may be traced: the probability of feeding the data token.
+      method: the categorical sampler, see `models.sampling.categorical`.
+    """
+    W, _, b = self._fused()
+    # The same ops as `hidden_states_embedded`, so eps = 1 reproduces teacher forcing.
+    data_proj = jnp.swapaxes(self.embed(self.inputs(tokens)) @ W + b, 0, 1)  # [T, B, 4H]
+    k_draw, k_coin = jax.random.split(key)
+    num = tokens.shape[0]
+    # u < eps with u ~ U[0, 1): always true at eps = 1, never at eps = 0.
+    take = jax.random.uniform(k_coin, (self.seq_len, num)) < eps
+    return self._run_mixed(k_draw, num, data_proj, take, method)[1]
+
+  def mixed_token_log_probs(self, tokens: jax.Array, key: jax.Array, eps,
+                            method: str = sampling.DEFAULT) -> jax.Array:
+    """log q(x_t | mixed inputs) of each data token under scheduled mixing: [B, T] -> [B, T].
+
+    The inputs are those of `mixed_hidden_states` (data token with probability eps, else a
+    model sample); with eps = 1 this equals `token_log_probs(tokens)`.
+    """
+    hs = self.mixed_hidden_states(tokens, key, eps, method)
+    logp = jax.nn.log_softmax(hs @ self.Wo + self.bo, axis=-1)
+    return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+
+  def free_running_hidden_states(self, key: jax.Array, num: int,
+                                 method: str = sampling.DEFAULT) -> Tuple[jax.Array, jax.Array]:
+    """Ancestral samples with the hidden states that produced them (professor forcing).
+
+    Returns:
+      (samples int32 [num, T], equal to `sample(key, num, method=method)`; hidden [num, T, H],
+      equal to `hidden_states(samples)`, differentiable w.r.t. the parameters through the
+      recurrence and the embeddings of the sampled inputs, not through the draws).
+    """
+    return self._run_mixed(key, num, None, None, method)
+
+  # --- relaxed sampling (Gumbel-softmax) -------------------------------------------------------
+
+  def sample_relaxed(self, key: jax.Array, num: int, tau, hard: bool = False
+                     ) -> Tuple[jax.Array, jax.Array]:
+    """Gumbel-softmax samples (Jang et al. 2017; Maddison et al. 2017), differentiable.
+
+    At step t, with logits l_t and g ~ Gumbel(0, 1)^V, the relaxed one-hot is
+    y_t = softmax((l_t + g) / tau) and the token is x_t = argmax(l_t + g) (Gumbel-max, so x_t ~
+    softmax(l_t) given the inputs fed so far). The next input is the soft embedding
+    y_t @ embedding (`embed_soft`). With `hard` (straight-through), y_t becomes
+    onehot(x_t) + y_t − stop_gradient(y_t): its values are one-hots, so inputs and tokens are
+    exactly those of ancestral sampling from the model, while gradients are those of the soft
+    sample. As tau -> 0 the soft rows approach one-hots and the tokens follow the model.
+
+    Args:
+      key: PRNG key.
+      num: number of sequences (static).
+      tau: temperature > 0, scalar (may be traced).
+      hard: straight-through one-hots (static).
+
+    Returns:
+      (tokens int32 [num, T]; relaxed one-hots [num, T, V], rows non-negative summing to 1,
+      differentiable w.r.t. the parameters through the logits and the fed-back embeddings).
+    """
+    W, U, b = self._fused()
+
+    def body(state, k):
+      carry, x = state
+      carry = self._cell(carry, x @ W + b, U)
+      logits = carry[0] @ self.Wo + self.bo
+      perturbed = logits + jax.random.gumbel(k, logits.shape, logits.dtype)
+      soft = jax.nn.softmax(perturbed / tau, axis=-1)
+      tok = jnp.argmax(perturbed, axis=-1).astype(jnp.int32)
+      if hard:
+        soft = jax.nn.one_hot(tok, self.vocab_size, dtype=soft.dtype) + (
+            soft - jax.lax.stop_gradient(soft))
+      return (carry, self.embed_soft(soft)), (tok, soft)
+
+    keys = jax.random.split(key, self.seq_len)
+    init = (self.initial_carry(num), self.embed(self.start_tokens(num)))
+    _, (toks, soft) = jax.lax.scan(body, init, keys)
+    return jnp.swapaxes(toks, 0, 1), jnp.swapaxes(soft, 0, 1)

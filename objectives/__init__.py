@@ -1,11 +1,25 @@
 """Training schemes: each module has pure losses and `make(config, problem) -> Scheme`."""
 
+from objectives import cot
+from objectives import direct
+from objectives import gan_pi
+from objectives import gumbel_gan
 from objectives import mle
+from objectives import professor_forcing
+from objectives import scheduled_sampling
+from objectives import seqgan
 from objectives.base import GeneratorState, Scheme
 
 # name -> module with `make(config, problem) -> Scheme`. The runner's --schemes reads this.
 REGISTRY = {
+    'cot': cot,
+    'direct': direct,
+    'gan_pi': gan_pi,
+    'gumbel_gan': gumbel_gan,
     'mle': mle,
+    'professor_forcing': professor_forcing,
+    'scheduled_sampling': scheduled_sampling,
+    'seqgan': seqgan,
 }
 
 

@@ -58,9 +58,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.scheduled_sampling.exponential_base = 0.9993  # ε = base^i, base in (0, 1]: 0.25 at step ~2,000
   c.scheduled_sampling.inverse_sigmoid_k = 300.0  # ε = k/(k + e^(i/k)), k ≥ 1: .997 → .28
 
-  # Professor forcing (objectives/professor_forcing.py): NLL + λ·(−log D(free-running states)).
+  # Professor forcing (objectives/professor_forcing.py): per sequence, −log Q(x) + λ·C_f with
+  # C_f = −log D(free-running hidden states), divided by T.
   c.professor_forcing = ml_collections.ConfigDict()
-  c.professor_forcing.weight = 1.0                 # λ ≥ 0 on the per-sequence term (0 = MLE)
+  c.professor_forcing.weight = 1.0                 # λ ≥ 0; 1 = the paper's plain sum, 0 = MLE
   c.professor_forcing.teacher_forced_term = False  # add the optional −log(1 − D(teacher-forced))
   c.professor_forcing.disc_hidden_dim = 32         # discriminator GRU width (per direction)
   c.professor_forcing.disc_mlp_dim = 32            # hidden width of the discriminator's MLP head
@@ -103,7 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.gan_pi.gumbel_tau = 1.0              # Gumbel-softmax temperature of the 'gumbel' estimator
   c.gan_pi.straight_through = False      # 'gumbel': hard one-hots forward, soft gradients
   c.gan_pi.d_steps = 1                   # discriminator updates per generator update
-  c.gan_pi.penalty = 'none'              # 'none' | 'wgan_gp' | 'dragan' (Fedus et al. 2018)
+  c.gan_pi.penalty = 'none'              # 'none' | 'wgan_gp' | 'dragan' (Fedus et al. 2017)
   c.gan_pi.penalty_weight = 10.0         # λ on (‖∇ logit‖ − 1)²
   c.gan_pi.dragan_noise = 0.5            # DRAGAN perturbation c: x + c·std(x)·U[0, 1)
 
@@ -123,12 +124,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.gumbel_gan.dragan_noise = 0.5
 
   # SeqGAN (objectives/seqgan.py, Yu et al. 2017); phases by step: MLE, D pre-training,
-  # adversarial. train.num_steps − pretrain_steps − d_pretrain_steps adversarial steps.
+  # adversarial: train.num_steps − pretrain_steps − d_pretrain_steps adversarial steps
+  # (150 on small: rollouts make an adversarial step ~40x an MLE step on CPU).
   c.seqgan = ml_collections.ConfigDict()
   c.seqgan.discriminator = 'cnn'         # 'cnn' (as the paper) | 'lstm'
-  c.seqgan.pretrain_steps = 1_500        # MLE steps (SeqGAN: 120 epochs)
-  c.seqgan.d_pretrain_steps = 100        # steps of discriminator pre-training
-  c.seqgan.d_steps = 1                   # D updates per D-pre-training / adversarial step
+  c.seqgan.pretrain_steps = 1_800        # MLE steps (SeqGAN: 120 epochs)
+  c.seqgan.d_pretrain_steps = 50         # steps of discriminator pre-training
+  c.seqgan.d_steps = 3                   # D updates per D-pre-training / adversarial step
   c.seqgan.num_rollouts = 4              # Monte-Carlo rollouts per prefix (SeqGAN: 16)
   c.seqgan.rollout_update_rate = 0.8     # rollout ← rate·rollout + (1 − rate)·generator
   return c

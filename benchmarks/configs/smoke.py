@@ -12,4 +12,7 @@ def get_config():
   c.generator.update(embed_dim=8, hidden_dim=8)
   c.train.update(batch_size=16, num_steps=20, eval_every=10)
   c.eval.update(num_samples=256, batch_size=128)
+  c.discriminator.update(embed_dim=8, filter_widths=(1, 2, 3), num_filters=(4, 4, 4),
+                         hidden_dim=8)
+  c.seqgan.update(pretrain_steps=10, d_pretrain_steps=2, num_rollouts=2)  # then 8 adversarial
   return c

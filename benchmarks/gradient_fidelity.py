@@ -1,0 +1,431 @@
+"""Gradient fidelity: does each scheme's expected update follow the gradient of its divergence?
+
+    python -m benchmarks.gradient_fidelity [--output_dir=results/gradient_fidelity]
+
+On a space small enough to enumerate (a random N(0, 1) LSTM oracle with V = 3, T = 4 by
+default), the exact gradient g* = ∇_θ D(θ) of a per-token divergence D w.r.t. the generator's
+parameters is computed by autodiff through `divergences.exact`, and compared with the
+scheme's expected update g:
+  * 'exact' rows: g is the expectation of the scheme's gradient computed by enumeration
+    (e.g. Σ_x Q(x) ∇loss(x), the sampling law held fixed);
+  * 'mc' rows: g is the mean over `num_keys` keys of the scheme's gradient on a batch of
+    `batch_size` samples (as in training), with standard errors.
+Metrics (per generator init, then mean and worst over `num_inits` inits drawn with a larger
+init scale than training's, so Q is far from P): cosine(g, g*), relative error ‖g − g*‖/‖g*‖
+and the norm ratio ‖g‖/‖g*‖. For 'mc' rows also the noise floor sqrt(Σ_j Var(g_j)/K)/‖g*‖,
+the relative error an unbiased estimator shows from noise alone, and delete-a-group jackknife
+standard errors (20 groups) of the cosine and the relative error.
+
+Adding rows: write `builder(setup: Setup) -> list[Estimate]` and append it to
+`ROW_BUILDERS`. Build the gradient functions once per builder (they take the generator's
+parameters and π as arguments), so each compiles once for all inits and π values;
+`Setup.expectation` and `Setup.monte_carlo` do the enumeration and the key loop. E.g. a
+GAN_π row with the exact discriminator would build, inside its loss(params, xs, pi), D*(x) =
+πP(x) / (πP(x) + (1−π)Q(x)) from the oracle's and `Setup.log_q`'s log-probs (gradient
+stopped, as for a fixed discriminator), and return `Estimate('gan_pi', ..., 'js_pi', pi,
+'exact', [...])`.
+
+Outputs (atomic): <output_dir>/gradient_fidelity.json (setup, rows with per-init values) and
+gradient_fidelity.md (the table, also printed).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+
+from absl import app
+from absl import flags
+import jax
+from jax.flatten_util import ravel_pytree
+import jax.numpy as jnp
+import numpy as np
+
+import divergences
+from benchmarks import configs
+from benchmarks import results
+from models import oracle as oracle_lib
+from objectives import base
+from objectives import cot
+from objectives import direct
+from objectives import mle
+
+PyTree = Any
+DIVERGENCES = ('kl_pq', 'kl_qp', 'js_pi')  # the targets g* can be the gradient of
+PIS = (0.1, 0.5, 0.9)
+JACKKNIFE_GROUPS = 20
+
+
+class Options(NamedTuple):
+  """The knobs of one benchmark run (the flags of `main`)."""
+  vocab_size: int = 3
+  seq_len: int = 4
+  width: int = 4            # E = H of oracle and generator
+  init_scale: float = 1.0   # generator init N(0, s²); training uses 0.1
+  num_inits: int = 4        # generator parameter draws
+  num_keys: int = 2_000     # Monte-Carlo keys per 'mc' row
+  batch_size: int = 16      # samples per key in 'mc' rows
+  pis: Sequence[float] = PIS
+  seed: int = 0
+
+
+class Estimate(NamedTuple):
+  """A scheme's expected gradient, one entry per generator init, and what it is compared with.
+
+  Attributes:
+    scheme: the scheme's name ('mle', 'direct', 'cot', ...).
+    estimator: what was differentiated, in words (shown in the table).
+    divergence: the exact target, one of DIVERGENCES (per token).
+    pi: π of a js_pi target (also passed to the scheme), else None.
+    method: 'exact' (expectation by enumeration) or 'mc' (mean over keys).
+    gradients: per init, a pytree like the generator's parameters ('exact'), or the same
+      with a leading [num_keys] axis ('mc').
+  """
+  scheme: str
+  estimator: str
+  divergence: str
+  pi: Optional[float]
+  method: str
+  gradients: List[PyTree]
+
+
+@dataclasses.dataclass
+class Setup:
+  """The enumerable problem, the generator inits, and helpers to build gradient functions.
+
+  Attributes:
+    options: the Options.
+    config: the ConfigDict the schemes are built from (smoke preset, resized).
+    problem: models.Problem with the oracle P.
+    generator: the generator LSTMLM.
+    inits: generator variables, one per init.
+    sequences: int32 [V^T, T], all sequences.
+    log_p_all: [V^T] log P of each.
+  """
+  options: Options
+  config: Any
+  problem: Any
+  generator: Any
+  inits: List[PyTree]
+  sequences: jax.Array
+  log_p_all: jax.Array
+
+  @property
+  def seq_len(self) -> int:
+    return self.options.seq_len
+
+  def log_q(self, params, x: jax.Array) -> jax.Array:
+    """log Q(x): [n, T] -> [n]."""
+    return self.generator.apply(params, x, method='log_prob')
+
+  def expectation(self, loss_fn: Callable, weights: str = 'q') -> Callable:
+    """A jitted (params, pi) -> ∇_θ Σ_x w(x) loss_fn(θ, x_all, pi)[x], w held fixed.
+
+    Args:
+      loss_fn: (params, sequences [N, T], pi) -> per-sequence losses [N].
+      weights: 'q' (w = Q_θ(x), gradient stopped: the sampling law is not differentiated)
+        or 'p' (w = P(x)).
+    """
+    xs, p = self.sequences, jnp.exp(self.log_p_all)
+
+    @jax.jit
+    def grad(params, pi):
+      w = p if weights == 'p' else jax.lax.stop_gradient(jnp.exp(self.log_q(params, xs)))
+      return jax.grad(lambda prm: jnp.sum(w * loss_fn(prm, xs, pi)))(params)
+    return grad
+
+  def monte_carlo(self, loss_fn: Callable) -> Callable:
+    """A jitted (params, pi, key) -> gradients [num_keys, ...] of loss_fn on fresh samples.
+
+    Args:
+      loss_fn: (params, samples [batch_size, T] drawn from Q, pi) -> scalar loss, the
+        scheme's per-step objective.
+    """
+    n, num_keys = self.options.batch_size, self.options.num_keys
+
+    @jax.jit
+    def grads(params, pi, key):
+      def one(k):
+        samples = self.generator.apply(params, k, n, method='sample')
+        return jax.grad(loss_fn)(params, samples, pi)
+      return jax.lax.map(one, jax.random.split(key, num_keys), batch_size=256)
+    return grads
+
+
+def make_setup(options: Options) -> Setup:
+  """The oracle (random N(0, 1) LSTM, sizes from options) and `num_inits` generator inits."""
+  config = configs.get_preset('smoke')
+  o = options
+  config.problem.update(vocab_size=o.vocab_size, seq_len=o.seq_len, embed_dim=o.width,
+                        hidden_dim=o.width, num_train=64, num_test=64)
+  config.generator.update(embed_dim=o.width, hidden_dim=o.width, init_scale=o.init_scale)
+  problem = oracle_lib.make_problem(config.problem)
+  generator = base.generator_from_config(config)
+  keys = jax.random.split(jax.random.PRNGKey(o.seed), o.num_inits)
+  zeros = jnp.zeros((1, o.seq_len), jnp.int32)
+  inits = [generator.init(k, zeros) for k in keys]
+  xs = divergences.enumerate_sequences(o.vocab_size, o.seq_len, 0, o.vocab_size ** o.seq_len)
+  log_p_all = problem.model.apply(problem.params, xs, method='log_prob')
+  return Setup(o, config, problem, generator, inits, xs, log_p_all)
+
+
+def exact_divergences(setup: Setup) -> Callable:
+  """A jitted (params, pi) -> divergences.exact(P, Q_θ) dict with pis = [pi] (per token)."""
+  o, oracle = setup.options, setup.problem
+
+  @jax.jit
+  def fn(params, pi):
+    return divergences.exact(
+        lambda x: oracle.model.apply(oracle.params, x, method='log_prob'),
+        lambda x: setup.log_q(params, x), vocab_size=o.vocab_size, seq_len=o.seq_len,
+        pis=jnp.reshape(pi, (1,)), chunk_size=min(4096, o.vocab_size ** o.seq_len))
+  return fn
+
+
+def exact_gradient_fn(setup: Setup) -> Callable:
+  """(params, divergence, pi) -> g* = ∇_θ D per token, by autodiff through enumeration."""
+  values = exact_divergences(setup)
+  grads = {
+      name: jax.jit(jax.grad(
+          lambda prm, pi, name=name: jnp.reshape(values(prm, pi)[name], (-1,))[0]))
+      for name in DIVERGENCES
+  }
+
+  def fn(params, divergence, pi):
+    return grads[divergence](params, jnp.float32(0.5 if pi is None else pi))
+  return fn
+
+
+# --- row builders ------------------------------------------------------------------------------
+
+
+def mle_rows(setup: Setup) -> List[Estimate]:
+  """MLE: E_{x~P}[∇ nll(x)] against ∇KL(P ‖ Q) (unbiased: equal up to float error)."""
+  gen = setup.generator
+  grad = setup.expectation(lambda prm, xs, pi: mle.nll(gen, prm, xs), weights='p')
+  return [Estimate('mle', 'teacher forcing, E_P[∇nll]', 'kl_pq', None, 'exact',
+                   [grad(p, jnp.float32(0)) for p in setup.inits])]
+
+
+def _direct_loss(setup: Setup, estimator: str, divergence: str, baseline):
+  """(params, samples [n, T], pi) -> per-sample losses [n] of objectives.direct."""
+  gen, oracle = setup.generator, setup.problem
+
+  def loss(prm, xs, pi):
+    if estimator == 'score':
+      log_p = oracle.model.apply(oracle.params, xs, method='log_prob')
+      return direct.score_loss(gen, prm, xs, log_p, pi, divergence=divergence,
+                               baseline=baseline)
+    p_next = cot.next_token_log_probs(oracle.model, oracle.params, xs)
+    return direct.per_step_loss(gen, prm, xs, p_next, pi, divergence=divergence,
+                                baseline=baseline)
+  return loss
+
+
+def direct_rows(setup: Setup) -> List[Estimate]:
+  """Direct: both estimators, KL(Q ‖ P) and JS_π; exact (constant baseline 0) and MC (loo)."""
+  rows = []
+  for estimator in direct.ESTIMATORS:
+    for divergence in direct.DIVERGENCES:
+      grad = setup.expectation(_direct_loss(setup, estimator, divergence, 0.0))
+      pis = setup.options.pis if divergence == 'js_pi' else (None,)
+      for pi in pis:
+        pi_arg = jnp.float32(np.nan if pi is None else pi)
+        rows.append(Estimate('direct', f'{estimator}, constant baseline', divergence, pi,
+                             'exact', [grad(p, pi_arg) for p in setup.inits]))
+  key = jax.random.PRNGKey(setup.options.seed + 1)
+  for estimator in direct.ESTIMATORS:
+    for divergence, pi in (('kl_qp', None), ('js_pi', 0.5)):
+      per_sample = _direct_loss(setup, estimator, divergence, 'loo')
+      mc = setup.monte_carlo(lambda prm, xs, pi, f=per_sample: f(prm, xs, pi).mean())
+      pi_arg = jnp.float32(np.nan if pi is None else pi)
+      rows.append(Estimate(
+          'direct', f'{estimator}, loo baseline, B={setup.options.batch_size}', divergence,
+          pi, 'mc', [mc(p, pi_arg, jax.random.fold_in(key, i))
+                     for i, p in enumerate(setup.inits)]))
+  return rows
+
+
+def cot_rows(setup: Setup) -> List[Estimate]:
+  """CoT's generator signal with the exact mediator M_π plugged in, against ∇JS_π.
+
+  The expectation over the generator's own prefixes is by enumeration; the signal is scaled
+  by (1−π), the factor in ∇JS_π = (1−π) ∇KL(Q ‖ M_π) (M_π held fixed), so that the
+  relative error and norm ratio are meaningful (the cosine does not depend on it).
+  """
+  gen, oracle = setup.generator, setup.problem
+
+  def loss(prm, xs, pi):
+    p_next = cot.next_token_log_probs(oracle.model, oracle.params, xs)
+    q_next = jax.lax.stop_gradient(cot.next_token_log_probs(gen, prm, xs))
+    log_m = cot.exact_mediator_log_probs(p_next, q_next, xs, pi)
+    return (1 - pi) * cot.generator_loss(gen, prm, xs, log_m)
+
+  grad = setup.expectation(loss)
+  return [Estimate('cot', 'per-step KL(G‖M_π), exact mediator, ×(1−π)', 'js_pi', pi, 'exact',
+                   [grad(p, jnp.float32(pi)) for p in setup.inits])
+          for pi in setup.options.pis]
+
+
+# Append builders here: each returns Estimates for all of setup.inits.
+ROW_BUILDERS: List[Callable[[Setup], List[Estimate]]] = [mle_rows, direct_rows, cot_rows]
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+def _compare(g: np.ndarray, g_star: np.ndarray) -> dict:
+  """cosine, rel_err, norm_ratio of flat vectors g against g*."""
+  n_star, n_g = np.linalg.norm(g_star), np.linalg.norm(g)
+  return dict(cosine=float(g @ g_star / (n_g * n_star)),
+              rel_err=float(np.linalg.norm(g - g_star) / n_star),
+              norm_ratio=float(n_g / n_star))
+
+
+def _flat(tree) -> np.ndarray:
+  return np.asarray(ravel_pytree(tree)[0], np.float64)
+
+
+def _flat_keys(tree) -> np.ndarray:
+  """[K, ...] stacked pytree -> [K, num_params]."""
+  return np.asarray(jax.vmap(lambda t: ravel_pytree(t)[0])(tree), np.float64)
+
+
+def compare_one(gradient, g_star, method: str) -> dict:
+  """The metrics of one init: exact comparison, or MC mean with noise floor and jackknife SE."""
+  g_star = _flat(g_star)
+  if method == 'exact':
+    return _compare(_flat(gradient), g_star)
+  samples = _flat_keys(gradient)  # [K, D]
+  k = samples.shape[0]
+  out = _compare(samples.mean(axis=0), g_star)
+  out['noise'] = float(math.sqrt(samples.var(axis=0, ddof=1).sum() / k)
+                       / np.linalg.norm(g_star))
+  groups = np.array_split(np.arange(k), JACKKNIFE_GROUPS)
+  total = samples.sum(axis=0)
+  loo = [_compare((total - samples[idx].sum(axis=0)) / (k - len(idx)), g_star)
+         for idx in groups]
+  n = len(groups)
+  for name in ('cosine', 'rel_err'):
+    values = np.array([m[name] for m in loo])
+    out[f'{name}_se'] = float(math.sqrt((n - 1) / n * ((values - values.mean()) ** 2).sum()))
+  return out
+
+
+def score(estimate: Estimate, setup: Setup, exact_gradient: Callable) -> dict:
+  """One result row: per-init metrics and their aggregate over inits."""
+  per_init = [compare_one(g, exact_gradient(p, estimate.divergence, estimate.pi),
+                          estimate.method)
+              for g, p in zip(estimate.gradients, setup.inits)]
+  row = dict(scheme=estimate.scheme, estimator=estimate.estimator,
+             divergence=estimate.divergence, pi=estimate.pi, method=estimate.method)
+  for name in per_init[0]:
+    values = np.array([m[name] for m in per_init])
+    if name.endswith('_se'):  # SE of the mean over independent inits
+      row[name] = float(math.sqrt((values ** 2).sum()) / len(values))
+    else:
+      row[name] = float(values.mean())
+  row['cosine_min'] = min(m['cosine'] for m in per_init)
+  row['rel_err_max'] = max(m['rel_err'] for m in per_init)
+  row['per_init'] = per_init
+  return row
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+  if abs(value) >= 1e-3 or value == 0:
+    return f'{value:.{digits}f}'
+  return f'{value:.1e}'
+
+
+def markdown(rows: Sequence[dict], info: dict) -> str:
+  """The results table (mean over inits, worst in brackets) and a note on the setup."""
+  o = info['options']
+  lines = [
+      '# Gradient fidelity',
+      '',
+      f"Oracle: random N(0, 1) LSTM, V={o['vocab_size']}, T={o['seq_len']}, E=H={o['width']}; "
+      f"{o['num_inits']} generator inits N(0, {o['init_scale']}²); exact divergences per token "
+      f"at the inits (mean): KL(P‖Q) {info['kl_pq']:.3f}, KL(Q‖P) {info['kl_qp']:.3f}, "
+      f"JS_0.5 {info['js_0.5']:.4f}. g* = ∇ of the divergence by autodiff through enumeration; "
+      f"'exact' = expected update by enumeration, 'mc' = mean of {o['num_keys']} "
+      f"batches of {o['batch_size']} (± jackknife SE; noise = the rel. error an unbiased "
+      'estimator shows from Monte-Carlo noise alone). Over inits: cosine mean [min], rel. '
+      'error mean [max], norm ratio mean.',
+      '',
+      '| scheme | estimator | divergence | π | method | cosine | rel. error | ‖g‖/‖g*‖ | noise |',
+      '|---|---|---|---|---|---|---|---|---|',
+  ]
+  for r in rows:
+    pi = '' if r['pi'] is None else f"{r['pi']:g}"
+    cos = f"{_fmt(r['cosine'], 6)} [{_fmt(r['cosine_min'], 6)}]"
+    err = f"{_fmt(r['rel_err'])} [{_fmt(r['rel_err_max'])}]"
+    if r['method'] == 'mc':
+      cos = f"{_fmt(r['cosine'], 4)} ± {_fmt(r['cosine_se'])} [{_fmt(r['cosine_min'], 4)}]"
+      err = f"{_fmt(r['rel_err'])} ± {_fmt(r['rel_err_se'])} [{_fmt(r['rel_err_max'])}]"
+    noise = _fmt(r['noise']) if 'noise' in r else ''
+    lines.append(f"| {r['scheme']} | {r['estimator']} | {r['divergence']} | {pi} | "
+                 f"{r['method']} | {cos} | {err} | {_fmt(r['norm_ratio'], 3)} | {noise} |")
+  return '\n'.join(lines) + '\n'
+
+
+def run(options: Options = Options(), builders=None, log=print) -> dict:
+  """Builds the setup, every row, and returns {'info': ..., 'rows': [...]}."""
+  t0 = time.time()
+  setup = make_setup(options)
+  values = exact_divergences(setup)
+  exact_gradient = exact_gradient_fn(setup)
+  at_inits = [jax.device_get(values(p, jnp.float32(0.5))) for p in setup.inits]
+  info = dict(options=options._asdict(),
+              kl_pq=float(np.mean([v['kl_pq'] for v in at_inits])),
+              kl_qp=float(np.mean([v['kl_qp'] for v in at_inits])),
+              **{'js_0.5': float(np.mean([v['js_pi'][0] for v in at_inits]))})
+  rows = []
+  for builder in (ROW_BUILDERS if builders is None else builders):
+    for estimate in builder(setup):
+      rows.append(score(estimate, setup, exact_gradient))
+    log(f'[{builder.__name__}] done ({time.time() - t0:.1f}s)')
+  info['wall_time'] = time.time() - t0
+  info['device'] = str(jax.devices()[0].platform)
+  return dict(info=info, rows=rows)
+
+
+def write(output: dict, output_dir: str) -> str:
+  """Writes gradient_fidelity.json and .md atomically; returns the markdown."""
+  md = markdown(output['rows'], output['info'])
+  results.atomic_write(os.path.join(output_dir, 'gradient_fidelity.json'),
+                       json.dumps(output, indent=1))
+  results.atomic_write(os.path.join(output_dir, 'gradient_fidelity.md'), md)
+  return md
+
+
+def _define_flags():
+  """The command-line flags (defined only when run as a program: benchmarks.run, imported
+  alongside in one process, owns --output_dir too)."""
+  d = Options()
+  flags.DEFINE_string('output_dir', 'results/gradient_fidelity',
+                      'Where gradient_fidelity.json and .md go.')
+  flags.DEFINE_integer('vocab_size', d.vocab_size, 'V of the enumerable problem.')
+  flags.DEFINE_integer('seq_len', d.seq_len, 'T of the enumerable problem.')
+  flags.DEFINE_float('init_scale', d.init_scale, 'Generator init scale (training uses 0.1).')
+  flags.DEFINE_integer('num_inits', d.num_inits, 'Generator parameter draws.')
+  flags.DEFINE_integer('num_keys', d.num_keys, 'Monte-Carlo keys per mc row.')
+  flags.DEFINE_integer('batch_size', d.batch_size, 'Samples per key in mc rows.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  options = Options(vocab_size=f.vocab_size, seq_len=f.seq_len, init_scale=f.init_scale,
+                    num_inits=f.num_inits, num_keys=f.num_keys, batch_size=f.batch_size)
+  output = run(options, log=lambda s: print(s, flush=True))
+  md = write(output, f.output_dir)
+  print(md, flush=True)
+  print(f"done in {output['info']['wall_time']:.1f}s; results in {f.output_dir}/", flush=True)
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

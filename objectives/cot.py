@@ -1,0 +1,207 @@
+"""Cooperative Training (CoT, Lu et al. 2019), generalised to the π-weighted mixture.
+
+Two networks cooperate. The mediator M (an LSTM, `models.mediator`) is trained by maximum
+likelihood on a π-weighted mixture of data and generator samples,
+
+  min_M  π E_{x~P}[−log M(x)] + (1−π) E_{x~G}[−log M(x)],
+
+whose minimiser over all distributions is M_π = π P + (1−π) G, the mixture inside
+JS_π = π KL(P ‖ M_π) + (1−π) KL(G ‖ M_π) (π = ½ is CoT's balanced NLL). The generator G
+follows, at every step t of prefixes s = x_<t it sampled itself, the full-vocabulary signal
+
+  KL(G(·|s) ‖ M(·|s)) = Σ_x G(x|s) (log G(x|s) − log M(x|s)),
+
+differentiated through G(·|s) only: no REINFORCE, no gradient through the sampling of the
+prefixes, M held fixed. No MLE pre-training; one generator and one mediator step per iteration.
+
+What the generator's signal is. With M fixed and autoregressive, the chain rule gives
+KL(G ‖ M) = Σ_t E_{s~G}[KL(G(·|s) ‖ M(·|s))], and with M = M_π held fixed
+  ∇_θ JS_π = (1−π) ∇_θ KL(G_θ ‖ M_π)
+           = (1−π) Σ_t ( E_{s~G}[∇_θ KL_t(s)] + E_{s~G}[∇_θ log G_θ(s) · KL_t(s)] ),
+with KL_t(s) = KL(G_θ(·|s) ‖ M_π(·|s)) (the terms through M_π's own dependence on θ cancel).
+CoT's expected update, T · E[∇ generator_loss] = Σ_t E_{s~G}[∇_θ KL_t(s)], keeps the first
+sum and omits the second, the score-function term of the prefixes' law. So even with the
+exact mediator it is a biased estimate of ∇JS_π in general (both are exactly 0 at G = P, where
+every KL_t vanishes). tests/test_cot.py pins this decomposition by enumeration;
+benchmarks/gradient_fidelity.py measures the bias.
+
+Deviation from CoT: the mediator's dropout (keep 0.5 during its update) is not implemented.
+
+References:
+  Sidi Lu, Lantao Yu, Siyuan Feng, Yaoming Zhu, Weinan Zhang, Yong Yu. "CoT: Cooperative
+  Training for Generative Modeling of Discrete Data." ICML 2019. arXiv:1804.03782.
+"""
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+import divergences
+from models.mediator import make_mediator
+from objectives import base
+
+
+def balanced_nll(log_m_on_p: jax.Array, log_m_on_q: jax.Array, pi, *,
+                 seq_len: int) -> jax.Array:
+  """The π-weighted per-token NLL of a mediator, elementwise (broadcasting).
+
+  Args:
+    log_m_on_p: log M(x) (log-space) of data sequences x ~ P, shape `[...]`.
+    log_m_on_q: log M(y) (log-space) of generator sequences y ~ G, broadcastable with it.
+    pi: the weight of the data, scalar in [0, 1] (may be traced).
+    seq_len: T, the per-token normaliser.
+
+  Returns:
+    (π·(−log M(x)) + (1−π)·(−log M(y))) / T, the broadcast shape. Its expectation over
+    independent x ~ P, y ~ G is the cross-entropy H(M_π, M)/T, minimised by M = M_π.
+  """
+  return (pi * -log_m_on_p + (1 - pi) * -log_m_on_q) / seq_len
+
+
+def mediator_loss(mediator, params, data: jax.Array, samples: jax.Array, pi) -> jax.Array:
+  """The mediator's loss: `balanced_nll` of a data batch paired with a generator batch.
+
+  Args:
+    mediator: the mediator module (an LSTMLM).
+    params: its variables.
+    data: int32 [B, T] samples of P.
+    samples: int32 [B, T] samples of G (constants: no gradient reaches the generator).
+    pi: the data weight π, scalar (may be traced).
+
+  Returns:
+    [B]: per-token balanced NLL of each (data, sample) pair; the mean is the loss.
+  """
+  return _mediator_loss_and_log_probs(mediator, params, data, samples, pi)[0]
+
+
+def _mediator_loss_and_log_probs(mediator, params, data, samples, pi):
+  """`mediator_loss` [B], and the mediator's next-token log-probs on `samples` [B, T, V]
+  (returned so that the generator's update reuses this forward pass)."""
+  log_m_on_p = mediator.apply(params, data, method='log_prob')
+  log_m_next = next_token_log_probs(mediator, params, samples)
+  log_m_on_q = jnp.take_along_axis(log_m_next, samples[..., None], axis=-1)[..., 0].sum(-1)
+  return balanced_nll(log_m_on_p, log_m_on_q, pi, seq_len=data.shape[-1]), log_m_next
+
+
+def exact_mediator_log_probs(p_next_log_probs: jax.Array, q_next_log_probs: jax.Array,
+                             tokens: jax.Array, pi) -> jax.Array:
+  """Next-token log-probs of the exact mixture M_π = π P + (1−π) Q along given sequences.
+
+  M_π(x_t = v | s) = (π P(s v) + (1−π) Q(s v)) / (π P(s) + (1−π) Q(s)) for the prefix
+  s = x_<t, i.e. a mixture of P(v|s) and Q(v|s) weighted by the posterior probability that
+  s came from P; computed in log-space from teacher-forced next-token distributions, so no
+  enumeration is needed. Its product along a sequence is the sequence-level mixture.
+
+  Args:
+    p_next_log_probs: log P(v | x_<t) (log-space), [B, T, V], row t from the prefix x_<t.
+    q_next_log_probs: log Q(v | x_<t) (log-space), [B, T, V].
+    tokens: int [B, T], the sequences x whose prefixes condition the rows.
+    pi: the weight of P, scalar in [0, 1] (may be traced).
+
+  Returns:
+    [B, T, V]: log M_π(v | x_<t). Callers use it as a fixed target (stop its gradient: its
+    derivative at π ∈ {0, 1} is not defined).
+  """
+  if p_next_log_probs.shape != q_next_log_probs.shape:
+    raise ValueError(f'p_next_log_probs and q_next_log_probs must have the same shape; got '
+                     f'{p_next_log_probs.shape} and {q_next_log_probs.shape}.')
+  if p_next_log_probs.shape[:2] != tokens.shape:
+    raise ValueError(f'tokens must be [B, T] = next-token log-probs [B, T, V] without V; got '
+                     f'tokens {tokens.shape}, log-probs {p_next_log_probs.shape}.')
+
+  def prefix_log_prob(next_log_probs):
+    # log P(x_<t): exclusive cumulative sum of the realised tokens' log-probs, [B, T].
+    tok = jnp.take_along_axis(next_log_probs, tokens[..., None], axis=-1)[..., 0]
+    return jnp.cumsum(tok, axis=-1) - tok
+
+  pi = jnp.asarray(pi, p_next_log_probs.dtype)
+  # log 0 = −inf at the end points: that side's posterior weight is then exactly 0.
+  log_wp = jnp.log(pi) + prefix_log_prob(p_next_log_probs)
+  log_wq = jnp.log1p(-pi) + prefix_log_prob(q_next_log_probs)
+  log_norm = jnp.logaddexp(log_wp, log_wq)
+  # Posterior weights of P and Q given the prefix; a convex combination, so log M ≤ 0.
+  log_post_p, log_post_q = (log_wp - log_norm)[..., None], (log_wq - log_norm)[..., None]
+  return jnp.logaddexp(log_post_p + p_next_log_probs, log_post_q + q_next_log_probs)
+
+
+def next_token_log_probs(model, params, tokens: jax.Array) -> jax.Array:
+  """Teacher-forced next-token log-probs of a sequence model: int [B, T] -> [B, T, V]."""
+  return jax.nn.log_softmax(model.apply(params, tokens, method='logits'), axis=-1)
+
+
+def generator_loss(generator, params, samples: jax.Array,
+                   mediator_log_probs: jax.Array) -> jax.Array:
+  """CoT's generator loss: the per-step KL from the generator to the mediator, per token.
+
+  Args:
+    generator: the generator module (an LSTMLM).
+    params: its variables (the loss is differentiated with respect to these).
+    samples: int32 [B, T] sequences drawn from the generator (constants).
+    mediator_log_probs: [B, T, V] the mediator's next-token log-probs log M(v | x_<t) along
+      `samples`, computed by the caller from a learnt mediator or plugged in exactly
+      (`exact_mediator_log_probs`); held fixed (its gradient is stopped).
+
+  Returns:
+    [B]: (1/T) Σ_t KL(G(·|x_<t) ‖ M(·|x_<t)) for each sequence, differentiable through G's
+    next-token distributions only. Its mean over x ~ G is KL(G ‖ M)/T when M is
+    autoregressive; its expected gradient omits the prefixes' score-function term (module
+    docstring).
+  """
+  log_g = next_token_log_probs(generator, params, samples)
+  expected_shape = (*samples.shape, generator.vocab_size)
+  if mediator_log_probs.shape != expected_shape:
+    raise ValueError(f'mediator_log_probs must be [B, T, V] = {expected_shape}; got '
+                     f'{mediator_log_probs.shape}.')
+  per_step = divergences.kl(log_g, jax.lax.stop_gradient(mediator_log_probs))  # [B, T]
+  return per_step.sum(axis=-1) / samples.shape[-1]
+
+
+@flax.struct.dataclass
+class CoTState:
+  """The training state of one CoT run: generator and mediator, each with its optimiser."""
+  generator: base.GeneratorState
+  mediator: base.GeneratorState
+
+
+def make(config, problem) -> base.Scheme:
+  """CoT with the optimisers of config.cot; π (the mediator's data weight) comes per run."""
+  del problem  # CoT sees data batches only.
+  cc = config.cot
+  generator = base.generator_from_config(config)
+  mediator = make_mediator(vocab_size=config.problem.vocab_size,
+                           seq_len=config.problem.seq_len,
+                           embed_dim=config.generator.embed_dim,
+                           hidden_dim=config.generator.hidden_dim,
+                           width_factor=cc.mediator_width_factor,
+                           init_scale=config.generator.init_scale)
+  gen_opt = optax.chain(optax.clip_by_global_norm(cc.grad_clip),
+                        optax.adam(cc.generator_learning_rate, b1=cc.generator_b1,
+                                   b2=cc.generator_b2))
+  med_opt = optax.chain(optax.clip_by_global_norm(cc.grad_clip),
+                        optax.adam(cc.mediator_learning_rate))
+
+  def init(key):
+    k_gen, k_med = jax.random.split(key)
+    return CoTState(base.init_network(generator, gen_opt, k_gen),
+                    base.init_network(mediator, med_opt, k_med))
+
+  def step(state, batch, key, pi):
+    gen, med = state.generator, state.mediator
+    # One batch of the generator's own samples serves both updates; both networks are
+    # updated from their current values (the generator sees the mediator before its step).
+    samples = generator.apply(gen.params, key, batch.shape[0], method='sample')
+
+    def med_objective(p):
+      losses, log_m = _mediator_loss_and_log_probs(mediator, p, batch, samples, pi)
+      return losses.mean(), log_m
+
+    (m_loss, log_m), m_grads = jax.value_and_grad(med_objective, has_aux=True)(med.params)
+    g_loss, g_grads = jax.value_and_grad(
+        lambda p: generator_loss(generator, p, samples, log_m).mean())(gen.params)
+    state = CoTState(base.apply_gradients(gen_opt, gen, g_grads),
+                     base.apply_gradients(med_opt, med, m_grads))
+    return state, {'loss': g_loss, 'mediator_loss': m_loss}
+
+  return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,
+                     generator=generator, uses_pi=True)

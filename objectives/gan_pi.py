@@ -1,0 +1,391 @@
+"""GAN with discriminator class balance π (Huszár 2015): the adversarial JS_π objective.
+
+The discriminator D(x) = σ(l(x)) sees data with weight π and generator samples with weight
+1 − π; it minimises
+  L_D = −π E_P[log D] − (1 − π) E_Q[log(1 − D)],
+whose minimiser is D* = πP / (πP + (1 − π)Q), i.e. the logit l* = log πP − log (1 − π)Q
+(`optimal_logits`). At D* the minimax value is
+  V(Q, D*) = π E_P[log D*] + (1 − π) E_Q[log(1 − D*)] = JS_π(P, Q) − H(π),
+and, D* being a stationary point in D, the gradient of V(Q, D*) with respect to the generator
+is that of JS_π(P, Q): (1 − π) E_Q[∇ log Q(x) · log(1 − D*(x))]. At π = 1/2 this is the
+original GAN (Goodfellow et al. 2014, up to a factor 2); Huszár shows that JS_π interpolates
+between KL(P || Q) (π -> 0) and KL(Q || P) (π -> 1) once divided by π(1 − π).
+
+Generator losses (per generated sequence x, to be minimised; `generator_loss_terms`):
+  'minimax':        (1 − π) log(1 − D(x))        (exactly the generator's part of V)
+  'non_saturating': −(1 − π) log D(x)            (Goodfellow's heuristic, same fixed point,
+                                                 scaled by the same 1 − π so π sweeps compare)
+Gradient estimators for the discrete samples:
+  'reinforce': the score function E_Q[(f(x) − b) ∇ log Q(x)] with a leave-one-out batch-mean
+               baseline b (unbiased: b does not depend on x);
+  'gumbel':    Gumbel-softmax relaxed one-hots fed to D (reparameterised, biased), optionally
+               straight-through (`LSTMLM.sample_relaxed`).
+Optional gradient penalties on the discriminator's logit, as in Fedus et al. 2017 ("Many paths
+to equilibrium"): 'wgan_gp' (Gulrajani et al. 2017) at random interpolates between data
+one-hots and generator (relaxed) one-hots, and 'dragan' (Kodali et al. 2017) around perturbed
+data one-hots; both penalise (‖∇_x l(x̂)‖₂ − 1)², weight `penalty_weight`.
+
+All generator losses are per token (the sequence-level value / T), as `mle.nll`, so the
+expected REINFORCE gradient of the minimax loss with the exact D* is ∇ JS_π(P, Q) / T, the
+gradient of `divergences.exact(...)['js_pi']`. The helpers here (discriminator construction,
+its update, the generic adversarial step) are shared with `gumbel_gan` and `seqgan`.
+"""
+
+from typing import Callable, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from models import discriminator as discriminator_lib
+from objectives import base
+
+GENERATOR_LOSSES = ('minimax', 'non_saturating')
+ESTIMATORS = ('reinforce', 'gumbel')
+PENALTIES = ('none', 'wgan_gp', 'dragan')
+BASELINES = ('mean', 'none')
+
+
+# --- pure losses ---------------------------------------------------------------------------
+
+def optimal_logits(log_p: jax.Array, log_q: jax.Array, pi) -> jax.Array:
+  """The optimal discriminator's logit l* = log(π P) − log((1 − π) Q), elementwise.
+
+  Args:
+    log_p: log P(x) (log-space), any shape.
+    log_q: log Q(x), same shape.
+    pi: weight of the data in (0, 1), scalar.
+
+  Returns:
+    l*(x), shaped like log_p: σ(l*) = D* = πP / (πP + (1 − π)Q).
+  """
+  return jnp.log(pi) + log_p - jnp.log1p(-pi) - log_q
+
+
+def discriminator_loss_terms(logits_data: jax.Array, logits_gen: jax.Array, pi):
+  """Per-example terms of the π-weighted discriminator loss.
+
+  Args:
+    logits_data: D's logits l on data sequences, [B].
+    logits_gen: D's logits on generator sequences, [B'].
+    pi: weight of the data in [0, 1], scalar (may be traced).
+
+  Returns:
+    (data terms [B] = −π log σ(l) = π softplus(−l),
+     generator terms [B'] = −(1 − π) log(1 − σ(l)) = (1 − π) softplus(l)).
+    Their expectations under P and Q sum to L_D; the caller reduces (means, or sums weighted
+    by P and Q when enumerating).
+  """
+  # softplus keeps log σ accurate for large |l| (log σ(l) = −softplus(−l)).
+  return pi * jax.nn.softplus(-logits_data), (1 - pi) * jax.nn.softplus(logits_gen)
+
+
+def discriminator_loss(logits_data: jax.Array, logits_gen: jax.Array, pi) -> jax.Array:
+  """L_D = −π mean log D(data) − (1 − π) mean log(1 − D(gen)): scalar (see terms above)."""
+  data, gen = discriminator_loss_terms(logits_data, logits_gen, pi)
+  return data.mean() + gen.mean()
+
+
+def generator_loss_terms(logits_gen: jax.Array, pi, kind: str = 'minimax') -> jax.Array:
+  """The generator's per-sample loss f(x) (to be minimised in expectation under Q).
+
+  Args:
+    logits_gen: D's logits on generator samples, [B].
+    pi: weight of the data in [0, 1], scalar (may be traced).
+    kind: 'minimax' for f = (1 − π) log(1 − D) = −(1 − π) softplus(l), or 'non_saturating'
+      for f = −(1 − π) log D = (1 − π) softplus(−l).
+
+  Returns:
+    f(x), [B], sequence level.
+  """
+  if kind == 'minimax':
+    return -(1 - pi) * jax.nn.softplus(logits_gen)
+  if kind == 'non_saturating':
+    return (1 - pi) * jax.nn.softplus(-logits_gen)
+  raise ValueError(f'--config.gan_pi.generator_loss: unknown {kind!r}; '
+                   f'known: {", ".join(GENERATOR_LOSSES)}')
+
+
+def leave_one_out_baseline(values: jax.Array) -> jax.Array:
+  """b_i = mean of the other entries of values [B] (B >= 2): [B], independent of x_i."""
+  n = values.shape[0]
+  return (values.sum() - values) / (n - 1)
+
+
+def reinforce_surrogate(log_q: jax.Array, values: jax.Array, baseline=0.0) -> jax.Array:
+  """Score-function surrogate: stop_gradient(values − baseline) · log Q(x), per sample.
+
+  Args:
+    log_q: log Q(x) of the sampled sequences (differentiable in Q's parameters), [B].
+    values: the per-sample loss f(x) (no gradient is taken through it), [B].
+    baseline: scalar or [B], not depending on x_i (e.g. `leave_one_out_baseline`).
+
+  Returns:
+    [B]; the gradient of its mean is an unbiased estimate of ∇ E_Q[f].
+  """
+  return jax.lax.stop_gradient(values - baseline) * log_q
+
+
+# --- gradient penalties --------------------------------------------------------------------
+
+def logit_gradient_penalty(logit_fn: Callable[[jax.Array], jax.Array],
+                           points: jax.Array) -> jax.Array:
+  """(‖∇_x l(x)‖₂ − 1)² at each point, the norm over the whole [T, V] input.
+
+  Args:
+    logit_fn: relaxed one-hots [B, T, V] -> logits [B] (rows independent).
+    points: [B, T, V].
+
+  Returns:
+    [B].
+  """
+  grads = jax.grad(lambda x: logit_fn(x).sum())(points)  # rows independent: per-row grads
+  norms = jnp.sqrt(jnp.sum(grads ** 2, axis=(1, 2)) + 1e-12)  # eps: finite grad at 0
+  return (norms - 1.0) ** 2
+
+
+def wgan_gp_points(key: jax.Array, data_onehot: jax.Array, gen_onehot: jax.Array):
+  """Interpolates ε x_data + (1 − ε) x_gen, ε ~ U[0, 1) per sequence: [B, T, V]."""
+  eps = jax.random.uniform(key, (data_onehot.shape[0], 1, 1), data_onehot.dtype)
+  return eps * data_onehot + (1 - eps) * gen_onehot
+
+
+def dragan_points(key: jax.Array, data_onehot: jax.Array, noise: float):
+  """DRAGAN's perturbed data x + c · std(x) · u, u ~ U[0, 1) elementwise: [B, T, V]."""
+  u = jax.random.uniform(key, data_onehot.shape, data_onehot.dtype)
+  return data_onehot + noise * jnp.std(data_onehot) * u
+
+
+# --- the discriminator network and its update ----------------------------------------------
+
+def discriminator_from_config(config, kind: str):
+  """The discriminator module of `kind` with the sizes of `config.discriminator`."""
+  dc = config.discriminator
+  if kind not in discriminator_lib.KINDS:
+    raise ValueError(f'unknown discriminator kind {kind!r}; '
+                     f'known: {", ".join(discriminator_lib.KINDS)}')
+  return discriminator_lib.make_discriminator(
+      kind, vocab_size=config.problem.vocab_size, embed_dim=dc.embed_dim,
+      filter_widths=tuple(dc.filter_widths), num_filters=tuple(dc.num_filters),
+      hidden_dim=dc.hidden_dim, dropout_rate=dc.dropout_rate)
+
+
+def discriminator_optimizer(dc) -> optax.GradientTransformation:
+  """Adam with `config.discriminator.learning_rate` (SeqGAN: 1e-4), no clipping."""
+  return optax.adam(dc.learning_rate)
+
+
+def init_discriminator(module, optimizer, key: jax.Array, seq_len: int) -> base.GeneratorState:
+  """The discriminator's variables and optimiser state (a `GeneratorState` of D)."""
+  params = module.init(key, jnp.zeros((1, seq_len), jnp.int32))
+  return base.GeneratorState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+class PenaltyConfig(NamedTuple):
+  """Gradient penalty knobs: kind ('none' | 'wgan_gp' | 'dragan'), weight, DRAGAN noise c."""
+  kind: str = 'none'
+  weight: float = 10.0
+  noise: float = 0.5
+
+
+def discriminator_update(module, optimizer, state: base.GeneratorState, x_data: jax.Array,
+                         x_gen: jax.Array, key: jax.Array, pi, *, penalty=PenaltyConfig(),
+                         l2: float = 0.0):
+  """One Adam step of D on a data batch and a generator batch (dropout on).
+
+  Args:
+    module: the discriminator.
+    optimizer: its optimizer.
+    state: D's GeneratorState.
+    x_data: int [B, T] data sequences.
+    x_gen: int [B', T] generator samples, or relaxed one-hots [B', T, V] (treated as
+      constants: no gradient reaches the generator).
+    key: PRNG key (dropout, penalty points).
+    pi: weight of the data, scalar (may be traced).
+    penalty: PenaltyConfig.
+    l2: weight of an L2 penalty Σ w² / 2 on the output layer (SeqGAN: 0.2).
+
+  Returns:
+    (new state, {'d_loss', 'd_real', 'd_fake', 'd_penalty'} scalars: the loss before the
+    step, mean D on data and on generator samples, the mean gradient penalty).
+  """
+  x_gen = jax.lax.stop_gradient(x_gen)
+  k_drop, k_pen, k_pts = jax.random.split(key, 3)
+  vocab = module.vocab_size
+
+  def loss_fn(params):
+    logits = lambda x, k: module.apply(params, x, deterministic=False, rngs={'dropout': k})
+    k1, k2 = jax.random.split(k_drop)
+    l_data, l_gen = logits(x_data, k1), logits(x_gen, k2)
+    loss = discriminator_loss(l_data, l_gen, pi)
+    pen = jnp.zeros(())
+    if penalty.kind != 'none':
+      data_oh = jax.nn.one_hot(x_data, vocab)
+      gen_oh = (x_gen if x_gen.ndim == 3 else jax.nn.one_hot(x_gen, vocab)).astype(data_oh.dtype)
+      if penalty.kind == 'wgan_gp':
+        points = wgan_gp_points(k_pts, data_oh, gen_oh)
+      elif penalty.kind == 'dragan':
+        points = dragan_points(k_pts, data_oh, penalty.noise)
+      else:
+        raise ValueError(f'unknown gradient penalty {penalty.kind!r}; '
+                         f'known: {", ".join(PENALTIES)}')
+      pen = logit_gradient_penalty(lambda x: logits(x, k_pen), points).mean()
+      loss = loss + penalty.weight * pen
+    if l2:
+      out = params['params']['output']
+      loss = loss + l2 * 0.5 * (jnp.sum(out['kernel'] ** 2) + jnp.sum(out['bias'] ** 2))
+    aux = {'d_real': jax.nn.sigmoid(l_data).mean(), 'd_fake': jax.nn.sigmoid(l_gen).mean(),
+           'd_penalty': pen}
+    return loss, aux
+
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  return base.apply_gradients(optimizer, state, grads), dict(aux, d_loss=loss)
+
+
+# --- the generic adversarial scheme (also gumbel_gan's) -------------------------------------
+
+@flax.struct.dataclass
+class GANState:
+  """Generator and discriminator of an adversarial scheme."""
+  generator: base.GeneratorState
+  discriminator: base.GeneratorState
+
+
+class AdversarialOptions(NamedTuple):
+  """The knobs of `make_adversarial` (see config.gan_pi in benchmarks/configs/base.py)."""
+  discriminator: str = 'cnn'
+  generator_loss: str = 'minimax'
+  estimator: str = 'reinforce'
+  baseline: str = 'mean'
+  straight_through: bool = False
+  d_steps: int = 1
+  penalty: PenaltyConfig = PenaltyConfig()
+
+
+def _check_choice(section: str, field: str, value, known) -> None:
+  if value not in known:
+    raise ValueError(f'--config.{section}.{field}: unknown {value!r}; known: {", ".join(known)}')
+
+
+def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
+                     temperature: Callable[[jax.Array], jax.Array], uses_pi: bool,
+                     fixed_pi=None) -> base.Scheme:
+  """A GAN scheme: per step, `d_steps` discriminator updates then one generator update.
+
+  The first D update and the generator update share one generator batch; further D updates
+  draw fresh ones. Every D update uses the step's data batch.
+
+  Args:
+    config: the whole config (problem, generator, train, discriminator sizes).
+    problem: the Problem (only its sizes are used; data come as step batches).
+    opts: AdversarialOptions.
+    section: the config section name, for error messages ('gan_pi', 'gumbel_gan').
+    temperature: generator update count -> Gumbel-softmax τ (used by 'gumbel').
+    uses_pi: whether the runner's π drives the losses.
+    fixed_pi: the π used when not uses_pi (e.g. 0.5, the standard GAN).
+  """
+  del problem
+  _check_choice(section, 'discriminator', opts.discriminator, discriminator_lib.KINDS)
+  _check_choice(section, 'generator_loss', opts.generator_loss, GENERATOR_LOSSES)
+  _check_choice(section, 'estimator', opts.estimator, ESTIMATORS)
+  _check_choice(section, 'baseline', opts.baseline, BASELINES)
+  _check_choice(section, 'penalty', opts.penalty.kind, PENALTIES)
+  if opts.d_steps < 0:
+    raise ValueError(f'--config.{section}.d_steps: must be >= 0, got {opts.d_steps}')
+  gen = base.generator_from_config(config)
+  gen_opt = base.optimizer_from_config(config.train)
+  disc = discriminator_from_config(config, opts.discriminator)
+  disc_opt = discriminator_optimizer(config.discriminator)
+  batch_size, seq_len = config.train.batch_size, config.problem.seq_len
+  l2 = config.discriminator.l2
+
+  def init(key):
+    k_gen, k_disc = jax.random.split(key)
+    return GANState(base.init_network(gen, gen_opt, k_gen),
+                    init_discriminator(disc, disc_opt, k_disc, seq_len))
+
+  def generator_sample(params, key, tau):
+    """(samples fed to D: int [B, T] or relaxed [B, T, V], the int tokens)."""
+    if opts.estimator == 'gumbel':
+      toks, soft = gen.apply(params, key, batch_size, tau, opts.straight_through,
+                             method='sample_relaxed')
+      return soft, toks
+    toks = gen.apply(params, key, batch_size, method='sample')
+    return toks, toks
+
+  def step(state, batch, key, pi):
+    pi = pi if uses_pi else jnp.asarray(fixed_pi, jnp.float32)
+    k_d, k_g = jax.random.split(key)
+    tau = temperature(state.generator.count)
+    params = state.generator.params
+
+    # One generator batch serves the first D update and the generator update (as in most GAN
+    # code); for 'gumbel' its pullback to the parameters is kept for the generator gradient.
+    if opts.estimator == 'gumbel':
+      x_gen, pullback, toks = jax.vjp(lambda p: generator_sample(p, k_g, tau), params,
+                                      has_aux=True)
+    else:
+      x_gen, toks = generator_sample(params, k_g, tau)
+
+    def d_body(dstate, xs):
+      i, k = xs
+      k_s, k_u = jax.random.split(k)
+      if opts.d_steps == 1:
+        fake = x_gen
+      else:  # later D updates draw fresh samples (i is not batched over runs: a real branch)
+        fake = jax.lax.cond(i == 0, lambda: x_gen,
+                            lambda: generator_sample(params, k_s, tau)[0])
+      return discriminator_update(disc, disc_opt, dstate, batch, fake, k_u, pi,
+                                  penalty=opts.penalty, l2=l2)
+
+    dstate, d_metrics = jax.lax.scan(
+        d_body, state.discriminator,
+        (jnp.arange(opts.d_steps), jax.random.split(k_d, opts.d_steps)))
+    d_metrics = {k: v.mean() for k, v in d_metrics.items()} if opts.d_steps else {
+        k: jnp.zeros(()) for k in ('d_loss', 'd_real', 'd_fake', 'd_penalty')}
+    d_params = dstate.params  # the generator's signal: the updated D, deterministic
+
+    if opts.estimator == 'gumbel':
+      # Reparameterised: the loss is differentiated through D and the relaxed samples.
+      def loss_of_samples(x):
+        values = generator_loss_terms(disc.apply(d_params, x), pi, opts.generator_loss)
+        return values.mean() / seq_len, values
+      (_, values), ct = jax.value_and_grad(loss_of_samples, has_aux=True)(x_gen)
+      grads, = pullback(ct)
+    else:
+      # Score function: the draw and its losses are constants; only log Q is differentiated.
+      values = generator_loss_terms(disc.apply(d_params, toks), pi, opts.generator_loss)
+      b = leave_one_out_baseline(values) if opts.baseline == 'mean' else 0.0
+
+      def surrogate(p):
+        log_q = gen.apply(p, toks, method='log_prob')
+        return reinforce_surrogate(log_q, values, b).mean() / seq_len
+      grads = jax.grad(surrogate)(params)
+
+    gstate = base.apply_gradients(gen_opt, state.generator, grads)
+    metrics = dict(d_metrics, g_loss=values.mean() / seq_len, tau=jnp.asarray(tau, jnp.float32))
+    return GANState(gstate, dstate), metrics
+
+  return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,
+                     generator=gen, uses_pi=uses_pi)
+
+
+def options_from_config(section) -> AdversarialOptions:
+  """AdversarialOptions from a config section with the fields of config.gan_pi."""
+  return AdversarialOptions(
+      discriminator=section.discriminator, generator_loss=section.generator_loss,
+      estimator=section.estimator, baseline=section.baseline,
+      straight_through=bool(section.straight_through), d_steps=int(section.d_steps),
+      penalty=PenaltyConfig(section.penalty, float(section.penalty_weight),
+                            float(section.dragan_noise)))
+
+
+def make(config, problem) -> base.Scheme:
+  """gan_pi: the π-weighted GAN (config.gan_pi), π swept by the runner (uses_pi=True)."""
+  gc = config.gan_pi
+  tau = float(gc.gumbel_tau)
+  if not tau > 0:
+    raise ValueError(f'--config.gan_pi.gumbel_tau: must be positive, got {gc.gumbel_tau!r}')
+  return make_adversarial(config, problem, options_from_config(gc), section='gan_pi',
+                          temperature=lambda count: jnp.float32(tau), uses_pi=True)

@@ -1,0 +1,189 @@
+"""Tests of objectives/cot.py: shapes, the mediator's optimum, and what the generator's signal is."""
+
+import functools
+import tempfile
+
+from absl.testing import absltest
+import chex
+import jax
+from jax.flatten_util import ravel_pytree
+import jax.numpy as jnp
+import numpy as np
+
+import divergences
+import objectives
+from benchmarks import configs
+from benchmarks import results
+from benchmarks import train
+from models import oracle as oracle_lib
+from models.mediator import make_mediator
+from objectives import cot
+
+V, T = 3, 3
+PIS = (0.1, 0.5, 0.9)
+
+
+@functools.lru_cache(maxsize=None)
+def _setup():
+  """An enumerable problem (27 sequences); the generator has the oracle's sizes (so Q = P is
+  a valid generator) and a larger init scale (so it starts far from P)."""
+  config = configs.get_preset('smoke')
+  config.problem.update(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, num_train=64,
+                        num_test=32)
+  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=1.0)
+  problem = oracle_lib.make_problem(config.problem)
+  return config, problem, objectives.make('cot', config, problem)
+
+
+def _all_sequences():
+  return divergences.enumerate_sequences(V, T, 0, V**T)
+
+
+def _flat(tree):
+  return ravel_pytree(tree)[0]
+
+
+def _rel_err(a, b):
+  return float(jnp.linalg.norm(_flat(a) - _flat(b)) / jnp.linalg.norm(_flat(b)))
+
+
+class CoTLossTest(absltest.TestCase):
+
+  def test_shapes_under_vmap_and_finite_gradients(self):
+    config, problem, scheme = _setup()
+    gen = scheme.generator
+    med = make_mediator(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4,
+                        width_factor=config.cot.mediator_width_factor)
+    states = jax.jit(jax.vmap(scheme.init))(jax.random.split(jax.random.PRNGKey(0), 3))
+    chex.assert_shape(states.mediator.params['params']['Wo'], (3, 8, V))  # twice as wide
+    # Stand-ins for a data batch and a generator batch (where samples come from is immaterial).
+    batch, samples = problem.train[:8], problem.train[8:16]
+
+    @jax.jit
+    def one(state):
+      log_m = cot.next_token_log_probs(med, state.mediator.params, samples)
+      g_loss = lambda p: cot.generator_loss(gen, p, samples, log_m)
+      m_loss = lambda p: cot.mediator_loss(med, p, batch, samples, 0.5)
+      direct_nll = cot.balanced_nll(
+          med.apply(state.mediator.params, batch, method='log_prob'),
+          med.apply(state.mediator.params, samples, method='log_prob'), 0.5, seq_len=T)
+      return (g_loss(state.generator.params), m_loss(state.mediator.params),
+              jax.grad(lambda p: g_loss(p).mean())(state.generator.params),
+              jax.grad(lambda p: m_loss(p).mean())(state.mediator.params), direct_nll)
+
+    g, m, g_grads, m_grads, direct_nll = jax.vmap(one)(states)
+    np.testing.assert_allclose(m, direct_nll, rtol=1e-5)
+    chex.assert_shape([g, m], (3, 8))
+    chex.assert_trees_all_equal_shapes(g_grads, states.generator.params)
+    chex.assert_trees_all_equal_shapes(m_grads, states.mediator.params)
+    chex.assert_tree_all_finite((g, m, g_grads, m_grads))
+    self.assertTrue(bool(jnp.all(g >= 0)))  # a sum of KLs
+    self.assertGreater(float(jnp.abs(g_grads['params']['Wo']).max()), 0.0)
+
+  def test_mediator_loss_is_minimised_by_the_mixture(self):
+    # E_{x~P, y~Q}[balanced_nll] = H(M_π, M)/T ≥ H(M_π)/T, with equality iff M = M_π: by
+    # enumerating all (x, y) pairs, the exact mixture beats P, Q and the other mixtures.
+    _, problem, scheme = _setup()
+    xs = _all_sequences()
+    log_p = problem.model.apply(problem.params, xs, method='log_prob')
+    log_q = scheme.generator.apply(scheme.init(jax.random.PRNGKey(2)).generator.params, xs,
+                                   method='log_prob')
+    p, q = jnp.exp(log_p), jnp.exp(log_q)
+    mixture = lambda w: jnp.logaddexp(jnp.log(w) + log_p, jnp.log1p(-w) + log_q)
+    for pi in PIS:
+      def expected(log_m):
+        pairs = cot.balanced_nll(log_m[:, None], log_m[None, :], pi, seq_len=T)  # [x, y]
+        return float(jnp.sum(p[:, None] * q[None, :] * pairs))
+      best = expected(mixture(pi))
+      log_mix = mixture(pi)
+      np.testing.assert_allclose(best, -jnp.sum(jnp.exp(log_mix) * log_mix) / T, rtol=1e-5)
+      others = [expected(log_p), expected(log_q)]
+      others += [expected(mixture(w)) for w in (0.05, 0.3, 0.7, 0.95) if w != pi]
+      self.assertLess(best, min(others) - 1e-4, msg=f'pi={pi}')
+
+  def test_generator_signal_is_the_js_gradient_without_the_prefix_score_term(self):
+    # With the exact mediator M_π plugged in, by enumeration over x ~ Q:
+    #   (1−π) (E[∇ generator_loss] + Σ_t E[∇log Q(x_<t) · KL_t(x_<t)] / T) = ∇JS_π/T exactly,
+    # where KL_t = KL(Q(·|x_<t) ‖ M_π(·|x_<t)); the values satisfy
+    #   E[generator_loss] = KL(Q ‖ M_π)/T (sequence-level mixture; the KL chain rule).
+    # The first term alone (CoT's update) is biased: the gap is the omitted score term.
+    _, problem, scheme = _setup()
+    gen = scheme.generator
+    xs = _all_sequences()
+    log_p = problem.model.apply(problem.params, xs, method='log_prob')
+    p_next = cot.next_token_log_probs(problem.model, problem.params, xs)
+    params = scheme.init(jax.random.PRNGKey(3)).generator.params
+
+    def exact_js(params, pi):
+      return divergences.exact(lambda x: problem.model.apply(problem.params, x,
+                                                             method='log_prob'),
+                               lambda x: gen.apply(params, x, method='log_prob'),
+                               vocab_size=V, seq_len=T, pis=jnp.reshape(pi, (1,)),
+                               chunk_size=V**T)['js_pi'][0]
+
+    @jax.jit
+    def terms(params, pi):
+      q_next = cot.next_token_log_probs(gen, params, xs)
+      log_m = cot.exact_mediator_log_probs(p_next, q_next, xs, pi)
+      w = jax.lax.stop_gradient(jnp.exp(gen.apply(params, xs, method='log_prob')))
+      signal = lambda prm: jnp.sum(w * cot.generator_loss(gen, prm, xs, log_m))
+      kl_t = jax.lax.stop_gradient(divergences.kl(q_next, log_m))  # [N, T]
+
+      def prefix_score(prm):
+        tok = gen.apply(prm, xs, method='token_log_probs')  # [N, T]
+        log_prefix = jnp.cumsum(tok, axis=1) - tok          # log Q(x_<t)
+        return jnp.sum(w[:, None] * log_prefix * kl_t) / T
+
+      log_q = gen.apply(params, xs, method='log_prob')
+      log_mix = jnp.logaddexp(jnp.log(pi) + log_p, jnp.log1p(-pi) + log_q)
+      kl_q_m = jnp.sum(jnp.exp(log_q) * (log_q - log_mix)) / T
+      return (signal(params), kl_q_m, jax.grad(signal)(params),
+              jax.grad(prefix_score)(params), jax.grad(exact_js)(params, pi))
+
+    for pi in PIS:
+      value, kl_q_m, g_cot, g_prefix, g_js = terms(params, jnp.float32(pi))
+      np.testing.assert_allclose(value, kl_q_m, rtol=1e-4)
+      scaled = lambda g: jax.tree.map(lambda a: (1 - pi) * a, g)
+      total = jax.tree.map(lambda a, b: a + b, g_cot, g_prefix)
+      self.assertLess(_rel_err(scaled(total), g_js), 1e-4, msg=f'pi={pi}')
+      self.assertGreater(_rel_err(scaled(g_cot), g_js), 1e-2, msg=f'pi={pi}')  # the bias
+
+  def test_generator_signal_vanishes_at_q_equals_p(self):
+    # At Q = P the mixture is P whatever π, every KL_t is 0, and so is its gradient.
+    _, problem, scheme = _setup()
+    gen, xs = scheme.generator, problem.train[:16]
+    p_next = cot.next_token_log_probs(problem.model, problem.params, xs)
+    log_m = cot.exact_mediator_log_probs(p_next, p_next, xs, 0.3)
+    np.testing.assert_allclose(log_m, p_next, atol=1e-5)
+    loss, grads = jax.jit(jax.value_and_grad(
+        lambda prm: cot.generator_loss(gen, prm, xs, log_m).mean()))(problem.params)
+    self.assertLess(abs(float(loss)), 1e-6)
+    self.assertLess(float(jnp.abs(_flat(grads)).max()), 1e-5)
+
+
+class CoTTrainTest(absltest.TestCase):
+
+  def test_smoke_training(self):
+    config = configs.get_preset('smoke')
+    config.train.update(eval_every=5, num_steps=10)
+    config.eval.update(num_samples=64, batch_size=32)
+    config.pis = (0.3, 0.7)
+    problem = oracle_lib.make_problem(config.problem)
+    scheme = objectives.make('cot', config, problem)
+    self.assertTrue(scheme.uses_pi)
+    out = tempfile.mkdtemp()
+    store = results.Store(out)
+    train.train_scheme('cot', scheme, problem, config, store, output_dir=out,
+                       config_hash='x', log=lambda s: None)
+    last = [r for r in store.rows if r['step'] == 10]
+    self.assertLen(last, 4)  # 2 seeds x 2 π
+    self.assertEqual(sorted(r['pi'] for r in last), [0.3, 0.3, 0.7, 0.7])
+    for r in last:
+      self.assertFalse(r['diverged'])
+      for key in ('kl_pq', 'kl_qp', 'nll_oracle', 'entropy_q', 'train_loss',
+                  'train_mediator_loss'):
+        self.assertTrue(np.isfinite(r[key]), msg=key)
+
+
+if __name__ == '__main__':
+  absltest.main()

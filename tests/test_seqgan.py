@@ -1,0 +1,188 @@
+"""Tests of objectives/seqgan.py: rollouts and rewards by enumeration, phases, the switch."""
+
+import functools
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import divergences
+import models
+import objectives
+from benchmarks import configs
+from benchmarks import results
+from benchmarks import train
+from models import discriminator as discriminator_lib
+from models import oracle as oracle_lib
+from objectives import seqgan
+
+V, T, B = 4, 3, 3
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny(seq_len=T):
+  """A tiny generator (also the rollout policy) and CNN discriminator on V = 4."""
+  gen = models.LSTMLM(vocab_size=V, embed_dim=4, hidden_dim=5, seq_len=seq_len, init_scale=1.0)
+  gen_params = jax.jit(gen.init)(jax.random.PRNGKey(0), jnp.zeros((1, seq_len), jnp.int32))
+  disc = discriminator_lib.make_discriminator('cnn', vocab_size=V, embed_dim=4,
+                                              filter_widths=(1, 2), num_filters=(3, 3))
+  disc_params = jax.jit(disc.init)(jax.random.PRNGKey(1), jnp.zeros((1, seq_len), jnp.int32))
+  return gen, gen_params, disc, disc_params
+
+
+class RewardTest(parameterized.TestCase):
+
+  @parameterized.parameters(3, 4)  # odd and even T (the paired rollout lanes differ)
+  def test_rollout_rewards_match_enumerated_expectations_under_vmap(self, seq_len):
+    # R_t (t < T) is a mean of N completions of the prefix y_{1:t}; its expectation is
+    # Σ_{y' ⊇ y_{1:t}} G(y' | y_{1:t}) D(y'), enumerated over all V^T sequences. R_T = D(y).
+    # Two independent reward draws (vmapped over rollout keys, as over seeds).
+    gen, params, disc, disc_params = _tiny(seq_len)
+    num_rollouts, seeds, T = 2_000, 2, seq_len  # pylint: disable=invalid-name
+
+    @jax.jit
+    def run():
+      score = lambda x: jax.nn.sigmoid(disc.apply(disc_params, x))
+      tokens = gen.apply(params, jax.random.PRNGKey(2), B, method='sample')
+      rewards = jax.vmap(lambda k: seqgan.rollout_rewards(gen, params, score, tokens, k,
+                                                          num_rollouts))(
+          jax.random.split(jax.random.PRNGKey(3), seeds))
+      logp = gen.apply(params, tokens, method='token_log_probs')
+      losses = jax.vmap(lambda r: seqgan.policy_gradient_loss(logp, r))(rewards)
+      xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+      g, s = jnp.exp(gen.apply(params, xs, method='log_prob')), score(xs)
+      # match[b, t, y]: y agrees with tokens[b] on the first t + 1 positions.
+      agree = jnp.cumprod(xs[None, :, :] == tokens[:, None, :], axis=-1)  # [B, V^T, T]
+      match = jnp.swapaxes(agree, 1, 2) * g  # [B, T, V^T], weighted by G
+      mean = (match * s).sum(-1) / match.sum(-1)
+      var = (match * s ** 2).sum(-1) / match.sum(-1) - mean ** 2
+      return rewards, losses, mean, var, score(tokens)
+
+    rewards, losses, mean, var, full = run()
+    chex.assert_shape(rewards, (seeds, B, T))
+    chex.assert_shape(losses, (seeds, B))
+    chex.assert_shape(mean, (B, T))
+    self.assertTrue(bool(((rewards >= 0) & (rewards <= 1)).all()))
+    self.assertTrue(bool((losses > 0).all()))  # −Σ R log G with R > 0 and log G < 0
+    np.testing.assert_allclose(rewards[:, :, -1], np.stack([full] * seeds), rtol=1e-6)
+    np.testing.assert_allclose(mean[:, -1], full, rtol=1e-5)  # the enumeration agrees
+    se = np.sqrt(np.maximum(var[:, :-1], 0) / num_rollouts)
+    for r in rewards:
+      np.testing.assert_array_less(np.abs(r[:, :-1] - mean[:, :-1]), 4 * se + 1e-6)
+    self.assertGreater(float(se.min()), 0.0)  # the rewards really are random
+    self.assertFalse(np.allclose(rewards[0], rewards[1]))
+
+  def test_complete_prefixes(self):
+    gen, params, _, _ = _tiny()
+    key = jax.random.PRNGKey(4)
+
+    @jax.jit
+    def run(tokens):
+      complete = lambda t: seqgan.complete_prefixes(gen, params, tokens, t, key)
+      return jax.vmap(complete)(jnp.arange(T + 1)), gen.apply(params, key, 64, method='sample')
+
+    tokens = jax.random.randint(jax.random.PRNGKey(5), (64, T), 0, V)
+    completions, sampled = run(tokens)
+    np.testing.assert_array_equal(completions[0], sampled)  # no prefix: a plain sample
+    np.testing.assert_array_equal(completions[T], tokens)  # the full prefix: unchanged
+    for t in range(1, T):
+      np.testing.assert_array_equal(completions[t][:, :t], tokens[:, :t])
+      self.assertFalse(np.array_equal(completions[t], tokens))
+
+  def test_update_rollout_mixes_all_but_the_embedding(self):
+    roll = {'params': {'embedding': jnp.zeros(3), 'Wo': jnp.zeros(2)}}
+    gen = {'params': {'embedding': jnp.ones(3), 'Wo': jnp.ones(2)}}
+    new = seqgan.update_rollout(roll, gen, 0.8)
+    np.testing.assert_allclose(new['params']['embedding'], 1.0)
+    np.testing.assert_allclose(new['params']['Wo'], 0.2, rtol=1e-6)
+
+
+class SwitchTest(absltest.TestCase):
+
+  def test_synchronized_switch_equals_switch_per_row(self):
+    branches = [lambda s, x: (s + x, x.sum()), lambda s, x: (s * x, 2 * x.sum()),
+                lambda s, x: (s - x, 3 * x.sum())]
+    s, x = jnp.ones((5, 2)), jnp.arange(10.0).reshape(5, 2)
+    for index in ([0, 2, 1, 7, -1], [1] * 5):
+      index = jnp.asarray(index)
+      got = jax.jit(jax.vmap(lambda i, s, x: seqgan.synchronized_switch(i, branches, s, x)))(
+          index, s, x)
+      want = jax.vmap(lambda i, s, x: jax.lax.switch(i, branches, s, x))(index, s, x)
+      chex.assert_trees_all_close(got, want)
+    got = jax.vmap(lambda s, x: seqgan.synchronized_switch(2, branches, s, x))(s, x)
+    chex.assert_trees_all_close(got, (s - x, 3 * x.sum(-1)))
+    chex.assert_trees_all_close(seqgan.synchronized_switch(1, branches, s[0], x[1]),
+                                branches[1](s[0], x[1]))
+
+  def test_phase_boundaries(self):
+    got = [int(seqgan.phase(i, pretrain_steps=3, d_pretrain_steps=2)) for i in range(7)]
+    self.assertEqual(got, [0, 0, 0, 1, 1, 2, 2])
+
+
+class SchemeTest(absltest.TestCase):
+
+  def test_phases_end_to_end_on_smoke(self):
+    # 2 chunks of 5 steps: 3 MLE steps and 2 D pre-training steps, then 5 adversarial steps.
+    # The runner's chunks are recorded to check each phase's effect. (The phase switch under
+    # vmap is SwitchTest's; compiling this step vmapped takes 2-3x longer on CPU.)
+    config = configs.get_preset('smoke')
+    config.discriminator.update(embed_dim=8, filter_widths=(1, 3), num_filters=(4, 4))
+    config.seqgan.update(pretrain_steps=3, d_pretrain_steps=2, d_steps=2, num_rollouts=2)
+    config.train.update(eval_every=5, num_steps=10)
+    config.eval.update(num_samples=64, batch_size=32)
+    problem = oracle_lib.make_problem(config.problem)
+    scheme = objectives.make('seqgan', config, problem)
+    chunks, original = [], train.make_runner
+
+    def make_runner(*args, **kwargs):
+      runner = original(*args, max_traces=1, **kwargs)
+      def chunk(*a):
+        out = runner.chunk(*a)
+        chunks.append(jax.device_get(out))
+        return out
+      return runner._replace(chunk=chunk)
+
+    chex.clear_trace_counter()
+    out = tempfile.mkdtemp()
+    store = results.Store(out)
+    with mock.patch.object(train, 'make_runner', make_runner):
+      train.train_scheme('seqgan', scheme, problem, config, store, output_dir=out,
+                         config_hash='x', log=lambda s: None)
+
+    (first, m1), (second, m2) = chunks
+    np.testing.assert_array_equal(m1['phase'], [[0, 0, 0, 1, 1]] * 2)
+    np.testing.assert_array_equal(m2['phase'], [[2] * 5] * 2)
+    np.testing.assert_array_equal(first.generator.count, [3, 3])
+    np.testing.assert_array_equal(first.discriminator.count, [4, 4])  # 2 steps x d_steps
+    np.testing.assert_array_equal(second.generator.count, [8, 8])
+    np.testing.assert_array_equal(second.discriminator.count, [14, 14])
+    # Until the adversarial phase the rollout policy is the generator; then it lags behind.
+    chex.assert_trees_all_equal(first.rollout, first.generator.params)
+    self.assertFalse(np.allclose(second.rollout['params']['Wo'],
+                                 second.generator.params['params']['Wo']))
+    np.testing.assert_array_equal(second.rollout['params']['embedding'],
+                                  second.generator.params['params']['embedding'])
+    self.assertTrue(bool(((m2['reward'] > 0) & (m2['reward'] < 1)).all()))
+
+    last = [r for r in store.rows if r['step'] == 10]
+    self.assertLen(last, config.num_seeds)
+    for row in last:
+      self.assertFalse(row['diverged'])
+      for key in ('kl_pq', 'nll_oracle', 'entropy_q', 'train_pg_loss', 'train_reward',
+                  'train_d_loss', 'train_nll'):
+        self.assertTrue(np.isfinite(row[key]), key)
+
+  def test_bad_config_names_the_field(self):
+    config = configs.get_preset('smoke')
+    config.seqgan.num_rollouts = 0
+    with self.assertRaisesRegex(ValueError, '--config.seqgan.num_rollouts'):
+      objectives.make('seqgan', config, None)
+
+
+if __name__ == '__main__':
+  absltest.main()
