@@ -19,11 +19,12 @@ standard errors (20 groups) of the cosine and the relative error.
 Adding rows: write `builder(setup: Setup) -> list[Estimate]` and append it to
 `ROW_BUILDERS`. Build the gradient functions once per builder (they take the generator's
 parameters and π as arguments), so each compiles once for all inits and π values;
-`Setup.expectation` and `Setup.monte_carlo` do the enumeration and the key loop. E.g. a
-GAN_π row with the exact discriminator would build, inside its loss(params, xs, pi), D*(x) =
+`Setup.expectation` and `Setup.monte_carlo` do the enumeration and the key loop. E.g. the
+GAN_π rows (`gan_pi_rows`) build, inside their loss(params, xs, pi), D*(x) =
 πP(x) / (πP(x) + (1−π)Q(x)) from the oracle's and `Setup.log_q`'s log-probs (gradient
 stopped, as for a fixed discriminator), and return `Estimate('gan_pi', ..., 'js_pi', pi,
-'exact', [...])`.
+'exact', [...])`; `seqgan_rows` does the same at π = ½ with exact rollouts and reports the
+one expected update against two targets (JS_½ and KL(Q‖P)).
 
 Outputs (atomic): <output_dir>/gradient_fidelity.json (setup, rows with per-init values) and
 gradient_fidelity.md (the table, also printed).
@@ -50,7 +51,9 @@ from models import oracle as oracle_lib
 from objectives import base
 from objectives import cot
 from objectives import direct
+from objectives import gan_pi
 from objectives import mle
+from objectives import seqgan
 
 PyTree = Any
 DIVERGENCES = ('kl_pq', 'kl_qp', 'js_pi')  # the targets g* can be the gradient of
@@ -269,8 +272,95 @@ def cot_rows(setup: Setup) -> List[Estimate]:
           for pi in setup.options.pis]
 
 
+def _oracle_log_p(setup: Setup, xs: jax.Array) -> jax.Array:
+  oracle = setup.problem
+  return oracle.model.apply(oracle.params, xs, method='log_prob')
+
+
+def gan_pi_rows(setup: Setup) -> List[Estimate]:
+  """GAN_π's REINFORCE generator update with the exact D* = πP/(πP + (1−π)Q), against ∇JS_π.
+
+  D* is built from the oracle's and the generator's log-probs with its gradient stopped (a
+  fixed discriminator), the expectation over Q by enumeration (no baseline: its expectation
+  is 0). Minimax: E_Q[(1−π) log(1−D*) ∇log Q] = ∇JS_π exactly (D* stationary in D).
+  Non-saturating: −(1−π) log D* gives (1−π)∇KL(Q‖P) − ∇JS_π, compared with ∇JS_π to show
+  how far it is from it.
+  """
+  seq_len = setup.seq_len
+  rows = []
+  for kind in gan_pi.GENERATOR_LOSSES:
+    def loss(prm, xs, pi, kind=kind):
+      log_q = setup.log_q(prm, xs)
+      logits = gan_pi.optimal_logits(_oracle_log_p(setup, xs), jax.lax.stop_gradient(log_q),
+                                     pi)
+      values = gan_pi.generator_loss_terms(logits, pi, kind)
+      return gan_pi.reinforce_surrogate(log_q, values) / seq_len
+
+    grad = setup.expectation(loss)
+    label = ('minimax (1−π)log(1−D*), REINFORCE' if kind == 'minimax' else
+             'non-saturating −(1−π)log D*, REINFORCE [=(1−π)∇KL(Q‖P)−∇JS_π]')
+    rows += [Estimate('gan_pi', label, 'js_pi', pi, 'exact',
+                      [grad(p, jnp.float32(pi)) for p in setup.inits])
+             for pi in setup.options.pis]
+  return rows
+
+
+def exact_prefix_rewards(log_q: jax.Array, reward: jax.Array, xs: jax.Array,
+                         vocab_size: int) -> jax.Array:
+  """SeqGAN's rewards with exact rollouts: R_t(x) = E_{x'~Q}[reward(x') | x'_{1:t} = x_{1:t}].
+
+  Args:
+    log_q: log Q of every sequence of the space, [N = V^T].
+    reward: reward(x) of each, [N].
+    xs: the sequences, int [N, T] (all of them).
+    vocab_size: V.
+
+  Returns:
+    [N, T]: column t−1 is the expected reward over Q's completions of the prefix x_{1:t};
+    column T−1 is reward(x) itself (as `seqgan.rollout_rewards`, without sampling noise).
+  """
+  q = jnp.exp(log_q)
+  cols = []
+  prefix_id = jnp.zeros(xs.shape[0], jnp.int32)
+  for t in range(xs.shape[1]):
+    prefix_id = prefix_id * vocab_size + xs[:, t]
+    num = vocab_size ** (t + 1)
+    mass = jax.ops.segment_sum(q, prefix_id, num_segments=num)
+    total = jax.ops.segment_sum(q * reward, prefix_id, num_segments=num)
+    cols.append(total[prefix_id] / mass[prefix_id])
+  return jnp.stack(cols, axis=1)
+
+
+def seqgan_rows(setup: Setup) -> List[Estimate]:
+  """SeqGAN's policy-gradient update with the exact D* (π = ½) and exact rollouts.
+
+  The reward is D*(x) = P/(P + Q) (gradient stopped), the reward of a prefix its exact
+  expectation over Q's completions (the rollout policy = the generator); the update is
+  E_Q[∇ seqgan.policy_gradient_loss], enumerated. Compared with ∇JS_½ (what the GAN
+  objective minimises) and with ∇KL(Q‖P) (the reverse KL it is often said to follow).
+  (R_t being E[D* | y_{1:t}], the expectation equals that of the whole-sequence reward
+  −D*(y) ∇log Q(y) / T: exact rollouts change the variance, not the expected update.)
+  """
+  gen, vocab = setup.generator, setup.options.vocab_size
+
+  def loss(prm, xs, pi):
+    del pi
+    log_q = jax.lax.stop_gradient(setup.log_q(prm, xs))
+    d_star = jax.nn.sigmoid(gan_pi.optimal_logits(_oracle_log_p(setup, xs), log_q, 0.5))
+    rewards = exact_prefix_rewards(log_q, d_star, xs, vocab)
+    logp = gen.apply(prm, xs, method='token_log_probs')
+    return seqgan.policy_gradient_loss(logp, rewards)
+
+  grad = setup.expectation(loss)
+  gradients = [grad(p, jnp.float32(0.5)) for p in setup.inits]
+  label = 'policy gradient, reward D*=P/(P+Q), exact rollouts'
+  return [Estimate('seqgan', label, 'js_pi', 0.5, 'exact', gradients),
+          Estimate('seqgan', label, 'kl_qp', None, 'exact', gradients)]
+
+
 # Append builders here: each returns Estimates for all of setup.inits.
-ROW_BUILDERS: List[Callable[[Setup], List[Estimate]]] = [mle_rows, direct_rows, cot_rows]
+ROW_BUILDERS: List[Callable[[Setup], List[Estimate]]] = [mle_rows, direct_rows, cot_rows,
+                                                         gan_pi_rows, seqgan_rows]
 
 
 # --- metrics -------------------------------------------------------------------------------------

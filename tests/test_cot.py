@@ -1,7 +1,6 @@
 """Tests of objectives/cot.py: shapes, the mediator's optimum, and what the generator's signal is."""
 
 import functools
-import tempfile
 
 from absl.testing import absltest
 import chex
@@ -11,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import divergences
+from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
 from models import oracle as oracle_lib
 from models.mediator import make_mediator
 from objectives import cot
@@ -164,18 +162,10 @@ class CoTLossTest(absltest.TestCase):
 class CoTTrainTest(absltest.TestCase):
 
   def test_smoke_training(self):
-    config = configs.get_preset('smoke')
-    config.train.update(eval_every=5, num_steps=10)
-    config.eval.update(num_samples=64, batch_size=32)
+    config = smoke_config()
     config.pis = (0.3, 0.7)
-    problem = oracle_lib.make_problem(config.problem)
-    scheme = objectives.make('cot', config, problem)
+    scheme, last = final_rows('cot', config)
     self.assertTrue(scheme.uses_pi)
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    train.train_scheme('cot', scheme, problem, config, store, output_dir=out,
-                       config_hash='x', log=lambda s: None)
-    last = [r for r in store.rows if r['step'] == 10]
     self.assertLen(last, 4)  # 2 seeds x 2 π
     self.assertEqual(sorted(r['pi'] for r in last), [0.3, 0.3, 0.7, 0.7])
     for r in last:

@@ -1,7 +1,6 @@
 """Tests of objectives/direct.py: shapes, and unbiasedness pinned exactly by enumeration."""
 
 import functools
-import tempfile
 
 from absl.testing import absltest
 import chex
@@ -11,10 +10,9 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import divergences
+from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
 from models import oracle as oracle_lib
 from objectives import cot
 from objectives import direct
@@ -174,18 +172,10 @@ class DirectTrainTest(absltest.TestCase):
 
   def test_smoke_training(self):
     # JS_π with the score estimator: π is swept (2 seeds x 2 π, one compile).
-    config = configs.get_preset('smoke')
-    config.train.update(eval_every=5, num_steps=10)
-    config.eval.update(num_samples=64, batch_size=32)
+    config = smoke_config()
     config.pis = (0.3, 0.7)
     config.direct.update(divergence='js_pi', estimator='score')
-    problem = oracle_lib.make_problem(config.problem)
-    scheme = objectives.make('direct', config, problem)
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    train.train_scheme('direct', scheme, problem, config, store, output_dir=out,
-                       config_hash='x', log=lambda s: None)
-    last = [r for r in store.rows if r['step'] == 10]
+    _, last = final_rows('direct', config)
     self.assertLen(last, 4)
     self.assertEqual(sorted(r['pi'] for r in last), [0.3, 0.3, 0.7, 0.7])
     for r in last:

@@ -45,9 +45,30 @@ class GradientFidelityTest(absltest.TestCase):
     self.assertLen(saved['rows'], 3)
     self.assertEqual(saved['info']['options']['seq_len'], 2)
 
+  def test_gan_pi_and_seqgan_rows_with_exact_discriminator(self):
+    options = gf.Options(seq_len=2, num_inits=1, pis=(0.5,))
+    out = gf.run(options, builders=[gf.gan_pi_rows, gf.seqgan_rows], log=lambda s: None)
+    rows = out['rows']
+    self.assertEqual([(r['scheme'], r['divergence']) for r in rows],
+                     [('gan_pi', 'js_pi')] * 2 + [('seqgan', 'js_pi'), ('seqgan', 'kl_qp')])
+    minimax = rows[0]  # the envelope theorem: exactly ∇JS_π
+    self.assertGreater(minimax['cosine_min'], 1 - 1e-6)
+    self.assertLess(minimax['rel_err_max'], 1e-4)
+    for r in rows[1:]:
+      self.assertTrue(np.isfinite([r['cosine'], r['rel_err'], r['norm_ratio']]).all())
+
+  def test_exact_prefix_rewards(self):
+    xs = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.int32)
+    q = jnp.array([0.1, 0.3, 0.2, 0.4])
+    reward = jnp.array([1.0, 0.0, 0.5, 1.0])
+    r = gf.exact_prefix_rewards(jnp.log(q), reward, xs, vocab_size=2)
+    np.testing.assert_allclose(r[:, 1], reward, rtol=1e-6)
+    np.testing.assert_allclose(r[:, 0], [0.25, 0.25, 0.5 / 0.6, 0.5 / 0.6], rtol=1e-6)
+
   def test_default_builders(self):
     names = [b.__name__ for b in gf.ROW_BUILDERS]
-    self.assertEqual(names, ['mle_rows', 'direct_rows', 'cot_rows'])
+    self.assertEqual(names, ['mle_rows', 'direct_rows', 'cot_rows', 'gan_pi_rows',
+                             'seqgan_rows'])
 
 
 if __name__ == '__main__':

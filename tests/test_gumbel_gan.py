@@ -1,7 +1,6 @@
 """Tests of objectives/gumbel_gan.py and LSTMLM.sample_relaxed: relaxed samples, τ schedules."""
 
 import functools
-import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -11,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import divergences
+from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
 from models import oracle as oracle_lib
 from objectives import gumbel_gan
 
@@ -114,20 +112,12 @@ class SchemeTest(absltest.TestCase):
   def test_trains_end_to_end_on_smoke(self):
     # Straight-through samples, a DRAGAN penalty and two D steps per generator step (the
     # default soft samples and no penalty share all other code with this configuration).
-    config = configs.get_preset('smoke')
+    config = smoke_config()
     config.discriminator.update(embed_dim=8, hidden_dim=8)
     config.gumbel_gan.update(straight_through=True, penalty='dragan', d_steps=2,
                              tau_schedule='linear', tau_anneal_steps=8)
-    config.train.update(eval_every=5, num_steps=10)
-    config.eval.update(num_samples=64, batch_size=32)
-    problem = oracle_lib.make_problem(config.problem)
-    scheme = objectives.make('gumbel_gan', config, problem)
+    scheme, last = final_rows('gumbel_gan', config)
     self.assertFalse(scheme.uses_pi)
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    train.train_scheme('gumbel_gan', scheme, problem, config, store, output_dir=out,
-                       config_hash='x', log=lambda s: None)
-    last = [r for r in store.rows if r['step'] == 10]
     self.assertLen(last, config.num_seeds)
     for row in last:
       self.assertFalse(row['diverged'])

@@ -1,6 +1,5 @@
 """Tests of objectives/professor_forcing.py and models/sequence_discriminator.py."""
 
-import tempfile
 
 from absl.testing import absltest
 import chex
@@ -9,11 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
-from models import oracle as oracle_lib
 from objectives import base
 from objectives import professor_forcing as pf
 
@@ -180,16 +177,8 @@ class LossTest(absltest.TestCase):
 class TrainSchemeTest(absltest.TestCase):
 
   def test_smoke_run(self):
-    config = configs.get_preset('smoke')
-    config.train.update(eval_every=5, num_steps=10)
-    config.eval.update(num_samples=64, batch_size=32)
-    problem = oracle_lib.make_problem(config.problem)
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    scheme = objectives.make('professor_forcing', config, problem)
-    train.train_scheme('professor_forcing', scheme, problem, config, store, output_dir=out,
-                       config_hash='x', log=lambda s: None)
-    last = [r for r in store.rows if r['step'] == 10]
+    config = smoke_config()
+    _, last = final_rows('professor_forcing', config)
     self.assertLen(last, config.num_seeds)
     for r in last:
       self.assertFalse(r['diverged'])

@@ -77,6 +77,22 @@ class RerankTest(parameterized.TestCase):
     _check_frequencies(self, draws, probs)
     self.assertGreater(float(np.abs(probs - np.exp(log_q)).max()), 0.02)  # R differs from Q
 
+  def test_rerank_effect_table_at_k1_is_q(self):
+    from benchmarks import rerank_effect  # pylint: disable=g-import-not-at-top
+    log_p = jax.nn.log_softmax(jax.random.normal(jax.random.PRNGKey(4), (9,)))
+    log_q = jax.nn.log_softmax(jax.random.normal(jax.random.PRNGKey(5), (9,)))
+    rows = rerank_effect.rerank_table(log_p, log_q, {'d*': log_p - log_q}, seq_len=2,
+                                      ks=(1, 2))
+    p, q = np.exp(np.asarray(log_p, np.float64)), np.exp(np.asarray(log_q, np.float64))
+    lp, lq = np.log(p), np.log(q)
+    k1 = rows[0]
+    np.testing.assert_allclose(
+        [k1['nll_oracle'], k1['entropy'], k1['kl_p_r'], k1['kl_r_p'], k1['mass']],
+        [-(q * lp).sum() / 2, -(q * lq).sum() / 2, (p * (lp - lq)).sum() / 2,
+         (q * (lq - lp)).sum() / 2, 1.0], rtol=1e-4, atol=1e-6)
+    # Here, best of 2 by D* moves R towards P.
+    self.assertLess(rows[1]['kl_r_p'], k1['kl_r_p'])
+
   def test_select_best_breaks_ties_uniformly(self):
     cands = jnp.arange(3)[:, None].repeat(20_000, axis=1)  # candidate k is the value k
     scores = jnp.array([1.0, 1.0, 0.0])[:, None].repeat(20_000, axis=1)

@@ -1,7 +1,6 @@
 """Tests of objectives/scheduled_sampling.py: schedules, the loss, Huszár's improperness, a run."""
 
 import math
-import tempfile
 
 from absl.testing import absltest
 import chex
@@ -10,11 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import divergences
+from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
-from models import oracle as oracle_lib
 from objectives import mle
 from objectives import scheduled_sampling as ss
 
@@ -226,16 +223,8 @@ class ImpropernessTest(absltest.TestCase):
 class TrainSchemeTest(absltest.TestCase):
 
   def test_smoke_run(self):
-    config = configs.get_preset('smoke')
-    config.train.update(eval_every=5, num_steps=10)
-    config.eval.update(num_samples=64, batch_size=32)
-    problem = oracle_lib.make_problem(config.problem)
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    scheme = objectives.make('scheduled_sampling', config, problem)
-    train.train_scheme('scheduled_sampling', scheme, problem, config, store, output_dir=out,
-                       config_hash='x', log=lambda s: None)
-    last = [r for r in store.rows if r['step'] == 10]
+    config = smoke_config()
+    _, last = final_rows('scheduled_sampling', config)
     self.assertLen(last, config.num_seeds)
     for r in last:
       self.assertFalse(r['diverged'])
