@@ -217,13 +217,9 @@ def _direct_loss(setup: Setup, estimator: str, divergence: str, baseline):
   gen, oracle = setup.generator, setup.problem
 
   def loss(prm, xs, pi):
-    if estimator == 'score':
-      log_p = oracle.model.apply(oracle.params, xs, method='log_prob')
-      return direct.score_loss(gen, prm, xs, log_p, pi, divergence=divergence,
-                               baseline=baseline)
-    p_next = cot.next_token_log_probs(oracle.model, oracle.params, xs)
-    return direct.per_step_loss(gen, prm, xs, p_next, pi, divergence=divergence,
-                                baseline=baseline)
+    return direct.estimator_loss(gen, prm, xs, oracle.model, oracle.params, pi,
+                                 estimator=estimator, divergence=divergence,
+                                 baseline=baseline)
   return loss
 
 

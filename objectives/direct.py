@@ -190,6 +190,26 @@ def per_step_loss(model, params, samples: jax.Array, p_next_log_probs: jax.Array
   return per_step_surrogate(q_next, target, samples, weight, baseline)
 
 
+def estimator_loss(model, params, samples: jax.Array, oracle, oracle_params, pi, *,
+                   estimator: str, divergence: str, baseline='loo') -> jax.Array:
+  """Per-sample losses [B] of `estimator` ('score' | 'per_step'), scoring with the oracle.
+
+  Args:
+    model, params: the generator module and its variables.
+    samples: int32 [B, T] sequences drawn from Q (constants).
+    oracle, oracle_params: the oracle module and its variables (its density replaces data).
+    pi: weight of P (js_pi only).
+    estimator, divergence, baseline: as in `score_loss` / `per_step_loss`.
+  """
+  if estimator == 'score':
+    log_p = oracle.apply(oracle_params, samples, method='log_prob')
+    return score_loss(model, params, samples, log_p, pi, divergence=divergence,
+                      baseline=baseline)
+  p_next = cot.next_token_log_probs(oracle, oracle_params, samples)
+  return per_step_loss(model, params, samples, p_next, pi, divergence=divergence,
+                       baseline=baseline)
+
+
 def make(config, problem) -> base.Scheme:
   """Direct minimisation with Adam (config.direct); uses π only for divergence='js_pi'."""
   dc = config.direct
@@ -203,15 +223,9 @@ def make(config, problem) -> base.Scheme:
   oracle, oracle_params = problem.model, problem.params
 
   def loss_fn(params, samples, pi):
-    if dc.estimator == 'score':
-      log_p = oracle.apply(oracle_params, samples, method='log_prob')
-      losses = score_loss(model, params, samples, log_p, pi, divergence=dc.divergence,
-                          baseline=dc.baseline)
-    else:
-      p_next = cot.next_token_log_probs(oracle, oracle_params, samples)
-      losses = per_step_loss(model, params, samples, p_next, pi, divergence=dc.divergence,
-                             baseline=dc.baseline)
-    return losses.mean()
+    return estimator_loss(model, params, samples, oracle, oracle_params, pi,
+                          estimator=dc.estimator, divergence=dc.divergence,
+                          baseline=dc.baseline).mean()
 
   def init(key):
     return base.init_network(model, optimizer, key)

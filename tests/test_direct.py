@@ -14,7 +14,6 @@ from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
 from models import oracle as oracle_lib
-from objectives import cot
 from objectives import direct
 
 V, T = 3, 3
@@ -38,13 +37,9 @@ def _losses(estimator, divergence, baseline):
   _, problem, gen, _ = _setup()
 
   def fn(params, xs, pi):
-    if estimator == 'score':
-      log_p = problem.model.apply(problem.params, xs, method='log_prob')
-      return direct.score_loss(gen, params, xs, log_p, pi, divergence=divergence,
-                               baseline=baseline)
-    p_next = cot.next_token_log_probs(problem.model, problem.params, xs)
-    return direct.per_step_loss(gen, params, xs, p_next, pi, divergence=divergence,
-                                baseline=baseline)
+    return direct.estimator_loss(gen, params, xs, problem.model, problem.params, pi,
+                                 estimator=estimator, divergence=divergence,
+                                 baseline=baseline)
   return fn
 
 
