@@ -27,3 +27,31 @@ def final_rows(name, config):
                      log=lambda s: None)
   last = max(r['step'] for r in store.rows)
   return scheme, [r for r in store.rows if r['step'] == last]
+
+
+def traced_once_run(name, scheme, problem, config):
+  """train_scheme with a runner whose chunk may trace only once, recording every chunk call.
+
+  Returns (calls, rows): calls is a list of (chunk arguments, chunk outputs on the host).
+  """
+  import chex
+  import jax
+  from unittest import mock
+  calls, original = [], train.make_runner
+
+  def make_runner(*args, **kwargs):
+    runner = original(*args, max_traces=1, **kwargs)
+
+    def chunk(*a):
+      out = runner.chunk(*a)
+      calls.append((a, jax.device_get(out)))
+      return out
+    return runner._replace(chunk=chunk)
+
+  chex.clear_trace_counter()
+  out = tempfile.mkdtemp()
+  store = results.Store(out)
+  with mock.patch.object(train, 'make_runner', make_runner):
+    train.train_scheme(name, scheme, problem, config, store, output_dir=out, config_hash='x',
+                       log=lambda s: None)
+  return calls, store.rows

@@ -1,8 +1,6 @@
 """Tests of objectives/gan_pi.py: exact gradients at D* by enumeration, REINFORCE, π sweeps."""
 
 import functools
-import tempfile
-from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -12,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import divergences
+from _smoke import traced_once_run
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
 from models import oracle as oracle_lib
 from objectives import base
 from objectives import gan_pi
@@ -203,24 +200,9 @@ class SchemeTest(absltest.TestCase):
     problem = _smoke_problem()
     scheme = objectives.make('gan_pi', config, problem)
     self.assertTrue(scheme.uses_pi)
-    chunk_calls = []
-    original = train.make_runner
-
-    def make_runner(*args, **kwargs):
-      runner = original(*args, max_traces=1, **kwargs)
-      def chunk(*a):
-        chunk_calls.append(a[3])
-        return runner.chunk(*a)
-      return runner._replace(chunk=chunk)
-
-    chex.clear_trace_counter()
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    with mock.patch.object(train, 'make_runner', make_runner):
-      train.train_scheme('gan_pi', scheme, problem, config, store, output_dir=out,
-                         config_hash='x', log=lambda s: None)
-    self.assertEqual([int(c) for c in chunk_calls], [0, 5])
-    last = [r for r in store.rows if r['step'] == 10]
+    calls, rows = traced_once_run('gan_pi', scheme, problem, config)
+    self.assertEqual([int(args[3]) for args, _ in calls], [0, 5])  # start steps
+    last = [r for r in rows if r['step'] == 10]
     self.assertEqual(sorted((r['seed'], r['pi']) for r in last),
                      sorted((s, p) for s in range(2) for p in PIS))
     for row in last:

@@ -1,8 +1,6 @@
 """Tests of objectives/seqgan.py: rollouts and rewards by enumeration, phases, the switch."""
 
 import functools
-import tempfile
-from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -13,10 +11,9 @@ import numpy as np
 
 import divergences
 import models
+from _smoke import traced_once_run
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
 from models import discriminator as discriminator_lib
 from models import oracle as oracle_lib
 from objectives import seqgan
@@ -137,24 +134,8 @@ class SchemeTest(absltest.TestCase):
     config.eval.update(num_samples=64, batch_size=32)
     problem = oracle_lib.make_problem(config.problem)
     scheme = objectives.make('seqgan', config, problem)
-    chunks, original = [], train.make_runner
-
-    def make_runner(*args, **kwargs):
-      runner = original(*args, max_traces=1, **kwargs)
-      def chunk(*a):
-        out = runner.chunk(*a)
-        chunks.append(jax.device_get(out))
-        return out
-      return runner._replace(chunk=chunk)
-
-    chex.clear_trace_counter()
-    out = tempfile.mkdtemp()
-    store = results.Store(out)
-    with mock.patch.object(train, 'make_runner', make_runner):
-      train.train_scheme('seqgan', scheme, problem, config, store, output_dir=out,
-                         config_hash='x', log=lambda s: None)
-
-    (first, m1), (second, m2) = chunks
+    calls, rows = traced_once_run('seqgan', scheme, problem, config)
+    (first, m1), (second, m2) = [outputs for _, outputs in calls]
     np.testing.assert_array_equal(m1['phase'], [[0, 0, 0, 1, 1]] * 2)
     np.testing.assert_array_equal(m2['phase'], [[2] * 5] * 2)
     np.testing.assert_array_equal(first.generator.count, [3, 3])
@@ -169,7 +150,7 @@ class SchemeTest(absltest.TestCase):
                                   second.generator.params['params']['embedding'])
     self.assertTrue(bool(((m2['reward'] > 0) & (m2['reward'] < 1)).all()))
 
-    last = [r for r in store.rows if r['step'] == 10]
+    last = [r for r in rows if r['step'] == 10]
     self.assertLen(last, config.num_seeds)
     for row in last:
       self.assertFalse(row['diverged'])
