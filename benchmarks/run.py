@@ -112,7 +112,9 @@ def validate(config) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
       raise ValueError(f'{_flag(field)}: must be a positive number, got {value!r}')
   parse_pis(','.join(str(p) for p in config.pis))
-  scheme_names(config)
+  import objectives
+  for name in scheme_names(config):
+    objectives.check_config(name, config)  # each scheme's --config.<scheme>.* section
   tc, pc = config.train, config.problem
   if tc.num_steps % tc.eval_every:
     raise ValueError(f'--config.train.num_steps: {tc.num_steps} is not a multiple of '

@@ -4,7 +4,8 @@
 
 For each S it times the jitted training chunk (`benchmarks.train.make_runner`, K steps per
 call, `block_until_ready`, median of --repeats calls after a compile call whose time is
-reported separately) and reports seed-steps/s, the ratio to S=1, the achieved FLOP/s from
+reported separately; all S and the PyTorch loop are timed round-robin, so a change in the
+machine's speed during the run hits them alike) and reports seed-steps/s, the ratio to S=1, the achieved FLOP/s from
 an analytic count, and its fraction of the device's dense-matmul rate measured in the same
 run. With PyTorch installed (extra `[compare]`), it times the same model and step as a plain
 per-seed PyTorch loop (nn.LSTM, Adam, clipping), and `torch.multinomial` sampling. Writes
@@ -57,6 +58,27 @@ def _median_time(fn, repeats):
   return statistics.median(times)
 
 
+def interleaved_times(fns, repeats):
+  """{name: [wall time of each repeat]} of zero-argument callables, timed round-robin.
+
+  Every repeat times each callable once, in turn, so a change in the machine's speed during
+  the run (other tenants, clock scaling) affects all of them alike; ratios are best taken
+  per repeat (`paired_ratio`).
+  """
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t = time.perf_counter()
+      jax.block_until_ready(fn())
+      times[name].append(time.perf_counter() - t)
+  return times
+
+
+def paired_ratio(numerator, denominator) -> float:
+  """Median over repeats of numerator[i] / denominator[i] (two lists of times)."""
+  return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
   """The device's measured dense float32 matmul FLOP/s (n x n x n): its practical peak."""
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
@@ -65,33 +87,29 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n ** 3 / _median_time(lambda: f(a), repeats)
 
 
-def measure_jax(config, problem, seeds, strategy, steps, repeats):
-  """[{S, compile_s, step_s, seed_steps_per_s}] for MLE training chunks of `steps` steps."""
+def jax_chunks(config, problem, seeds, strategy, steps):
+  """{S: (compile_s, run)}: compiled MLE training chunks of `steps` steps, warmed up."""
   import objectives
   from benchmarks import train
-  out = []
+  out = {}
   for s in seeds:
     c = config.copy_and_resolve_references()
     c.train.update(seed_strategy=strategy, eval_every=steps, num_steps=steps, map_batch_size=s)
     scheme = objectives.make('mle', c, problem)
     runner = train.make_runner(scheme, problem, c)
     keys = train.run_keys(0, range(s))
-    pis = train.pis_array([(i, None) for i in range(s)])
-    states = runner.init(keys)
+    args = (runner.init(keys), keys, train.pis_array([(i, None) for i in range(s)]),
+            jnp.int32(0), problem.train)
     t = time.perf_counter()
-    compiled = runner.chunk.lower(states, keys, pis, jnp.int32(0), problem.train).compile()
+    compiled = runner.chunk.lower(*args).compile()
     compile_s = time.perf_counter() - t
-    jax.block_until_ready(compiled(states, keys, pis, jnp.int32(0), problem.train))  # warm-up
-    dt = _median_time(lambda: compiled(states, keys, pis, jnp.int32(0), problem.train),
-                      repeats)
-    out.append(dict(S=s, compile_s=compile_s, chunk_s=dt, seed_steps_per_s=s * steps / dt))
-    print(f'jax {strategy} S={s}: {s * steps / dt:.1f} seed-steps/s '
-          f'(compile {compile_s:.1f}s, {steps} steps in {dt:.2f}s)', flush=True)
+    jax.block_until_ready(compiled(*args))  # warm-up
+    out[s] = (compile_s, lambda compiled=compiled, args=args: compiled(*args))
   return out
 
 
-def measure_torch(config, problem, steps, repeats):
-  """seed-steps/s of the same model and step as a plain PyTorch loop (one seed)."""
+def torch_loop(config, problem, steps):
+  """(device, version, run): `steps` steps of the same model and step as a PyTorch loop."""
   import torch
   V, E, H = config.problem.vocab_size, config.generator.embed_dim, config.generator.hidden_dim
   B, T = config.train.batch_size, config.problem.seq_len
@@ -131,28 +149,52 @@ def measure_torch(config, problem, steps, repeats):
       torch.cuda.synchronize()
 
   run()  # warm-up
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - t)
-  dt = statistics.median(times)
-  print(f'torch ({device}, {torch.get_num_threads()} threads): {steps / dt:.1f} seed-steps/s',
-        flush=True)
-  return dict(device=device, chunk_s=dt, seed_steps_per_s=steps / dt,
-              version=torch.__version__)
+  print(f'torch: {device}, {torch.get_num_threads()} threads', flush=True)
+  return device, torch.__version__, run
+
+
+def measure_training(config, problem, seeds, strategy, steps, repeats, with_torch):
+  """JAX chunks for each S and the PyTorch loop, timed round-robin (`interleaved_times`).
+
+  Returns ([{S, compile_s, chunk_s, seed_steps_per_s, per_seed_time_ratio, speedup_vs_torch,
+  times}], torch result dict or None). chunk_s is the median time; the ratios are medians of
+  per-repeat ratios: per_seed_time_ratio = (t_S / S) / t_first, speedup_vs_torch =
+  t_torch / (t_S / S).
+  """
+  chunks = jax_chunks(config, problem, seeds, strategy, steps)
+  fns = {s: run for s, (_, run) in chunks.items()}
+  if with_torch:
+    device, version, fns['torch'] = torch_loop(config, problem, steps)
+  times = interleaved_times(fns, repeats)
+  first = times[seeds[0]]
+  rows = []
+  for s, (compile_s, _) in chunks.items():
+    dt = statistics.median(times[s])
+    per_seed = [t / s for t in times[s]]
+    row = dict(S=s, compile_s=compile_s, chunk_s=dt, seed_steps_per_s=s * steps / dt,
+               per_seed_time_ratio=paired_ratio(per_seed, first), times=times[s])
+    if with_torch:
+      row['speedup_vs_torch'] = paired_ratio(times['torch'], per_seed)
+    rows.append(row)
+    print(f'jax {strategy} S={s}: {s * steps / dt:.1f} seed-steps/s '
+          f'(compile {compile_s:.1f}s, {steps} steps in {dt:.2f}s)', flush=True)
+  torch_result = None
+  if with_torch:
+    dt = statistics.median(times['torch'])
+    torch_result = dict(device=device, chunk_s=dt, seed_steps_per_s=steps / dt, version=version,
+                        times=times['torch'])
+    print(f'torch ({device}): {steps / dt:.1f} seed-steps/s', flush=True)
+  return rows, torch_result
 
 
 def measure_sampling(problem, num, repeats, with_torch):
-  """Sequences/s drawn from the oracle: JAX samplers, and torch.multinomial."""
+  """Sequences/s drawn from the oracle: JAX samplers and torch.multinomial, timed round-robin."""
   model, params = problem.model, problem.params
-  out = {}
+  fns = {}
   for method in ('icdf', 'gumbel'):
     f = jax.jit(lambda k, m=method: model.apply(params, k, num, 1.0, m, method='sample'))
     jax.block_until_ready(f(jax.random.PRNGKey(0)))
-    dt = _median_time(lambda: f(jax.random.PRNGKey(1)), repeats)
-    out[f'jax_{method}'] = num / dt
-    print(f'sampling jax {method}: {num / dt:.0f} sequences/s', flush=True)
+    fns[f'jax_{method}'] = lambda f=f: f(jax.random.PRNGKey(1))
   if with_torch:
     import torch
     p = {k: torch.as_tensor(np.array(v)) for k, v in params['params'].items()}
@@ -177,13 +219,13 @@ def measure_sampling(problem, num, repeats, with_torch):
       return torch.stack(out, 1)
 
     sample()
-    times = []
-    for _ in range(repeats):
-      t = time.perf_counter()
-      sample()
-      times.append(time.perf_counter() - t)
-    out['torch_multinomial'] = num / statistics.median(times)
-    print(f'sampling torch.multinomial: {out["torch_multinomial"]:.0f} sequences/s', flush=True)
+    fns['torch_multinomial'] = lambda: (sample(), None)[1]
+  times = interleaved_times(fns, repeats)
+  out = {name: num / statistics.median(ts) for name, ts in times.items()}
+  if with_torch:
+    out['icdf_vs_torch'] = paired_ratio(times['torch_multinomial'], times['jax_icdf'])
+  for name, rate in out.items():
+    print(f'sampling {name}: {rate:.0f} sequences/s', flush=True)
   return out
 
 
@@ -231,26 +273,28 @@ def markdown(result) -> str:
   lines = [f'# Throughput: preset {result["preset"]} on {result["device"]}', '',
            f'MLE step = {result["step_flops"] / 1e9:.3f} GFLOP per seed (analytic); measured '
            f'dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.', '',
-           '| S | seed-steps/s | ratio to S=1 | per-seed time ratio | GFLOP/s | '
-           'fraction of matmul rate | compile s |', '|---|---|---|---|---|---|---|']
+           '| S | seed-steps/s | ratio to S=1 | per-seed time ratio | vs PyTorch | GFLOP/s | '
+           'fraction of matmul rate | compile s |', '|---|---|---|---|---|---|---|---|']
   base = result['jax'][0]['seed_steps_per_s']
   for r in result['jax']:
     gflops = r['seed_steps_per_s'] * result['step_flops'] / 1e9
+    vs_torch = f'{r["speedup_vs_torch"]:.2f}x' if 'speedup_vs_torch' in r else '-'
     lines.append(f'| {r["S"]} | {r["seed_steps_per_s"]:.1f} | '
-                 f'{r["seed_steps_per_s"] / base:.2f} | {base / r["seed_steps_per_s"]:.2f} | '
-                 f'{gflops:.1f} | {gflops * 1e9 / result["matmul_flops"]:.1%} | '
+                 f'{r["seed_steps_per_s"] / base:.2f} | {r["per_seed_time_ratio"]:.2f} | '
+                 f'{vs_torch} | {gflops:.1f} | {gflops * 1e9 / result["matmul_flops"]:.1%} | '
                  f'{r["compile_s"]:.1f} |')
+  lines += ['', 'Ratios are medians of per-repeat ratios (all timed round-robin); per-seed '
+            'time ratio = (time of S seeds / S) / time of the first S.']
   if result.get('torch'):
     t = result['torch']['seed_steps_per_s']
-    best = max(r['seed_steps_per_s'] for r in result['jax'])
     lines += ['', f'PyTorch {result["torch"]["version"]} per-seed loop '
-              f'({result["torch"]["device"]}): {t:.1f} seed-steps/s; JAX S=1 is '
-              f'{base / t:.2f}x, JAX best S is {best / t:.2f}x.']
-  smp = result['sampling']
+              f'({result["torch"]["device"]}): {t:.1f} seed-steps/s (median).']
+  smp = dict(result['sampling'])
+  ratio = smp.pop('icdf_vs_torch', None)
   lines += ['', f'Sampling {result["samples"]} sequences: ' + ', '.join(
       f'{k} {v:.0f}/s' for k, v in smp.items())]
-  if 'torch_multinomial' in smp:
-    lines.append(f'icdf vs torch.multinomial: {smp["jax_icdf"] / smp["torch_multinomial"]:.2f}x')
+  if ratio is not None:
+    lines.append(f'icdf vs torch.multinomial: {ratio:.2f}x')
   if result.get('eval_memory'):
     m = result['eval_memory']
     lines += ['', f'Evaluation of one seed on {result["eval_samples"]} samples: compiler peak '
@@ -277,7 +321,6 @@ def main(argv):
   result = dict(preset=_PRESET.value, device=device, strategy=strategy, steps=_STEPS.value,
                 step_flops=step_flops(config), matmul_flops=matmul_rate(),
                 samples=_SAMPLES.value, eval_samples=config.eval.num_samples)
-  result['jax'] = measure_jax(config, problem, seeds, strategy, _STEPS.value, _REPEATS.value)
   has_torch = False
   if _TORCH.value:
     try:
@@ -286,8 +329,8 @@ def main(argv):
     except ImportError:
       print('torch is not installed: skipping the PyTorch comparison '
             "(pip install -e '.[compare]')", flush=True)
-  if has_torch:
-    result['torch'] = measure_torch(config, problem, _STEPS.value, _REPEATS.value)
+  result['jax'], result['torch'] = measure_training(config, problem, seeds, strategy,
+                                                    _STEPS.value, _REPEATS.value, has_torch)
   result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
   result['eval_memory'] = eval_memory(config, problem)
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)

@@ -98,19 +98,25 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   num_train, batch_size, num_steps = problem.train.shape[0], tc.batch_size, tc.eval_every
   steps_per_epoch = num_train // batch_size
 
-  def batch_at(data, data_key, i):
-    epoch, j = jnp.divmod(i, steps_per_epoch)
-    perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
-    return data[jax.lax.dynamic_slice(perm, (j * batch_size,), (batch_size,))]
+  def permutation(data_key, i):
+    return jax.random.permutation(jax.random.fold_in(data_key, i // steps_per_epoch), num_train)
 
   def chunk_one(state, key, pi, start, data):
     data_key, step_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
 
-    def body(state, i):
-      batch = batch_at(data, data_key, i)
-      return scheme.step(state, batch, jax.random.fold_in(step_key, i), pi)
+    def body(carry, i):
+      state, perm = carry
+      # A new epoch's permutation only at its first step (i is the same for every run, so
+      # under vmap this stays a real branch): sorting 10k keys costs more than a step.
+      j = i % steps_per_epoch
+      perm = jax.lax.cond(j == 0, lambda: permutation(data_key, i), lambda: perm)
+      batch = data[jax.lax.dynamic_slice(perm, (j * batch_size,), (batch_size,))]
+      state, metrics = scheme.step(state, batch, jax.random.fold_in(step_key, i), pi)
+      return (state, perm), metrics
 
-    return jax.lax.scan(body, state, start + jnp.arange(num_steps))
+    (state, _), metrics = jax.lax.scan(body, (state, permutation(data_key, start)),
+                                       start + jnp.arange(num_steps))
+    return state, metrics
 
   devices = jax.devices()[:num_shards(config)]
 

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models import output_layer
 from models import sampling
 
 Carry = Tuple[jax.Array, jax.Array]  # (h, c), each [B, H]
@@ -133,8 +134,17 @@ class LSTMLM(nn.Module):
     With `temperature` τ ≠ 1 these are the log-probs of the tempered model softmax(logits/τ),
     the distribution `sample(..., temperature=τ)` draws from.
     """
-    logp = jax.nn.log_softmax(self.logits(tokens) / temperature, axis=-1)
-    return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+    return self.token_log_probs_from_hidden(self.hidden_states(tokens), tokens, temperature)
+
+  def token_log_probs_from_hidden(self, hidden: jax.Array, tokens: jax.Array,
+                                  temperature: float = 1.0) -> jax.Array:
+    """log softmax(h_t Wo + bo)[x_t] / τ-tempered: hidden [B, T, H], tokens [B, T] -> [B, T].
+
+    Computed in row chunks with a hand-written gradient (`models.output_layer`): the [B, T, V]
+    logits are never held at once.
+    """
+    return output_layer.token_log_probs(hidden, self.Wo / temperature, self.bo / temperature,
+                                        tokens)
 
   def log_prob(self, tokens: jax.Array, temperature: float = 1.0) -> jax.Array:
     """Sequence log-probability log p(x) (of the tempered model): int [B, T] -> [B]."""
@@ -242,9 +252,8 @@ class LSTMLM(nn.Module):
     The inputs are those of `mixed_hidden_states` (data token with probability eps, else a
     model sample); with eps = 1 this equals `token_log_probs(tokens)`.
     """
-    hs = self.mixed_hidden_states(tokens, key, eps, method)
-    logp = jax.nn.log_softmax(hs @ self.Wo + self.bo, axis=-1)
-    return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+    return self.token_log_probs_from_hidden(
+        self.mixed_hidden_states(tokens, key, eps, method), tokens)
 
   def free_running_hidden_states(self, key: jax.Array, num: int,
                                  method: str = sampling.DEFAULT) -> Tuple[jax.Array, jax.Array]:

@@ -1,4 +1,5 @@
-"""Training schemes: each module has pure losses and `make(config, problem) -> Scheme`."""
+"""Training schemes: each module has pure losses, `check_config(config)` and
+`make(config, problem) -> Scheme`."""
 
 from objectives import cot
 from objectives import direct
@@ -10,7 +11,8 @@ from objectives import scheduled_sampling
 from objectives import seqgan
 from objectives.base import GeneratorState, Scheme
 
-# name -> module with `make(config, problem) -> Scheme`. The runner's --schemes reads this.
+# name -> module with `make(config, problem) -> Scheme` and `check_config(config)`. The
+# runner's --schemes reads this.
 REGISTRY = {
     'cot': cot,
     'direct': direct,
@@ -21,6 +23,16 @@ REGISTRY = {
     'scheduled_sampling': scheduled_sampling,
     'seqgan': seqgan,
 }
+
+
+def check_config(name: str, config) -> None:
+  """Raises ValueError naming the first invalid --config.* field of scheme `name`; no compute.
+
+  The runner calls this for every selected scheme before it touches the output directory.
+  """
+  if name not in REGISTRY:
+    raise ValueError(f'unknown scheme {name!r}; known: {", ".join(sorted(REGISTRY))}')
+  REGISTRY[name].check_config(config)
 
 
 def make(name: str, config, problem) -> Scheme:

@@ -1,5 +1,6 @@
 """The interface every training scheme follows, and the pieces most schemes share."""
 
+import math
 from typing import Any, Callable, NamedTuple, Tuple
 
 import flax
@@ -65,3 +66,22 @@ def apply_gradients(optimizer, state: GeneratorState, grads) -> GeneratorState:
   """One optimiser update of `state` with `grads`."""
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   return GeneratorState(optax.apply_updates(state.params, updates), opt_state, state.count + 1)
+
+
+# --- config checks (run by `check_config` of each scheme, before any compute) ------------------
+
+def check_choice(section: str, field: str, value, known) -> None:
+  """ValueError naming --config.<section>.<field> unless value is one of `known`."""
+  if value not in known:
+    raise ValueError(f'--config.{section}.{field}: unknown {value!r}; known: {", ".join(known)}')
+
+
+def check_positive(section: str, field: str, value, *, integer: bool = False,
+                   allow_zero: bool = False) -> None:
+  """ValueError naming --config.<section>.<field> unless value > 0 (or >= 0), finite."""
+  kinds = int if integer else (int, float)
+  ok = (isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0))
+  if not ok:
+    what = ('an integer' if integer else 'a number') + (' >= 0' if allow_zero else ' > 0')
+    raise ValueError(f'--config.{section}.{field}: must be {what}, got {value!r}')

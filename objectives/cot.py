@@ -164,9 +164,21 @@ class CoTState:
   mediator: base.GeneratorState
 
 
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.cot.* field."""
+  cc = config.cot
+  for field in ('generator_learning_rate', 'mediator_learning_rate', 'grad_clip'):
+    base.check_positive('cot', field, cc[field])
+  base.check_positive('cot', 'mediator_width_factor', cc.mediator_width_factor, integer=True)
+  for field in ('generator_b1', 'generator_b2'):
+    if not (isinstance(cc[field], (int, float)) and 0 <= cc[field] < 1):
+      raise ValueError(f'--config.cot.{field}: must be in [0, 1), got {cc[field]!r}')
+
+
 def make(config, problem) -> base.Scheme:
   """CoT with the optimisers of config.cot; π (the mediator's data weight) comes per run."""
   del problem  # CoT sees data batches only.
+  check_config(config)
   cc = config.cot
   generator = base.generator_from_config(config)
   mediator = make_mediator(vocab_size=config.problem.vocab_size,

@@ -210,14 +210,24 @@ def estimator_loss(model, params, samples: jax.Array, oracle, oracle_params, pi,
                        baseline=baseline)
 
 
-def make(config, problem) -> base.Scheme:
-  """Direct minimisation with Adam (config.direct); uses π only for divergence='js_pi'."""
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.direct.* field; no compute."""
   dc = config.direct
   _check_divergence(dc.divergence)
   if dc.estimator not in ESTIMATORS:
     raise ValueError(f'--config.direct.estimator: {dc.estimator!r} is not one of '
                      f'{", ".join(ESTIMATORS)}')
-  baseline_of(jnp.zeros(2), dc.baseline)  # raises on an unknown baseline name
+  if not (isinstance(dc.baseline, (int, float)) or dc.baseline in BASELINES):
+    raise ValueError(f'--config.direct.baseline: {dc.baseline!r} is not one of '
+                     f'{", ".join(BASELINES)} or a number')
+  for field in ('learning_rate', 'grad_clip'):
+    base.check_positive('direct', field, dc[field])
+
+
+def make(config, problem) -> base.Scheme:
+  """Direct minimisation with Adam (config.direct); uses π only for divergence='js_pi'."""
+  check_config(config)
+  dc = config.direct
   model = base.generator_from_config(config)
   optimizer = base.optimizer_from_config(dc)
   oracle, oracle_params = problem.model, problem.params

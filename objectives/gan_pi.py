@@ -263,9 +263,36 @@ class AdversarialOptions(NamedTuple):
   penalty: PenaltyConfig = PenaltyConfig()
 
 
-def _check_choice(section: str, field: str, value, known) -> None:
-  if value not in known:
-    raise ValueError(f'--config.{section}.{field}: unknown {value!r}; known: {", ".join(known)}')
+def check_options(opts: AdversarialOptions, section: str) -> None:
+  """ValueError naming --config.<section>.<field> for an unknown choice or a bad number."""
+  base.check_choice(section, 'discriminator', opts.discriminator, discriminator_lib.KINDS)
+  base.check_choice(section, 'generator_loss', opts.generator_loss, GENERATOR_LOSSES)
+  base.check_choice(section, 'estimator', opts.estimator, ESTIMATORS)
+  base.check_choice(section, 'baseline', opts.baseline, BASELINES)
+  base.check_choice(section, 'penalty', opts.penalty.kind, PENALTIES)
+  base.check_positive(section, 'd_steps', opts.d_steps, integer=True, allow_zero=True)
+  base.check_positive(section, 'penalty_weight', opts.penalty.weight, allow_zero=True)
+  base.check_positive(section, 'dragan_noise', opts.penalty.noise, allow_zero=True)
+
+
+def check_discriminator_config(config) -> None:
+  """ValueError naming the first invalid --config.discriminator.* field."""
+  dc = config.discriminator
+  for field in ('embed_dim', 'hidden_dim'):
+    base.check_positive('discriminator', field, dc[field], integer=True)
+  base.check_positive('discriminator', 'learning_rate', dc.learning_rate)
+  base.check_positive('discriminator', 'l2', dc.l2, allow_zero=True)
+  if not (isinstance(dc.dropout_rate, (int, float)) and 0 <= dc.dropout_rate < 1):
+    raise ValueError(f'--config.discriminator.dropout_rate: must be in [0, 1), got '
+                     f'{dc.dropout_rate!r}')
+  widths, filters = tuple(dc.filter_widths), tuple(dc.num_filters)
+  for field, values in (('filter_widths', widths), ('num_filters', filters)):
+    if not values or not all(isinstance(v, int) and v >= 1 for v in values):
+      raise ValueError(f'--config.discriminator.{field}: must be positive integers, got '
+                       f'{values!r}')
+  if len(widths) != len(filters):
+    raise ValueError(f'--config.discriminator.num_filters: {len(filters)} counts for '
+                     f'{len(widths)} filter widths')
 
 
 def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
@@ -286,13 +313,7 @@ def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
     fixed_pi: the π used when not uses_pi (e.g. 0.5, the standard GAN).
   """
   del problem
-  _check_choice(section, 'discriminator', opts.discriminator, discriminator_lib.KINDS)
-  _check_choice(section, 'generator_loss', opts.generator_loss, GENERATOR_LOSSES)
-  _check_choice(section, 'estimator', opts.estimator, ESTIMATORS)
-  _check_choice(section, 'baseline', opts.baseline, BASELINES)
-  _check_choice(section, 'penalty', opts.penalty.kind, PENALTIES)
-  if opts.d_steps < 0:
-    raise ValueError(f'--config.{section}.d_steps: must be >= 0, got {opts.d_steps}')
+  check_options(opts, section)
   gen = base.generator_from_config(config)
   gen_opt = base.optimizer_from_config(config.train)
   disc = discriminator_from_config(config, opts.discriminator)
@@ -376,16 +397,21 @@ def options_from_config(section) -> AdversarialOptions:
   return AdversarialOptions(
       discriminator=section.discriminator, generator_loss=section.generator_loss,
       estimator=section.estimator, baseline=section.baseline,
-      straight_through=bool(section.straight_through), d_steps=int(section.d_steps),
-      penalty=PenaltyConfig(section.penalty, float(section.penalty_weight),
-                            float(section.dragan_noise)))
+      straight_through=bool(section.straight_through), d_steps=section.d_steps,
+      penalty=PenaltyConfig(section.penalty, section.penalty_weight, section.dragan_noise))
+
+
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.gan_pi.* or --config.discriminator.* field."""
+  check_options(options_from_config(config.gan_pi), 'gan_pi')
+  base.check_positive('gan_pi', 'gumbel_tau', config.gan_pi.gumbel_tau)
+  check_discriminator_config(config)
 
 
 def make(config, problem) -> base.Scheme:
   """gan_pi: the π-weighted GAN (config.gan_pi), π swept by the runner (uses_pi=True)."""
+  check_config(config)
   gc = config.gan_pi
   tau = float(gc.gumbel_tau)
-  if not tau > 0:
-    raise ValueError(f'--config.gan_pi.gumbel_tau: must be positive, got {gc.gumbel_tau!r}')
   return make_adversarial(config, problem, options_from_config(gc), section='gan_pi',
                           temperature=lambda count: jnp.float32(tau), uses_pi=True)

@@ -50,24 +50,34 @@ def temperature(count: jax.Array, *, schedule: str, tau_init: float, tau_min: fl
                    f'known: {", ".join(SCHEDULES)}')
 
 
+def _options(gc) -> gan_pi.AdversarialOptions:
+  return gan_pi.AdversarialOptions(
+      discriminator=gc.discriminator, generator_loss=gc.generator_loss, estimator='gumbel',
+      straight_through=bool(gc.straight_through), d_steps=gc.d_steps,
+      penalty=gan_pi.PenaltyConfig(gc.penalty, gc.penalty_weight, gc.dragan_noise))
+
+
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.gumbel_gan.* or discriminator field."""
+  gc = config.gumbel_gan
+  base.check_choice('gumbel_gan', 'tau_schedule', gc.tau_schedule, SCHEDULES)
+  for field in ('tau_init', 'tau_min'):
+    base.check_positive('gumbel_gan', field, gc[field])
+  base.check_positive('gumbel_gan', 'tau_decay', gc.tau_decay, allow_zero=True)
+  if gc.tau_schedule == 'linear':
+    base.check_positive('gumbel_gan', 'tau_anneal_steps', gc.tau_anneal_steps, integer=True)
+  gan_pi.check_options(_options(gc), 'gumbel_gan')
+  gan_pi.check_discriminator_config(config)
+
+
 def make(config, problem) -> base.Scheme:
   """gumbel_gan from config.gumbel_gan: a standard GAN (π = 1/2), Gumbel-softmax estimator."""
+  check_config(config)
   gc = config.gumbel_gan
-  for field in ('tau_init', 'tau_min'):
-    if not gc[field] > 0:
-      raise ValueError(f'--config.gumbel_gan.{field}: must be positive, got {gc[field]!r}')
-  if gc.tau_schedule == 'linear' and not gc.tau_anneal_steps > 0:
-    raise ValueError('--config.gumbel_gan.tau_anneal_steps: must be positive, got '
-                     f'{gc.tau_anneal_steps!r}')
   schedule = dict(schedule=gc.tau_schedule, tau_init=float(gc.tau_init),
                   tau_min=float(gc.tau_min), decay=float(gc.tau_decay),
                   anneal_steps=int(gc.tau_anneal_steps))
-  temperature(0, **schedule)  # validates the schedule's name now, not at trace time
-  opts = gan_pi.AdversarialOptions(
-      discriminator=gc.discriminator, generator_loss=gc.generator_loss, estimator='gumbel',
-      straight_through=bool(gc.straight_through), d_steps=int(gc.d_steps),
-      penalty=gan_pi.PenaltyConfig(gc.penalty, float(gc.penalty_weight),
-                                   float(gc.dragan_noise)))
+  opts = _options(gc)
   return gan_pi.make_adversarial(config, problem, opts, section='gumbel_gan',
                                  temperature=lambda count: temperature(count, **schedule),
                                  uses_pi=False, fixed_pi=0.5)

@@ -117,6 +117,15 @@ def generator_loss(model, disc, params, disc_params, batch: jax.Array, key: jax.
   return nll + (weight / batch.shape[-1]) * adversarial, aux
 
 
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.professor_forcing.* field."""
+  pf = config.professor_forcing
+  base.check_positive('professor_forcing', 'weight', pf.weight, allow_zero=True)
+  for field in ('disc_hidden_dim', 'disc_mlp_dim'):
+    base.check_positive('professor_forcing', field, pf[field], integer=True)
+  base.check_positive('professor_forcing', 'disc_learning_rate', pf.disc_learning_rate)
+
+
 def make(config, problem) -> base.Scheme:
   """Professor forcing with Adam for both networks (config.train, config.professor_forcing).
 
@@ -125,16 +134,8 @@ def make(config, problem) -> base.Scheme:
   'disc_accuracy' (fraction of the 2B sequences D classifies right).
   """
   del problem  # only data batches are seen
+  check_config(config)
   pf = config.professor_forcing
-  if not (isinstance(pf.weight, (int, float)) and pf.weight >= 0):
-    raise ValueError(f'--config.professor_forcing.weight: must be >= 0, got {pf.weight!r}')
-  for field in ('disc_hidden_dim', 'disc_mlp_dim'):
-    if not (isinstance(pf[field], int) and pf[field] >= 1):
-      raise ValueError(f'--config.professor_forcing.{field}: must be a positive integer, '
-                       f'got {pf[field]!r}')
-  if not (isinstance(pf.disc_learning_rate, (int, float)) and pf.disc_learning_rate > 0):
-    raise ValueError('--config.professor_forcing.disc_learning_rate: must be > 0, got '
-                     f'{pf.disc_learning_rate!r}')
   model = base.generator_from_config(config)
   disc = discriminator_from_config(config)
   g_opt = base.optimizer_from_config(config.train)

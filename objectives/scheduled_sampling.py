@@ -48,8 +48,9 @@ def inverse_sigmoid(step: jax.Array, *, k: float) -> jax.Array:
   return k / (k + jnp.exp(jnp.asarray(step, jnp.float32) / k))
 
 
-def validate(ss_config) -> None:
+def check_config(config) -> None:
   """ValueError naming the --config.scheduled_sampling field that is out of range."""
+  ss_config = config.scheduled_sampling
   flag = '--config.scheduled_sampling.'
   if ss_config.schedule not in SCHEDULES:
     raise ValueError(f'{flag}schedule: {ss_config.schedule!r} is not one of '
@@ -164,8 +165,8 @@ def make(config, problem) -> base.Scheme:
   reports the mixed-input NLL ('loss') and ε ('eps').
   """
   del problem  # only data batches are seen
+  check_config(config)
   ss = config.scheduled_sampling
-  validate(ss)
   model = base.generator_from_config(config)
   optimizer = base.optimizer_from_config(config.train)
 

@@ -232,22 +232,24 @@ def update_rollout(rollout_params: PyTree, gen_params: PyTree, rate) -> PyTree:
 
 # --- the scheme ----------------------------------------------------------------------------
 
-def make(config, problem) -> base.Scheme:
-  """SeqGAN from config.seqgan (phases by step; see the module docstring)."""
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.seqgan.* or discriminator field."""
   sc = config.seqgan
-  if sc.discriminator not in discriminator_lib.KINDS:
-    raise ValueError(f'--config.seqgan.discriminator: unknown {sc.discriminator!r}; '
-                     f'known: {", ".join(discriminator_lib.KINDS)}')
+  base.check_choice('seqgan', 'discriminator', sc.discriminator, discriminator_lib.KINDS)
   for field in ('pretrain_steps', 'd_pretrain_steps', 'd_steps'):
-    if not (isinstance(sc[field], int) and sc[field] >= 0):
-      raise ValueError(f'--config.seqgan.{field}: must be an integer >= 0, got {sc[field]!r}')
-  if not (isinstance(sc.num_rollouts, int) and sc.num_rollouts >= 1):
-    raise ValueError(f'--config.seqgan.num_rollouts: must be a positive integer, '
-                     f'got {sc.num_rollouts!r}')
-  if not 0.0 <= sc.rollout_update_rate <= 1.0:
+    base.check_positive('seqgan', field, sc[field], integer=True, allow_zero=True)
+  base.check_positive('seqgan', 'num_rollouts', sc.num_rollouts, integer=True)
+  if not (isinstance(sc.rollout_update_rate, (int, float)) and
+          0.0 <= sc.rollout_update_rate <= 1.0):
     raise ValueError('--config.seqgan.rollout_update_rate: must be in [0, 1], got '
                      f'{sc.rollout_update_rate!r}')
+  gan_pi.check_discriminator_config(config)
 
+
+def make(config, problem) -> base.Scheme:
+  """SeqGAN from config.seqgan (phases by step; see the module docstring)."""
+  check_config(config)
+  sc = config.seqgan
   gen = base.generator_from_config(config)
   gen_opt = base.optimizer_from_config(config.train)
   disc = gan_pi.discriminator_from_config(config, sc.discriminator)

@@ -89,6 +89,16 @@ class BadInputTest(parameterized.TestCase):
     self.assertNotIn('Compiling', proc.stderr)
     self.assertEqual(proc.stdout, '')
 
+  def test_scheme_section_rejected_before_compute(self):
+    # A scheme's own --config.<scheme>.* field fails in validation, like the sizes above.
+    out = os.path.join(tempfile.mkdtemp(), 'never')
+    proc = _run('--preset=smoke', f'--output_dir={out}', '--schemes=direct',
+                '--config.direct.divergence=kl_pp')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('--config.direct.divergence', proc.stderr)
+    self.assertFalse(os.path.exists(out))
+    self.assertEqual(proc.stdout, '')
+
   def test_unwritable_output_dir(self):
     blocker = os.path.join(tempfile.mkdtemp(), 'a_file')
     with open(blocker, 'w') as f:
@@ -97,6 +107,44 @@ class BadInputTest(parameterized.TestCase):
     self.assertNotEqual(proc.returncode, 0)
     self.assertIn('--output_dir', proc.stderr)
     self.assertEqual(proc.stdout, '')
+
+
+class SchemeConfigTest(parameterized.TestCase):
+  """objectives.check_config, which run.validate calls for every selected scheme (in-process;
+  benchmarks.run itself is not imported here: its absl flags would clash with other modules')."""
+
+  @parameterized.parameters(
+      ('cot', 'cot.mediator_learning_rate', 0.0),
+      ('cot', 'cot.generator_b2', 1.0),
+      ('direct', 'direct.estimator', 'exact'),
+      ('direct', 'direct.baseline', 'mean'),
+      ('gan_pi', 'gan_pi.generator_loss', 'wasserstein'),
+      ('gan_pi', 'gan_pi.d_steps', -1),
+      ('gan_pi', 'gan_pi.gumbel_tau', 0.0),
+      ('gan_pi', 'discriminator.dropout_rate', 1.0),
+      ('gan_pi', 'discriminator.num_filters', (1, 2)),
+      ('gumbel_gan', 'gumbel_gan.tau_schedule', 'cosine'),
+      ('gumbel_gan', 'gumbel_gan.tau_min', -0.1),
+      ('professor_forcing', 'professor_forcing.weight', -1.0),
+      ('scheduled_sampling', 'scheduled_sampling.linear_min', 1.5),
+      ('seqgan', 'seqgan.num_rollouts', 0),
+      ('seqgan', 'seqgan.rollout_update_rate', 2.0),
+      ('seqgan', 'discriminator.learning_rate', 0.0),
+  )
+  def test_bad_field_names_its_flag(self, scheme, field, value):
+    from benchmarks import configs
+    import objectives
+    config = configs.get_preset('smoke')
+    config.update_from_flattened_dict({field: value})
+    with self.assertRaisesRegex(ValueError, f'--config.{field}:'):
+      objectives.check_config(scheme, config)
+
+  def test_every_preset_and_scheme_passes(self):
+    from benchmarks import configs
+    import objectives
+    for preset in configs.PRESETS:
+      for name in objectives.REGISTRY:
+        objectives.check_config(name, configs.get_preset(preset))
 
 
 if __name__ == '__main__':

@@ -16,14 +16,26 @@ class ThroughputTest(absltest.TestCase):
   def test_markdown_ratios(self):
     result = dict(preset='smoke', device='cpu', strategy='map', step_flops=1e9,
                   matmul_flops=1e10, samples=10, eval_samples=10,
-                  jax=[dict(S=1, seed_steps_per_s=2.0, compile_s=1.0),
-                       dict(S=4, seed_steps_per_s=6.0, compile_s=1.0)],
+                  jax=[dict(S=1, seed_steps_per_s=2.0, compile_s=1.0, per_seed_time_ratio=1.0,
+                            speedup_vs_torch=2.0),
+                       dict(S=4, seed_steps_per_s=6.0, compile_s=1.0, per_seed_time_ratio=0.34,
+                            speedup_vs_torch=5.5)],
                   torch=dict(seed_steps_per_s=1.0, version='x', device='cpu'),
-                  sampling=dict(jax_icdf=30.0, torch_multinomial=10.0))
+                  sampling=dict(jax_icdf=30.0, torch_multinomial=10.0, icdf_vs_torch=2.9))
     md = throughput.markdown(result)
-    self.assertIn('| 4 | 6.0 | 3.00 | 0.33 | 6.0 | 60.0% | 1.0 |', md)
-    self.assertIn('JAX S=1 is 2.00x, JAX best S is 6.00x', md)
-    self.assertIn('icdf vs torch.multinomial: 3.00x', md)
+    self.assertIn('| 4 | 6.0 | 3.00 | 0.34 | 5.50x | 6.0 | 60.0% | 1.0 |', md)
+    self.assertIn('icdf vs torch.multinomial: 2.90x', md)
+
+  def test_paired_ratio_is_median_of_per_repeat_ratios(self):
+    # Repeat 2 ran on a machine twice as slow for both: per-repeat ratios are 2, 2, 3.
+    self.assertEqual(throughput.paired_ratio([2.0, 4.0, 3.0], [1.0, 2.0, 1.0]), 2.0)
+
+  def test_interleaved_times_round_robin(self):
+    calls = []
+    times = throughput.interleaved_times(
+        {'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')}, 3)
+    self.assertEqual(calls, ['a', 'b'] * 3)
+    self.assertEqual({k: len(v) for k, v in times.items()}, {'a': 3, 'b': 3})
 
 
 if __name__ == '__main__':
