@@ -30,9 +30,16 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results go '
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Discard results of a different config '
                                'found in --output_dir instead of refusing.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() '
-                                  'first (multi-host: run the same command on every host; '
-                                  'coordinator and process ids come from the environment, '
-                                  'e.g. SLURM or JAX_COORDINATOR_ADDRESS).')
+                                  'first (multi-host: run the same command on every host '
+                                  'with a shared --output_dir). Without the three flags '
+                                  'below JAX detects them (SLURM, Open MPI, Kubernetes, TPU).')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'With --distributed: '
+                                   'host:port of process 0 (else JAX_COORDINATOR_ADDRESS or '
+                                   'auto-detection).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'With --distributed: how many '
+                                      'processes (hosts) take part.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s '
+                                   'index in [0, --num_processes).')
 _CONFIG = config_flags.DEFINE_config_dict(
     'config', configs.get_preset(configs.DEFAULT),
     'Overrides of preset fields, e.g. --config.train.num_steps=400.')
@@ -140,11 +147,28 @@ def validate(config) -> None:
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
 
 
-def prepare_output_dir(output_dir: str, config, *, overwrite: bool) -> str:
+def check_distributed_flags(distributed: bool, coordinator, num_processes, process_id):
+  """ValueError naming the flag when the multi-host flags are inconsistent."""
+  given = {'--coordinator_address': coordinator, '--num_processes': num_processes,
+           '--process_id': process_id}
+  if not distributed:
+    for flag, value in given.items():
+      if value is not None:
+        raise ValueError(f'{flag}: only meaningful with --distributed')
+    return
+  if num_processes is not None and num_processes < 1:
+    raise ValueError(f'--num_processes: must be a positive integer, got {num_processes}')
+  if process_id is not None and not (
+      0 <= process_id < (num_processes if num_processes is not None else float('inf'))):
+    raise ValueError(f'--process_id: must be in [0, --num_processes), got {process_id}')
+
+
+def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True) -> str:
   """Creates output_dir and writes config.json; returns the config hash.
 
   Raises ValueError naming --output_dir when it cannot be written, or when it holds a run
-  of a different config (unless overwrite). A run of the same config is resumed.
+  of a different config (unless overwrite). A run of the same config is resumed. With
+  write=False (the other processes of a multi-host run) it only checks.
   """
   from benchmarks import results
   config_dict = config.to_dict()
@@ -152,7 +176,7 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool) -> str:
   path = os.path.join(output_dir, 'config.json')
   try:
     os.makedirs(output_dir, exist_ok=True)
-    probe = os.path.join(output_dir, '.write-probe')
+    probe = os.path.join(output_dir, f'.write-probe-{os.getpid()}')
     with open(probe, 'w') as f:
       f.write('ok')
     os.remove(probe)
@@ -166,13 +190,16 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool) -> str:
         raise ValueError(f'--output_dir: {output_dir!r} holds results of a different config '
                          f'(hash {old}, now {config_hash}); pass --overwrite or choose '
                          'another directory')
+      if not write:
+        return config_hash
       for name in ('results.jsonl', 'summary.md'):
         if os.path.exists(os.path.join(output_dir, name)):
           os.remove(os.path.join(output_dir, name))
       shutil.rmtree(os.path.join(output_dir, 'checkpoints'), ignore_errors=True)
       shutil.rmtree(os.path.join(output_dir, 'plots'), ignore_errors=True)
-  results.atomic_write(path, json.dumps({'hash': config_hash, 'config': config_dict},
-                                        indent=2, sort_keys=True, default=str))
+  if write:
+    results.atomic_write(path, json.dumps({'hash': config_hash, 'config': config_dict},
+                                          indent=2, sort_keys=True, default=str))
   return config_hash
 
 
@@ -183,35 +210,52 @@ def main(argv):
     config = build_config(_PRESET.value, flags.FLAGS[_CONFIG.name].override_values,
                           schemes=_SCHEMES.value, num_seeds=_NUM_SEEDS.value, pis=_PIS.value)
     validate(config)
+    check_distributed_flags(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
+                            _PROCESS_ID.value)
     names = scheme_names(config)
     output_dir = _OUTPUT_DIR.value or os.path.join('results', config.preset)
-    config_hash = prepare_output_dir(output_dir, config, overwrite=_OVERWRITE.value)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
   # Heavy imports only after validation: bad flags fail fast.
   import jax
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  main_process = jax.process_index() == 0
+  try:
+    # Every process checks the directory; only process 0 writes (all see the same files).
+    config_hash = prepare_output_dir(output_dir, config, overwrite=_OVERWRITE.value,
+                                     write=main_process)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices('output_dir prepared')
+
   import objectives
   from benchmarks import report, results, train
   from models import oracle
 
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
   config.lock()
   t0 = time.time()
-  print(f'divbench: preset {config.preset}, schemes {",".join(names)}, {config.num_seeds} '
-        f'seeds, devices {jax.devices()}, output {output_dir}', flush=True)
+  say = (lambda s: print(s, flush=True)) if main_process else (lambda s: None)
+  say(f'divbench: preset {config.preset}, schemes {",".join(names)}, {config.num_seeds} '
+      f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
   problem = oracle.make_problem(config.problem)
   store = results.Store(output_dir)
   for name in names:
     scheme = objectives.make(name, config, problem)
     train.train_scheme(name, scheme, problem, config, store, output_dir=output_dir,
-                       config_hash=config_hash, log=lambda s: print(s, flush=True))
-    report.write_report(output_dir, store.rows, title=f'divbench: preset {config.preset}')
-  print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
-        '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)
-  print(open(os.path.join(output_dir, 'summary.md')).read(), flush=True)
+                       config_hash=config_hash, log=say)
+    if main_process:
+      report.write_report(output_dir, store.rows, title=f'divbench: preset {config.preset}')
+  if main_process:
+    print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
+          '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)
+    print(open(os.path.join(output_dir, 'summary.md')).read(), flush=True)
 
 
 if __name__ == '__main__':

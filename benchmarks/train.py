@@ -66,6 +66,39 @@ def num_shards(config) -> int:
   return jax.device_count() if config.train.shard else 1
 
 
+def is_main_process() -> bool:
+  """Whether this process writes files and logs (process 0 of a multi-host run)."""
+  return jax.process_index() == 0
+
+
+def to_host(tree):
+  """Numpy copies of arrays sharded over the run axis, all runs on every process.
+
+  In a multi-host run (after jax.distributed.initialize) the arrays span other hosts'
+  devices, so this is a collective (process_allgather): every process must call it.
+  """
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils
+  return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def to_global(tree, devices):
+  """Host arrays with a leading run axis, identical on every process, as arrays sharded on
+  that axis over `devices` (each process places only its own devices' rows). With one
+  process the tree is returned unchanged: jit places it.
+  """
+  if jax.process_count() == 1:
+    return tree
+  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ('seeds',)),
+                                        P('seeds'))
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+  return jax.tree_util.tree_map(put, tree)
+
+
 def run_keys(seed: int, seeds: Sequence[int]) -> jax.Array:
   """Keys of the given seed indices: [len(seeds)] keys."""
   base = jax.random.PRNGKey(seed)
@@ -209,6 +242,10 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   Resumes from output_dir/checkpoints/<name>.msgpack when present. A run whose generator
   or loss becomes non-finite is marked diverged; its rows carry `diverged: true` and null
   metrics, and the other runs are unaffected (runs never share computation).
+
+  Multi-host (after jax.distributed.initialize): every process calls this with the same
+  arguments; the runs are sharded over all hosts' devices, results are gathered to every
+  process, and only process 0 writes files and logs. The output directory must be shared.
   """
   from benchmarks import results  # local: results imports nothing from here
 
@@ -217,11 +254,17 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   # Padding runs (copies of the last) keep the run axis divisible by the device count;
   # their rows are never written.
   all_runs = padded_runs(runs, num_shards(config))
-  keys = run_keys(config.seed, [s for s, _ in all_runs])
-  pis = pis_array(all_runs)
+  devices = jax.devices()[:num_shards(config)]
+  keys = to_global(run_keys(config.seed, [s for s, _ in all_runs]), devices)
+  pis = to_global(pis_array(all_runs), devices)
+  # One process: the data stay on the device. Several: a host array, replicated by jit.
+  data = problem.train if jax.process_count() == 1 else np.asarray(problem.train)
   runner = make_runner(scheme, problem, config)
   device = jax.devices()[0]
   extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}')
+  main = is_main_process()
+  if not main:
+    log = lambda s: None  # noqa: E731  (only process 0 reports)
 
   states = runner.init(keys)
   diverged = np.zeros(len(all_runs), bool)
@@ -229,32 +272,36 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   t0 = time.time()
   if restored is not None:
     step, states, diverged = restored
+    states = to_global(states, devices)
     store.truncate(name, step)
     log(f'[{name}] resuming at step {step}/{tc.num_steps} from its checkpoint')
   else:
     step = 0
     store.truncate(name, -1)
-    evals = jax.device_get(runner.evaluate(states, keys, 0))
+    evals = to_host(runner.evaluate(states, keys, 0))
     store.add(_rows(name, runs, 0, evals, {}, diverged,
                     dict(extra, wall_time=0.0, pis_grid=config.pis)))
-    store.save()
+    if main:
+      store.save()
     log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: '
         f'{_describe(evals, diverged[:len(runs)])}')
 
   while step < tc.num_steps:
-    states, metrics = runner.chunk(states, keys, pis, jnp.int32(step), problem.train)
+    states, metrics = runner.chunk(states, keys, pis, np.int32(step), data)
     step += tc.eval_every
-    metrics = jax.device_get(metrics)
-    healthy = np.array(runner.finite(states))
+    metrics = to_host(metrics)
+    healthy = np.array(to_host(runner.finite(states)))
     for arr in metrics.values():
       healthy &= np.isfinite(np.asarray(arr)).reshape(len(all_runs), -1).all(axis=1)
     newly = (~healthy & ~diverged)[:len(runs)]
     diverged = diverged | ~healthy
-    evals = jax.device_get(runner.evaluate(states, keys, step))
+    evals = to_host(runner.evaluate(states, keys, step))
     store.add(_rows(name, runs, step, evals, metrics, diverged,
                     dict(extra, wall_time=time.time() - t0, pis_grid=config.pis)))
-    store.save()
-    results.save_checkpoint(output_dir, name, step, states, diverged)
+    host_states = to_host(states) if jax.process_count() > 1 else states
+    if main:
+      store.save()
+      results.save_checkpoint(output_dir, name, step, host_states, diverged)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     log(f'[{name}] step {step}/{tc.num_steps} ({time.time() - t0:.1f}s, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
