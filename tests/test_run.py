@@ -79,6 +79,8 @@ class BadInputTest(parameterized.TestCase):
       ('pi_negative', ['--pis=-0.1'], '--pis'),
       ('pi_text', ['--pis=half'], '--pis'),
       ('strategy', ['--config.train.seed_strategy=pmap'], '--config.train.seed_strategy'),
+      ('process_id_alone', ['--process_id=1'], '--process_id'),
+      ('num_processes', ['--distributed', '--num_processes=0'], '--num_processes'),
   )
   def test_rejected_before_compute(self, args, flag):
     out = os.path.join(tempfile.mkdtemp(), 'never')
