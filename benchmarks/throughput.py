@@ -40,6 +40,12 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per S (the median is 
 _SAMPLES = flags.DEFINE_integer('samples', 10_000, 'Sequences drawn in the sampling benchmark.')
 _TORCH = flags.DEFINE_bool('torch', True, 'Compare with PyTorch when it is installed.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results/throughput', 'Where results go.')
+_ADVERSARIAL = flags.DEFINE_string('adversarial', 'gan_pi', 'An adversarial scheme also timed '
+                                   "(π = 0.5 if it takes one); '' skips it.")
+_ADVERSARIAL_STEPS = flags.DEFINE_integer('adversarial_steps', 20, 'Steps per timed call of '
+                                          'the adversarial scheme.')
+_PARTS = flags.DEFINE_list('parts', ['training', 'sampling', 'memory'], 'What to measure.')
+PARTS = ('training', 'sampling', 'memory')
 
 
 def step_flops(config) -> float:
@@ -87,18 +93,20 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n ** 3 / _median_time(lambda: f(a), repeats)
 
 
-def jax_chunks(config, problem, seeds, strategy, steps):
-  """{S: (compile_s, run)}: compiled MLE training chunks of `steps` steps, warmed up."""
+def jax_chunks(config, problem, seeds, strategy, steps, scheme_name='mle'):
+  """{S: (compile_s, run)}: compiled training chunks of `steps` steps, warmed up (π = 0.5
+  for schemes that take one)."""
   import objectives
   from benchmarks import train
   out = {}
   for s in seeds:
     c = config.copy_and_resolve_references()
     c.train.update(seed_strategy=strategy, eval_every=steps, num_steps=steps, map_batch_size=s)
-    scheme = objectives.make('mle', c, problem)
+    scheme = objectives.make(scheme_name, c, problem)
     runner = train.make_runner(scheme, problem, c)
     keys = train.run_keys(0, range(s))
-    args = (runner.init(keys), keys, train.pis_array([(i, None) for i in range(s)]),
+    pi = 0.5 if scheme.uses_pi else None
+    args = (runner.init(keys), keys, train.pis_array([(i, pi) for i in range(s)]),
             jnp.int32(0), problem.train)
     t = time.perf_counter()
     compiled = runner.chunk.lower(*args).compile()
@@ -187,6 +195,22 @@ def measure_training(config, problem, seeds, strategy, steps, repeats, with_torc
   return rows, torch_result
 
 
+def measure_scheme(config, problem, seeds, strategy, steps, repeats, name):
+  """[{S, compile_s, chunk_s, seed_steps_per_s, per_seed_time_ratio, times}] of any scheme."""
+  chunks = jax_chunks(config, problem, seeds, strategy, steps, name)
+  times = interleaved_times({s: run for s, (_, run) in chunks.items()}, repeats)
+  rows = []
+  for s, (compile_s, _) in chunks.items():
+    dt = statistics.median(times[s])
+    rows.append(dict(S=s, compile_s=compile_s, chunk_s=dt, seed_steps_per_s=s * steps / dt,
+                     per_seed_time_ratio=paired_ratio([t / s for t in times[s]],
+                                                      times[seeds[0]]),
+                     times=times[s]))
+    print(f'jax {name} {strategy} S={s}: {s * steps / dt:.2f} seed-steps/s '
+          f'(compile {compile_s:.1f}s, {steps} steps in {dt:.2f}s)', flush=True)
+  return rows
+
+
 def measure_sampling(problem, num, repeats, with_torch):
   """Sequences/s drawn from the oracle: JAX samplers and torch.multinomial, timed round-robin."""
   model, params = problem.model, problem.params
@@ -250,51 +274,72 @@ def plot(result, path):
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(5.5, 4))
-  rows = result['jax']
-  s = [r['S'] for r in rows]
-  ax.plot(s, [r['seed_steps_per_s'] for r in rows], 'o-', label=f'JAX ({result["strategy"]})')
-  ax.plot(s, [rows[0]['seed_steps_per_s'] * x for x in s], ':', color='gray',
-          label='linear in S')
+  series = [('MLE', result['jax'], 'C0')]
+  if result.get('adversarial'):
+    series.append((result['adversarial']['scheme'], result['adversarial']['rows'], 'C2'))
+  for name, rows, color in series:
+    s = [r['S'] for r in rows]
+    ax.plot(s, [r['seed_steps_per_s'] for r in rows], 'o-', color=color,
+            label=f'JAX {name} ({result["strategy"]})')
+    ax.plot(s, [rows[0]['seed_steps_per_s'] * x / s[0] for x in s], ':', color=color,
+            alpha=0.6, label=f'{name}: linear in S')
   if result.get('torch'):
     ax.axhline(result['torch']['seed_steps_per_s'], color='C3', ls='--',
-               label='PyTorch per-seed loop')
+               label='PyTorch MLE per-seed loop')
   ax.set_xscale('log', base=2)
   ax.set_yscale('log')
   ax.set_xlabel('seeds S')
   ax.set_ylabel('seed-steps / s')
-  ax.set_title(f'MLE training, preset {result["preset"]}, {result["device"]}', fontsize=9)
-  ax.legend(fontsize=8)
+  ax.set_title(f'Training throughput, preset {result["preset"]}, {result["device"]}',
+               fontsize=9)
+  ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
 
+def _scaling_table(rows, step_flops=None, matmul_flops=None):
+  """Markdown rows of a scaling table (FLOP/s columns only with an analytic count)."""
+  base = rows[0]['seed_steps_per_s']
+  head = '| S | seed-steps/s | ratio to first S | per-seed time ratio | vs PyTorch |'
+  if step_flops:
+    head += ' GFLOP/s | fraction of matmul rate |'
+  lines = [head + ' compile s |', '|' + '---|' * (head.count('|') )]
+  for r in rows:
+    vs_torch = f'{r["speedup_vs_torch"]:.2f}x' if 'speedup_vs_torch' in r else '-'
+    line = (f'| {r["S"]} | {r["seed_steps_per_s"]:.2f} | {r["seed_steps_per_s"] / base:.2f} | '
+            f'{r["per_seed_time_ratio"]:.2f} | {vs_torch} |')
+    if step_flops:
+      gflops = r['seed_steps_per_s'] * step_flops / 1e9
+      line += f' {gflops:.1f} | {gflops * 1e9 / matmul_flops:.1%} |'
+    lines.append(line + f' {r["compile_s"]:.1f} |')
+  return lines
+
+
 def markdown(result) -> str:
   lines = [f'# Throughput: preset {result["preset"]} on {result["device"]}', '',
-           f'MLE step = {result["step_flops"] / 1e9:.3f} GFLOP per seed (analytic); measured '
-           f'dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.', '',
-           '| S | seed-steps/s | ratio to S=1 | per-seed time ratio | vs PyTorch | GFLOP/s | '
-           'fraction of matmul rate | compile s |', '|---|---|---|---|---|---|---|---|']
-  base = result['jax'][0]['seed_steps_per_s']
-  for r in result['jax']:
-    gflops = r['seed_steps_per_s'] * result['step_flops'] / 1e9
-    vs_torch = f'{r["speedup_vs_torch"]:.2f}x' if 'speedup_vs_torch' in r else '-'
-    lines.append(f'| {r["S"]} | {r["seed_steps_per_s"]:.1f} | '
-                 f'{r["seed_steps_per_s"] / base:.2f} | {r["per_seed_time_ratio"]:.2f} | '
-                 f'{vs_torch} | {gflops:.1f} | {gflops * 1e9 / result["matmul_flops"]:.1%} | '
-                 f'{r["compile_s"]:.1f} |')
-  lines += ['', 'Ratios are medians of per-repeat ratios (all timed round-robin); per-seed '
-            'time ratio = (time of S seeds / S) / time of the first S.']
+           f'Measured dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.']
+  if result.get('jax'):
+    lines += ['', f'## MLE ({result["steps"]} steps per call; analytic '
+              f'{result["step_flops"] / 1e9:.3f} GFLOP per seed-step)', '']
+    lines += _scaling_table(result['jax'], result['step_flops'], result['matmul_flops'])
+    lines += ['', 'Ratios are medians of per-repeat ratios (all timed round-robin); per-seed '
+              'time ratio = (time of S seeds / S) / time of the first S.']
   if result.get('torch'):
     t = result['torch']['seed_steps_per_s']
     lines += ['', f'PyTorch {result["torch"]["version"]} per-seed loop '
               f'({result["torch"]["device"]}): {t:.1f} seed-steps/s (median).']
-  smp = dict(result['sampling'])
-  ratio = smp.pop('icdf_vs_torch', None)
-  lines += ['', f'Sampling {result["samples"]} sequences: ' + ', '.join(
-      f'{k} {v:.0f}/s' for k, v in smp.items())]
-  if ratio is not None:
-    lines.append(f'icdf vs torch.multinomial: {ratio:.2f}x')
+  if result.get('adversarial'):
+    adv = result['adversarial']
+    lines += ['', f'## {adv["scheme"]} ({adv["steps"]} steps per call)', '']
+    lines += _scaling_table(adv['rows'])
+  if result.get('sampling'):
+    smp = dict(result['sampling'])
+    ratio = smp.pop('icdf_vs_torch', None)
+    lines += ['', f'Sampling {result["samples"]} sequences: ' + ', '.join(
+        f'{k} {v:.0f}/s' for k, v in smp.items())]
+    if ratio is not None:
+      lines.append(f'icdf vs torch.multinomial: {ratio:.2f}x')
   if result.get('eval_memory'):
     m = result['eval_memory']
     lines += ['', f'Evaluation of one seed on {result["eval_samples"]} samples: compiler peak '
@@ -306,11 +351,26 @@ def main(argv):
   del argv
   try:
     config = configs.get_preset(_PRESET.value)
-    seeds = [int(s) for s in _NUM_SEEDS.value]
-    if any(s < 1 for s in seeds):
-      raise ValueError
+    try:
+      seeds = [int(s) for s in _NUM_SEEDS.value]
+    except ValueError:
+      seeds = []
+    if not seeds or any(s < 1 for s in seeds):
+      raise ValueError('--num_seeds: positive integers, e.g. 1,2,4')
+    for flag, value in (('--steps', _STEPS.value), ('--repeats', _REPEATS.value),
+                        ('--samples', _SAMPLES.value),
+                        ('--adversarial_steps', _ADVERSARIAL_STEPS.value)):
+      if value < 1:
+        raise ValueError(f'{flag}: must be a positive integer, got {value}')
+    unknown = set(_PARTS.value) - set(PARTS)
+    if unknown:
+      raise ValueError(f'--parts: unknown {", ".join(sorted(unknown))}; known: '
+                       f'{", ".join(PARTS)}')
+    if _ADVERSARIAL.value:
+      import objectives
+      objectives.check_config(_ADVERSARIAL.value, config)
   except ValueError as e:
-    raise app.UsageError(str(e) or '--num_seeds: positive integers, e.g. 1,2,4') from None
+    raise app.UsageError(str(e)) from None
   from benchmarks import results
   from models import oracle
   platform = jax.devices()[0].platform
@@ -329,16 +389,25 @@ def main(argv):
     except ImportError:
       print('torch is not installed: skipping the PyTorch comparison '
             "(pip install -e '.[compare]')", flush=True)
-  result['jax'], result['torch'] = measure_training(config, problem, seeds, strategy,
-                                                    _STEPS.value, _REPEATS.value, has_torch)
-  result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
-  result['eval_memory'] = eval_memory(config, problem)
+  if 'training' in _PARTS.value:
+    result['jax'], result['torch'] = measure_training(config, problem, seeds, strategy,
+                                                      _STEPS.value, _REPEATS.value, has_torch)
+    if _ADVERSARIAL.value:
+      result['adversarial'] = dict(
+          scheme=_ADVERSARIAL.value, steps=_ADVERSARIAL_STEPS.value,
+          rows=measure_scheme(config, problem, seeds, strategy, _ADVERSARIAL_STEPS.value,
+                              _REPEATS.value, _ADVERSARIAL.value))
+  if 'sampling' in _PARTS.value:
+    result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
+  if 'memory' in _PARTS.value:
+    result['eval_memory'] = eval_memory(config, problem)
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.json'),
                        json.dumps(result, indent=2))
   md = markdown(result)
   results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.md'), md)
-  plot(result, os.path.join(_OUTPUT_DIR.value, 'throughput.png'))
+  if result.get('jax'):
+    plot(result, os.path.join(_OUTPUT_DIR.value, 'throughput.png'))
   print(md, flush=True)
 
 

@@ -1,5 +1,11 @@
 """Tests of the throughput benchmark's bookkeeping (not of speed: that is measured, not tested)."""
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
 from absl.testing import absltest
 
 from benchmarks import configs
@@ -14,7 +20,7 @@ class ThroughputTest(absltest.TestCase):
                      3 * 2 * 64 * 20 * (8192 + 160_000))
 
   def test_markdown_ratios(self):
-    result = dict(preset='smoke', device='cpu', strategy='map', step_flops=1e9,
+    result = dict(preset='smoke', device='cpu', strategy='map', step_flops=1e9, steps=3,
                   matmul_flops=1e10, samples=10, eval_samples=10,
                   jax=[dict(S=1, seed_steps_per_s=2.0, compile_s=1.0, per_seed_time_ratio=1.0,
                             speedup_vs_torch=2.0),
@@ -23,8 +29,17 @@ class ThroughputTest(absltest.TestCase):
                   torch=dict(seed_steps_per_s=1.0, version='x', device='cpu'),
                   sampling=dict(jax_icdf=30.0, torch_multinomial=10.0, icdf_vs_torch=2.9))
     md = throughput.markdown(result)
-    self.assertIn('| 4 | 6.0 | 3.00 | 0.34 | 5.50x | 6.0 | 60.0% | 1.0 |', md)
+    self.assertIn('| 4 | 6.00 | 3.00 | 0.34 | 5.50x | 6.0 | 60.0% | 1.0 |', md)
     self.assertIn('icdf vs torch.multinomial: 2.90x', md)
+
+  def test_markdown_adversarial_only(self):
+    rows = [dict(S=1, seed_steps_per_s=0.5, compile_s=2.0, per_seed_time_ratio=1.0),
+            dict(S=2, seed_steps_per_s=1.5, compile_s=2.0, per_seed_time_ratio=0.67)]
+    md = throughput.markdown(dict(preset='smoke', device='cpu', matmul_flops=1e10,
+                                  adversarial=dict(scheme='gan_pi', steps=5, rows=rows)))
+    self.assertIn('## gan_pi (5 steps per call)', md)
+    self.assertIn('| 2 | 1.50 | 3.00 | 0.67 | - | 2.0 |', md)
+    self.assertNotIn('MLE', md)
 
   def test_paired_ratio_is_median_of_per_repeat_ratios(self):
     # Repeat 2 ran on a machine twice as slow for both: per-repeat ratios are 2, 2, 3.
@@ -36,6 +51,36 @@ class ThroughputTest(absltest.TestCase):
         {'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')}, 3)
     self.assertEqual(calls, ['a', 'b'] * 3)
     self.assertEqual({k: len(v) for k, v in times.items()}, {'a': 3, 'b': 3})
+
+
+class ThroughputEndToEndTest(absltest.TestCase):
+
+  def test_runs_and_writes_its_outputs(self):
+    out = tempfile.mkdtemp()
+    proc = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.throughput', '--preset=smoke', '--num_seeds=1,2',
+         '--steps=3', '--adversarial_steps=2', '--repeats=1', '--samples=10', '--torch=false',
+         f'--output_dir={out}'],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        capture_output=True, text=True, timeout=600)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'throughput.json')) as f:
+      result = json.load(f)
+    self.assertEqual([r['S'] for r in result['jax']], [1, 2])
+    self.assertEqual([r['S'] for r in result['adversarial']['rows']], [1, 2])
+    self.assertEqual(result['adversarial']['scheme'], 'gan_pi')
+    self.assertTrue(all(r['seed_steps_per_s'] > 0 for r in result['jax']))
+    self.assertEqual(set(result['sampling']), {'jax_icdf', 'jax_gumbel'})
+    self.assertGreater(result['eval_memory']['temp_bytes'], 0)
+    for name in ('throughput.md', 'throughput.png'):
+      self.assertTrue(os.path.exists(os.path.join(out, name)), name)
+
+  def test_bad_flag_named(self):
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', '--num_seeds=0,2'],
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          capture_output=True, text=True, timeout=120)
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('--num_seeds', proc.stderr)
 
 
 if __name__ == '__main__':
