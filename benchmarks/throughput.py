@@ -44,8 +44,9 @@ _ADVERSARIAL = flags.DEFINE_string('adversarial', 'gan_pi', 'An adversarial sche
                                    "(π = 0.5 if it takes one); '' skips it.")
 _ADVERSARIAL_STEPS = flags.DEFINE_integer('adversarial_steps', 20, 'Steps per timed call of '
                                           'the adversarial scheme.')
-_PARTS = flags.DEFINE_list('parts', ['training', 'sampling', 'memory'], 'What to measure.')
-PARTS = ('training', 'sampling', 'memory')
+PARTS = ('mle', 'adversarial', 'sampling', 'memory')
+_PARTS = flags.DEFINE_list('parts', list(PARTS), 'What to measure: MLE training (with the '
+                           'PyTorch loop), the --adversarial scheme, sampling, memory.')
 
 
 def step_flops(config) -> float:
@@ -368,6 +369,9 @@ def main(argv):
                        f'{", ".join(PARTS)}')
     if _ADVERSARIAL.value:
       import objectives
+      if _ADVERSARIAL.value not in objectives.REGISTRY:
+        raise ValueError(f'--adversarial: unknown scheme {_ADVERSARIAL.value!r}; known: '
+                         f'{", ".join(objectives.REGISTRY)}')
       objectives.check_config(_ADVERSARIAL.value, config)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
@@ -389,14 +393,14 @@ def main(argv):
     except ImportError:
       print('torch is not installed: skipping the PyTorch comparison '
             "(pip install -e '.[compare]')", flush=True)
-  if 'training' in _PARTS.value:
+  if 'mle' in _PARTS.value:
     result['jax'], result['torch'] = measure_training(config, problem, seeds, strategy,
                                                       _STEPS.value, _REPEATS.value, has_torch)
-    if _ADVERSARIAL.value:
-      result['adversarial'] = dict(
-          scheme=_ADVERSARIAL.value, steps=_ADVERSARIAL_STEPS.value,
-          rows=measure_scheme(config, problem, seeds, strategy, _ADVERSARIAL_STEPS.value,
-                              _REPEATS.value, _ADVERSARIAL.value))
+  if 'adversarial' in _PARTS.value and _ADVERSARIAL.value:
+    result['adversarial'] = dict(
+        scheme=_ADVERSARIAL.value, steps=_ADVERSARIAL_STEPS.value,
+        rows=measure_scheme(config, problem, seeds, strategy, _ADVERSARIAL_STEPS.value,
+                            _REPEATS.value, _ADVERSARIAL.value))
   if 'sampling' in _PARTS.value:
     result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
   if 'memory' in _PARTS.value:

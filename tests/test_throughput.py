@@ -75,12 +75,15 @@ class ThroughputEndToEndTest(absltest.TestCase):
     for name in ('throughput.md', 'throughput.png'):
       self.assertTrue(os.path.exists(os.path.join(out, name)), name)
 
-  def test_bad_flag_named(self):
-    proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', '--num_seeds=0,2'],
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          capture_output=True, text=True, timeout=120)
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn('--num_seeds', proc.stderr)
+  def test_bad_flags_named(self):
+    for arg, flag in (('--num_seeds=0,2', '--num_seeds'), ('--parts=mle,speed', '--parts'),
+                      ('--adversarial=gan', '--adversarial')):
+      proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', arg],
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            capture_output=True, text=True, timeout=120)
+      self.assertNotEqual(proc.returncode, 0)
+      self.assertIn(flag, proc.stderr)
+      self.assertNotIn('seed-steps/s', proc.stdout)
 
 
 if __name__ == '__main__':
