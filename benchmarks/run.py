@@ -221,8 +221,14 @@ def main(argv):
   # Heavy imports only after validation: bad flags fail fast.
   import jax
   if _DISTRIBUTED.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    try:
+      jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                                 num_processes=_NUM_PROCESSES.value,
+                                 process_id=_PROCESS_ID.value)
+    except (ValueError, TypeError) as e:  # nothing given and no cluster detected
+      print(f'error: --distributed: {e} (no cluster detected: pass --coordinator_address, '
+            '--num_processes and --process_id)', file=sys.stderr)
+      sys.exit(2)
   main_process = jax.process_index() == 0
   try:
     # Every process checks the directory; only process 0 writes (all see the same files).

@@ -14,9 +14,9 @@ ROW_KEYS = ('scheme', 'seed', 'pi', 'step', 'nll_oracle', 'nll_test', 'entropy_q
             'kl_qp', 'js_pi')
 
 
-def _run(*args):
+def _run(*args, env=None):
   return subprocess.run([sys.executable, '-m', 'benchmarks.run', *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600)
+                        capture_output=True, text=True, timeout=600, env=env)
 
 
 class SmokeRunTest(absltest.TestCase):
@@ -81,10 +81,12 @@ class BadInputTest(parameterized.TestCase):
       ('strategy', ['--config.train.seed_strategy=pmap'], '--config.train.seed_strategy'),
       ('process_id_alone', ['--process_id=1'], '--process_id'),
       ('num_processes', ['--distributed', '--num_processes=0'], '--num_processes'),
+      ('distributed_without_cluster', ['--distributed'], '--distributed'),
   )
   def test_rejected_before_compute(self, args, flag):
     out = os.path.join(tempfile.mkdtemp(), 'never')
-    proc = _run('--preset=smoke', f'--output_dir={out}', *args)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('SLURM_', 'OMPI_', 'JAX_'))}
+    proc = _run('--preset=smoke', f'--output_dir={out}', *args, env=env)
     self.assertNotEqual(proc.returncode, 0)
     self.assertIn(flag, proc.stderr)
     self.assertFalse(os.path.exists(out), 'no partial results for bad input')
