@@ -46,7 +46,8 @@ _CONFIG = config_flags.DEFINE_config_dict(
 
 _POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem.embed_dim',
                   'problem.hidden_dim', 'problem.num_train', 'problem.num_test',
-                  'generator.embed_dim', 'generator.hidden_dim', 'train.batch_size',
+                  'generator.embed_dim', 'generator.hidden_dim',
+                  'generator.logits_chunk_bytes', 'train.batch_size',
                   'train.num_steps', 'train.eval_every', 'train.map_batch_size',
                   'eval.num_samples', 'eval.batch_size', 'eval.max_enumerate',
                   'eval.enumerate_chunk')

@@ -36,6 +36,8 @@ class LSTMLM(nn.Module):
     init_scale: standard deviation of the N(0, init_scale²) initialiser of every parameter
       (1.0 for a SeqGAN-style oracle, 0.1 for a SeqGAN-style generator).
     start_token: the token whose embedding is the first input.
+    logits_chunk_bytes: the most bytes of float32 logits `token_log_probs` holds at once per
+      sequence batch (`models.output_layer`); a speed/memory knob, values are unaffected.
   """
   vocab_size: int
   embed_dim: int
@@ -43,6 +45,7 @@ class LSTMLM(nn.Module):
   seq_len: int
   init_scale: float = 0.1
   start_token: int = 0
+  logits_chunk_bytes: int = output_layer.CHUNK_BYTES
 
   def setup(self):
     init = nn.initializers.normal(self.init_scale)
@@ -144,7 +147,7 @@ class LSTMLM(nn.Module):
     logits are never held at once.
     """
     return output_layer.token_log_probs(hidden, self.Wo / temperature, self.bo / temperature,
-                                        tokens)
+                                        tokens, self.logits_chunk_bytes)
 
   def log_prob(self, tokens: jax.Array, temperature: float = 1.0) -> jax.Array:
     """Sequence log-probability log p(x) (of the tempered model): int [B, T] -> [B]."""

@@ -47,7 +47,8 @@ def generator_from_config(config):
                         seq_len=config.problem.seq_len,
                         embed_dim=config.generator.embed_dim,
                         hidden_dim=config.generator.hidden_dim,
-                        init_scale=config.generator.init_scale)
+                        init_scale=config.generator.init_scale,
+                        logits_chunk_bytes=config.generator.logits_chunk_bytes)
 
 
 def optimizer_from_config(train_cfg) -> optax.GradientTransformation:

@@ -70,6 +70,10 @@ class OutputLayerTest(parameterized.TestCase):
       expected = jnp.take_along_axis(jax.nn.log_softmax(logits), tokens[..., None], -1)[..., 0]
       got = model.apply(params, tokens, tau, method='token_log_probs')
       np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+      # 15 rows of 13 logits in chunks of at most 2 rows: the knob changes nothing else.
+      small = model.clone(logits_chunk_bytes=2 * 13 * 4)
+      np.testing.assert_allclose(small.apply(params, tokens, tau, method='token_log_probs'),
+                                 expected, rtol=1e-5, atol=1e-6)
 
 
 if __name__ == '__main__':
