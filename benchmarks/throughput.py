@@ -162,30 +162,30 @@ def torch_loop(config, problem, steps):
   return device, torch.__version__, run
 
 
-def measure_training(config, problem, seeds, strategy, steps, repeats, with_torch):
-  """JAX chunks for each S and the PyTorch loop, timed round-robin (`interleaved_times`).
+def measure_training(config, problem, seeds, strategy, steps, repeats, name='mle',
+                     with_torch=False):
+  """Scheme `name`'s chunks for each S (and the PyTorch MLE loop), timed round-robin.
 
-  Returns ([{S, compile_s, chunk_s, seed_steps_per_s, per_seed_time_ratio, speedup_vs_torch,
-  times}], torch result dict or None). chunk_s is the median time; the ratios are medians of
-  per-repeat ratios: per_seed_time_ratio = (t_S / S) / t_first, speedup_vs_torch =
-  t_torch / (t_S / S).
+  Returns ([{S, compile_s, chunk_s, seed_steps_per_s, per_seed_time_ratio, times} (plus
+  speedup_vs_torch with torch)], torch result dict or None). chunk_s is the median time; the
+  ratios are medians of per-repeat ratios (`interleaved_times`, `paired_ratio`):
+  per_seed_time_ratio = (t_S / S) / t_first, speedup_vs_torch = t_torch / (t_S / S).
   """
-  chunks = jax_chunks(config, problem, seeds, strategy, steps)
+  chunks = jax_chunks(config, problem, seeds, strategy, steps, name)
   fns = {s: run for s, (_, run) in chunks.items()}
   if with_torch:
     device, version, fns['torch'] = torch_loop(config, problem, steps)
   times = interleaved_times(fns, repeats)
-  first = times[seeds[0]]
   rows = []
   for s, (compile_s, _) in chunks.items():
     dt = statistics.median(times[s])
     per_seed = [t / s for t in times[s]]
     row = dict(S=s, compile_s=compile_s, chunk_s=dt, seed_steps_per_s=s * steps / dt,
-               per_seed_time_ratio=paired_ratio(per_seed, first), times=times[s])
+               per_seed_time_ratio=paired_ratio(per_seed, times[seeds[0]]), times=times[s])
     if with_torch:
       row['speedup_vs_torch'] = paired_ratio(times['torch'], per_seed)
     rows.append(row)
-    print(f'jax {strategy} S={s}: {s * steps / dt:.1f} seed-steps/s '
+    print(f'jax {name} {strategy} S={s}: {s * steps / dt:.2f} seed-steps/s '
           f'(compile {compile_s:.1f}s, {steps} steps in {dt:.2f}s)', flush=True)
   torch_result = None
   if with_torch:
@@ -194,22 +194,6 @@ def measure_training(config, problem, seeds, strategy, steps, repeats, with_torc
                         times=times['torch'])
     print(f'torch ({device}): {steps / dt:.1f} seed-steps/s', flush=True)
   return rows, torch_result
-
-
-def measure_scheme(config, problem, seeds, strategy, steps, repeats, name):
-  """[{S, compile_s, chunk_s, seed_steps_per_s, per_seed_time_ratio, times}] of any scheme."""
-  chunks = jax_chunks(config, problem, seeds, strategy, steps, name)
-  times = interleaved_times({s: run for s, (_, run) in chunks.items()}, repeats)
-  rows = []
-  for s, (compile_s, _) in chunks.items():
-    dt = statistics.median(times[s])
-    rows.append(dict(S=s, compile_s=compile_s, chunk_s=dt, seed_steps_per_s=s * steps / dt,
-                     per_seed_time_ratio=paired_ratio([t / s for t in times[s]],
-                                                      times[seeds[0]]),
-                     times=times[s]))
-    print(f'jax {name} {strategy} S={s}: {s * steps / dt:.2f} seed-steps/s '
-          f'(compile {compile_s:.1f}s, {steps} steps in {dt:.2f}s)', flush=True)
-  return rows
 
 
 def measure_sampling(problem, num, repeats, with_torch):
@@ -394,13 +378,13 @@ def main(argv):
       print('torch is not installed: skipping the PyTorch comparison '
             "(pip install -e '.[compare]')", flush=True)
   if 'mle' in _PARTS.value:
-    result['jax'], result['torch'] = measure_training(config, problem, seeds, strategy,
-                                                      _STEPS.value, _REPEATS.value, has_torch)
+    result['jax'], result['torch'] = measure_training(
+        config, problem, seeds, strategy, _STEPS.value, _REPEATS.value, with_torch=has_torch)
   if 'adversarial' in _PARTS.value and _ADVERSARIAL.value:
     result['adversarial'] = dict(
         scheme=_ADVERSARIAL.value, steps=_ADVERSARIAL_STEPS.value,
-        rows=measure_scheme(config, problem, seeds, strategy, _ADVERSARIAL_STEPS.value,
-                            _REPEATS.value, _ADVERSARIAL.value))
+        rows=measure_training(config, problem, seeds, strategy, _ADVERSARIAL_STEPS.value,
+                              _REPEATS.value, name=_ADVERSARIAL.value)[0])
   if 'sampling' in _PARTS.value:
     result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
   if 'memory' in _PARTS.value:
