@@ -230,7 +230,8 @@ def main(argv):
       print(f'error: --distributed: {e} (no cluster detected: pass --coordinator_address, '
             '--num_processes and --process_id)', file=sys.stderr)
       sys.exit(2)
-  main_process = jax.process_index() == 0
+  from benchmarks import train
+  main_process = train.is_main_process()
   try:
     # Every process checks the directory; only process 0 writes (all see the same files).
     config_hash = prepare_output_dir(output_dir, config, overwrite=_OVERWRITE.value,
@@ -243,7 +244,7 @@ def main(argv):
     multihost_utils.sync_global_devices('output_dir prepared')
 
   import objectives
-  from benchmarks import report, results, train
+  from benchmarks import report, results
   from models import oracle
 
   config.lock()

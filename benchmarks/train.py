@@ -66,6 +66,11 @@ def num_shards(config) -> int:
   return jax.device_count() if config.train.shard else 1
 
 
+def shard_devices(config):
+  """The devices the run axis is split over: the first num_shards(config) of jax.devices()."""
+  return jax.devices()[:num_shards(config)]
+
+
 def is_main_process() -> bool:
   """Whether this process writes files and logs (process 0 of a multi-host run)."""
   return jax.process_index() == 0
@@ -151,7 +156,7 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
                                        start + jnp.arange(num_steps))
     return state, metrics
 
-  devices = jax.devices()[:num_shards(config)]
+  devices = shard_devices(config)
 
   def chunk_local(states, keys, pis, start, data):
     fn = functools.partial(chunk_one, start=start, data=data)
@@ -254,7 +259,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   # Padding runs (copies of the last) keep the run axis divisible by the device count;
   # their rows are never written.
   all_runs = padded_runs(runs, num_shards(config))
-  devices = jax.devices()[:num_shards(config)]
+  devices = shard_devices(config)
   keys = to_global(run_keys(config.seed, [s for s, _ in all_runs]), devices)
   pis = to_global(pis_array(all_runs), devices)
   # One process: the data stay on the device. Several: a host array, replicated by jit.
@@ -298,7 +303,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     evals = to_host(runner.evaluate(states, keys, step))
     store.add(_rows(name, runs, step, evals, metrics, diverged,
                     dict(extra, wall_time=time.time() - t0, pis_grid=config.pis)))
-    host_states = to_host(states) if jax.process_count() > 1 else states
+    host_states = to_host(states)  # a collective on multi-host: every process gathers
     if main:
       store.save()
       results.save_checkpoint(output_dir, name, step, host_states, diverged)
