@@ -84,7 +84,8 @@ def summary_markdown(rows, *, title: str = 'divbench results') -> str:
     line(f'initial generator ({scheme0})', pi0, 0, steps0[0])
   for (scheme, pi), steps in g.items():
     last = max(steps)
-    line(scheme, pi, last, steps[last])
+    label = f'warm start (MLE, {last} steps)' if scheme == 'warm_start' else scheme
+    line(label, pi, last, steps[last])
   h_p = mean_ci([r.get('entropy_p') for r in rows if r['step'] == 0])
   if h_p[2]:
     lines += ['', f'Oracle entropy H(P) per token (MC on the test set): {h_p[0]:.4g}.']

@@ -143,9 +143,106 @@ def validate(config) -> None:
                          f'got {pc[field]}')
   elif pc.source != 'random':
     raise ValueError(f"--config.problem.source: {pc.source!r} is not 'random' or 'seqgan'")
+  ws = tc.warm_start_steps
+  if not isinstance(ws, int) or isinstance(ws, bool) or ws < 0 or ws % tc.eval_every:
+    raise ValueError(f'--config.train.warm_start_steps: must be a non-negative multiple of '
+                     f'--config.train.eval_every ({tc.eval_every}), got {ws!r}')
   if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
     raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
+
+
+# Fields all variants of a run share: the problem, the seeds, the evaluation and the warm start.
+SHARED_FIELDS = ('preset', 'seed', 'num_seeds', 'schemes', 'pis', 'problem', 'generator', 'eval',
+                 'train.warm_start_steps')
+
+
+def resolve_variants(config, variants=None):
+  """{label: (scheme name, config of that variant)}, each validated; no compute.
+
+  Args:
+    config: the run's validated config.
+    variants: None (the schemes of config.schemes, each under its own name), or
+      {label: (scheme name, {flattened field: value})}: several configurations of schemes in
+      one run (e.g. gan_pi with minimax and with non-saturating losses), sharing the problem,
+      seeds and warm start (SHARED_FIELDS may not be overridden).
+
+  Raises:
+    ValueError naming the variant and the field.
+  """
+  import copy
+  import objectives
+  from benchmarks import train
+  if variants is None:
+    return {name: (name, config) for name in scheme_names(config)}
+  if not variants:
+    raise ValueError('variants: none given')
+  out = {}
+  for label, (name, overrides) in variants.items():
+    if label == train.WARM_START:
+      raise ValueError(f'variant {label!r}: the label is reserved for the warm-start phase')
+    if name not in objectives.REGISTRY:
+      raise ValueError(f'variant {label!r}: unknown scheme {name!r}; known: '
+                       f'{", ".join(objectives.REGISTRY)}')
+    cfg = copy.deepcopy(config)
+    for field, value in overrides.items():
+      if any(field == f or field.startswith(f + '.') for f in SHARED_FIELDS):
+        raise ValueError(f'variant {label!r}: --config.{field} is shared by all variants of '
+                         'a run and cannot be overridden per variant')
+      try:
+        _get(cfg, field)
+      except (KeyError, AttributeError):
+        raise ValueError(f'variant {label!r}: unknown config field {field!r}') from None
+    cfg.update_from_flattened_dict(dict(overrides))
+    cfg.schemes = name
+    try:
+      validate(cfg)
+    except ValueError as e:
+      raise ValueError(f'variant {label!r}: {e}') from None
+    out[label] = (name, cfg)
+  return out
+
+
+def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, log=print,
+            title=None):
+  """Trains and evaluates every scheme (or variant) of config into output_dir; the rows.
+
+  The runner's whole job after flag parsing (`main` and `benchmarks.experiment` call it):
+  validate, prepare the directory (resume or refuse), build the problem, the warm start when
+  config.train.warm_start_steps > 0, then each scheme, writing results, checkpoints and the
+  report after each. Raises ValueError (naming the flag) before any compute on bad input.
+  """
+  validate(config)
+  resolved = resolve_variants(config, variants)
+  import jax
+  from benchmarks import report, results, train
+  from models import oracle
+  import objectives
+
+  main_process = train.is_main_process()
+  # Every process checks the directory; only process 0 writes (all see the same files).
+  config_hash = prepare_output_dir(output_dir, config, overwrite=overwrite, write=main_process,
+                                   variants=variants)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices('output_dir prepared')
+  say = log if main_process else (lambda s: None)
+  title = title or f'divbench: preset {config.preset}'
+  say(f'divbench: preset {config.preset}, schemes {",".join(resolved)}, {config.num_seeds} '
+      f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
+  problem = oracle.make_problem(config.problem)
+  store = results.Store(output_dir)
+  warm = None
+  if config.train.warm_start_steps:
+    warm, _ = train.warm_start(problem, config, store, output_dir=output_dir,
+                               config_hash=config_hash, log=say)
+  for label, (name, cfg) in resolved.items():
+    scheme = objectives.make(name, cfg, problem)
+    train.train_scheme(label, scheme, problem, cfg, store, output_dir=output_dir,
+                       config_hash=config_hash, log=say, warm=warm, base_scheme=name)
+    if main_process:
+      report.write_report(output_dir, store.rows, title=title)
+  return store.rows
 
 
 def check_distributed_flags(distributed: bool, coordinator, num_processes, process_id):
@@ -164,7 +261,8 @@ def check_distributed_flags(distributed: bool, coordinator, num_processes, proce
     raise ValueError(f'--process_id: must be in [0, --num_processes), got {process_id}')
 
 
-def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True) -> str:
+def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True,
+                       variants=None) -> str:
   """Creates output_dir and writes config.json; returns the config hash.
 
   Raises ValueError naming --output_dir when it cannot be written, or when it holds a run
@@ -173,7 +271,10 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool 
   """
   from benchmarks import results
   config_dict = config.to_dict()
-  config_hash = results.config_hash(config_dict)
+  saved = {'config': config_dict}
+  if variants is not None:  # labelled scheme configurations: part of what the results are of
+    saved['variants'] = {k: [n, dict(o)] for k, (n, o) in variants.items()}
+  config_hash = results.config_hash(saved if variants is not None else config_dict)
   path = os.path.join(output_dir, 'config.json')
   try:
     os.makedirs(output_dir, exist_ok=True)
@@ -199,7 +300,7 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool 
       shutil.rmtree(os.path.join(output_dir, 'checkpoints'), ignore_errors=True)
       shutil.rmtree(os.path.join(output_dir, 'plots'), ignore_errors=True)
   if write:
-    results.atomic_write(path, json.dumps({'hash': config_hash, 'config': config_dict},
+    results.atomic_write(path, json.dumps(dict(saved, hash=config_hash),
                                           indent=2, sort_keys=True, default=str))
   return config_hash
 
@@ -213,7 +314,6 @@ def main(argv):
     validate(config)
     check_distributed_flags(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                             _PROCESS_ID.value)
-    names = scheme_names(config)
     output_dir = _OUTPUT_DIR.value or os.path.join('results', config.preset)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -231,36 +331,14 @@ def main(argv):
             '--num_processes and --process_id)', file=sys.stderr)
       sys.exit(2)
   from benchmarks import train
-  main_process = train.is_main_process()
+  config.lock()
+  t0 = time.time()
   try:
-    # Every process checks the directory; only process 0 writes (all see the same files).
-    config_hash = prepare_output_dir(output_dir, config, overwrite=_OVERWRITE.value,
-                                     write=main_process)
+    execute(config, output_dir, overwrite=_OVERWRITE.value, log=lambda s: print(s, flush=True))
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices('output_dir prepared')
-
-  import objectives
-  from benchmarks import report, results
-  from models import oracle
-
-  config.lock()
-  t0 = time.time()
-  say = (lambda s: print(s, flush=True)) if main_process else (lambda s: None)
-  say(f'divbench: preset {config.preset}, schemes {",".join(names)}, {config.num_seeds} '
-      f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
-  problem = oracle.make_problem(config.problem)
-  store = results.Store(output_dir)
-  for name in names:
-    scheme = objectives.make(name, config, problem)
-    train.train_scheme(name, scheme, problem, config, store, output_dir=output_dir,
-                       config_hash=config_hash, log=say)
-    if main_process:
-      report.write_report(output_dir, store.rows, title=f'divbench: preset {config.preset}')
-  if main_process:
+  if train.is_main_process():
     print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
           '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)
     print(open(os.path.join(output_dir, 'summary.md')).read(), flush=True)

@@ -7,6 +7,12 @@ A *run* is one (seed, π) pair. Its key is fold_in(PRNGKey(config.seed), seed), 
   the evaluation's key.
 So a run is a pure function of its key and the step count: chunking, resuming and the seed
 strategy do not change its numbers.
+
+Warm start (config.train.warm_start_steps = K > 0): before any scheme, MLE trains K steps
+once per seed with the keys fold_in(run key, WARM_START_SALT) (so its data order and init
+differ from the `mle` scheme's own), and every scheme's runs of that seed (all π) start their
+generator from its final parameters (`warm_start`); its rows have scheme 'warm_start' and
+phase 'warm_start', the schemes' rows phase 'train'.
 """
 
 import functools
@@ -22,6 +28,8 @@ from jax.sharding import PartitionSpec as P
 from benchmarks import evaluate as evaluate_lib
 
 STRATEGIES = ('map', 'vmap', 'batched')
+WARM_START = 'warm_start'    # the scheme label (rows, checkpoint) of the warm-start phase
+WARM_START_SALT = 4          # warm-start run keys: fold_in(run key, WARM_START_SALT)
 
 
 def over_runs(fn, strategy: str, batch_size: int = 1):
@@ -113,7 +121,8 @@ def run_keys(seed: int, seeds: Sequence[int]) -> jax.Array:
 class Runner(NamedTuple):
   """Jitted functions over stacked runs (leading axis R).
 
-  init(keys [R]) -> states [R, ...]
+  init(keys [R], warm=None) -> states [R, ...]; warm: generator variables stacked [R, ...]
+    to start every run's generator from (a warm start), else drawn from the keys.
   chunk(states, keys [R], pis [R], start, data [N, T]) -> (states, {metric: [R, K]}),
     K = config.train.eval_every steps starting at global step `start`.
   evaluate(states, keys [R], step) -> {metric: [R] or [R, len(pis)]} (value, se pairs)
@@ -170,9 +179,12 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   chunk = jax.jit(chunk)
 
   @jax.jit
-  def init(keys):
-    fn = over_runs(lambda k: scheme.init(jax.random.fold_in(k, 0)), strategy, bsz)
-    return over_devices(fn, 1, 0, devices)(keys)
+  def init(keys, warm=None):
+    if warm is None:
+      fn = over_runs(lambda k: scheme.init(jax.random.fold_in(k, 0)), strategy, bsz)
+      return over_devices(fn, 1, 0, devices)(keys)
+    fn = over_runs(lambda k, w: scheme.init(jax.random.fold_in(k, 0), w), strategy, bsz)
+    return over_devices(fn, 2, 0, devices)(keys, warm)
 
   evaluate_one = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
 
@@ -241,7 +253,7 @@ def _describe(evals, diverged) -> str:
 
 
 def train_scheme(name, scheme, problem, config, store, *, output_dir, config_hash,
-                 log=print) -> None:
+                 log=print, warm=None, phase='train', key_salt=None, base_scheme=None):
   """Trains all runs of one scheme, evaluating, saving and logging after every chunk.
 
   Resumes from output_dir/checkpoints/<name>.msgpack when present. A run whose generator
@@ -251,6 +263,15 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   Multi-host (after jax.distributed.initialize): every process calls this with the same
   arguments; the runs are sharded over all hosts' devices, results are gathered to every
   process, and only process 0 writes files and logs. The output directory must be shared.
+
+  Args (beyond the obvious): warm, the generator variables of each seed stacked [S, ...]
+  (host arrays, seed index on the leading axis) that every run of that seed starts from;
+  phase, the rows' 'phase'; key_salt, when set the run keys are fold_in(run key, key_salt);
+  base_scheme, the rows' 'base_scheme' (the registered scheme of a labelled variant).
+
+  Returns:
+    (states, diverged): the final stacked states of all runs (padding included) on the host
+    and the bool [R] diverged flags of the real runs.
   """
   from benchmarks import results  # local: results imports nothing from here
 
@@ -260,18 +281,25 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   # their rows are never written.
   all_runs = padded_runs(runs, num_shards(config))
   devices = shard_devices(config)
-  keys = to_global(run_keys(config.seed, [s for s, _ in all_runs]), devices)
+  keys = run_keys(config.seed, [s for s, _ in all_runs])
+  if key_salt is not None:
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, key_salt))(keys)
+  keys = to_global(keys, devices)
   pis = to_global(pis_array(all_runs), devices)
   # One process: the data stay on the device. Several: a host array, replicated by jit.
   data = problem.train if jax.process_count() == 1 else np.asarray(problem.train)
   runner = make_runner(scheme, problem, config)
   device = jax.devices()[0]
-  extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}')
+  extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}',
+               phase=phase, base_scheme=base_scheme or name)
   main = is_main_process()
   if not main:
     log = lambda s: None  # noqa: E731  (only process 0 reports)
 
-  states = runner.init(keys)
+  if warm is not None:  # each run starts from its seed's warm-start generator
+    index = np.asarray([s for s, _ in all_runs])
+    warm = to_global(jax.tree_util.tree_map(lambda x: np.asarray(x)[index], warm), devices)
+  states = runner.init(keys, warm)
   diverged = np.zeros(len(all_runs), bool)
   restored = results.load_checkpoint(output_dir, name, states, diverged)
   t0 = time.time()
@@ -311,3 +339,28 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     log(f'[{name}] step {step}/{tc.num_steps} ({time.time() - t0:.1f}s, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
         f'{_describe(evals, diverged[:len(runs)])}{note}')
+  return to_host(states), diverged[:len(runs)]
+
+
+def warm_start(problem, config, store, *, output_dir, config_hash, log=print):
+  """The warm-start phase: MLE for config.train.warm_start_steps steps, once per seed.
+
+  Resumes from its checkpoint like a scheme (a finished phase is not rerun).
+
+  Returns:
+    (generator variables stacked [S, ...] on the host, seed index first; diverged bool [S]).
+  """
+  import copy
+  from objectives import mle  # local: objectives import nothing from benchmarks
+  cfg = copy.deepcopy(config)
+  with cfg.unlocked():
+    cfg.train.num_steps = config.train.warm_start_steps
+  scheme = mle.make(cfg, problem)
+  states, diverged = train_scheme(WARM_START, scheme, problem, cfg, store,
+                                  output_dir=output_dir, config_hash=config_hash, log=log,
+                                  phase=WARM_START, key_salt=WARM_START_SALT,
+                                  base_scheme='mle')
+  num_seeds = config.num_seeds
+  params = jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_seeds],
+                                  jax.vmap(scheme.generator_params)(states))
+  return params, diverged

@@ -19,7 +19,10 @@ class Scheme(NamedTuple):
   """A training scheme: pure functions the runner jits and maps over seeds (and π).
 
   Attributes:
-    init: key -> state, the scheme's whole training state for one seed.
+    init: (key, generator_params=None) -> state, the scheme's whole training state for one
+      seed. With generator_params (a warm start: config.train.warm_start_steps), the
+      generator starts from exactly those variables with a fresh optimiser state; everything
+      else (discriminator, mediator, ...) is drawn from key as usual.
     step: (state, batch [B, T], key, pi) -> (state, metrics); one update on one data batch.
       `pi` is a traced scalar; schemes with `uses_pi=False` ignore it.
     generator_params: state -> the generator's variables, for evaluation.
@@ -57,9 +60,11 @@ def optimizer_from_config(train_cfg) -> optax.GradientTransformation:
                      optax.adam(train_cfg.learning_rate))
 
 
-def init_network(model, optimizer, key: jax.Array) -> GeneratorState:
-  """Initialises a sequence model's variables and its optimiser state."""
-  params = model.init(key, jnp.zeros((1, model.seq_len), jnp.int32))
+def init_network(model, optimizer, key: jax.Array, params=None) -> GeneratorState:
+  """A sequence model's variables (drawn with key, or the given `params`: a warm start)
+  and a fresh optimiser state for them."""
+  if params is None:
+    params = model.init(key, jnp.zeros((1, model.seq_len), jnp.int32))
   return GeneratorState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 

@@ -193,9 +193,9 @@ def make(config, problem) -> base.Scheme:
   med_opt = optax.chain(optax.clip_by_global_norm(cc.grad_clip),
                         optax.adam(cc.mediator_learning_rate))
 
-  def init(key):
+  def init(key, generator_params=None):
     k_gen, k_med = jax.random.split(key)
-    return CoTState(base.init_network(generator, gen_opt, k_gen),
+    return CoTState(base.init_network(generator, gen_opt, k_gen, generator_params),
                     base.init_network(mediator, med_opt, k_med))
 
   def step(state, batch, key, pi):

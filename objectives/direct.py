@@ -237,8 +237,8 @@ def make(config, problem) -> base.Scheme:
                           estimator=dc.estimator, divergence=dc.divergence,
                           baseline=dc.baseline).mean()
 
-  def init(key):
-    return base.init_network(model, optimizer, key)
+  def init(key, generator_params=None):
+    return base.init_network(model, optimizer, key, generator_params)
 
   def step(state, batch, key, pi):
     # The data batch only sets the number of samples: the oracle's density replaces data.

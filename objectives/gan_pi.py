@@ -321,9 +321,9 @@ def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
   batch_size, seq_len = config.train.batch_size, config.problem.seq_len
   l2 = config.discriminator.l2
 
-  def init(key):
+  def init(key, generator_params=None):
     k_gen, k_disc = jax.random.split(key)
-    return GANState(base.init_network(gen, gen_opt, k_gen),
+    return GANState(base.init_network(gen, gen_opt, k_gen, generator_params),
                     init_discriminator(disc, disc_opt, k_disc, seq_len))
 
   def generator_sample(params, key, tau):

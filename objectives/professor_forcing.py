@@ -141,8 +141,8 @@ def make(config, problem) -> base.Scheme:
   g_opt = base.optimizer_from_config(config.train)
   d_opt = discriminator_optimizer(config)
 
-  def init(key):
-    generator = base.init_network(model, g_opt, key)  # = mle.make(...).init(key)
+  def init(key, generator_params=None):
+    generator = base.init_network(model, g_opt, key, generator_params)  # = mle.make(...).init(key)
     features = jnp.zeros((1, model.seq_len, model.hidden_dim))
     d_params = disc.init(jax.random.fold_in(key, 1), features)
     discriminator = base.GeneratorState(d_params, d_opt.init(d_params),

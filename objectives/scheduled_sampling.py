@@ -170,8 +170,8 @@ def make(config, problem) -> base.Scheme:
   model = base.generator_from_config(config)
   optimizer = base.optimizer_from_config(config.train)
 
-  def init(key):
-    return base.init_network(model, optimizer, key)
+  def init(key, generator_params=None):
+    return base.init_network(model, optimizer, key, generator_params)
 
   def step(state, batch, key, pi):
     del pi

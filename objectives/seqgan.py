@@ -262,9 +262,9 @@ def make(config, problem) -> base.Scheme:
   phase_of = lambda step: phase(step, pretrain_steps=sc.pretrain_steps,
                                 d_pretrain_steps=sc.d_pretrain_steps)
 
-  def init(key):
+  def init(key, generator_params=None):
     k_gen, k_disc = jax.random.split(key)
-    gstate = base.init_network(gen, gen_opt, k_gen)
+    gstate = base.init_network(gen, gen_opt, k_gen, generator_params)
     return SeqGANState(gstate, gstate.params,
                        gan_pi.init_discriminator(disc, disc_opt, k_disc, seq_len),
                        jnp.zeros((), jnp.int32))

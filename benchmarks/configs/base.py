@@ -42,6 +42,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.seed_strategy = 'map'   # 'map' (lax.map, CPU), 'vmap' (accelerators), 'batched'
   c.train.map_batch_size = 2      # seeds per vmapped group under 'batched'
   c.train.shard = True            # split the run axis over all local devices (when > 1)
+  # MLE steps trained once per seed before any scheme; every scheme's runs of that seed start
+  # from that generator (paired comparisons). 0 = every scheme starts from a fresh init.
+  # A multiple of eval_every.
+  c.train.warm_start_steps = 0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_samples = 2_000      # generator samples per evaluation (nll_oracle, entropy_q, kl_qp)
