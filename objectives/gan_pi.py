@@ -25,6 +25,15 @@ to equilibrium"): 'wgan_gp' (Gulrajani et al. 2017) at random interpolates betwe
 one-hots and generator (relaxed) one-hots, and 'dragan' (Kodali et al. 2017) around perturbed
 data one-hots; both penalise (‖∇_x l(x̂)‖₂ − 1)², weight `penalty_weight`.
 
+The oracle discriminator (`discriminator='oracle'`): D's logit is exactly
+l*(x) = log πP(x) − log (1 − π)Q(x) from the oracle's density and the current generator's
+(held constant in the generator's gradient, as a discriminator is), so there is no D to train
+(d_steps, the D learning rate and penalties do not apply). It is the best response every GAN
+analysis assumes, separating what the divergence's gradient does from what a learned
+discriminator adds. It needs the 'reinforce' estimator: l* is defined on token sequences,
+not on relaxed one-hots (a relaxed input has no density under P), so 'gumbel' and hence
+gumbel_gan cannot use it.
+
 All generator losses are per token (the sequence-level value / T), as `mle.nll`, so the
 expected REINFORCE gradient of the minimax loss with the exact D* is ∇ JS_π(P, Q) / T, the
 gradient of `divergences.exact(...)['js_pi']`. The helpers here (discriminator construction,
@@ -42,6 +51,8 @@ from models import discriminator as discriminator_lib
 from objectives import base
 
 GENERATOR_LOSSES = ('minimax', 'non_saturating')
+ORACLE = 'oracle'  # the best-response discriminator l* computed from the densities, untrained
+DISCRIMINATORS = discriminator_lib.KINDS + (ORACLE,)
 ESTIMATORS = ('reinforce', 'gumbel')
 PENALTIES = ('none', 'wgan_gp', 'dragan')
 BASELINES = ('mean', 'none')
@@ -61,6 +72,25 @@ def optimal_logits(log_p: jax.Array, log_q: jax.Array, pi) -> jax.Array:
     l*(x), shaped like log_p: σ(l*) = D* = πP / (πP + (1 − π)Q).
   """
   return jnp.log(pi) + log_p - jnp.log1p(-pi) - log_q
+
+
+def oracle_discriminator_logits(oracle, oracle_params, generator, params, x: jax.Array,
+                                pi) -> jax.Array:
+  """The oracle discriminator: l*(x) = log πP(x) − log (1 − π)Q(x) for the current Q.
+
+  Args:
+    oracle, oracle_params: P's module (an LSTMLM) and variables.
+    generator, params: Q's module and variables.
+    x: int [B, T] sequences.
+    pi: weight of the data in (0, 1), scalar (may be traced).
+
+  Returns:
+    [B] logits, constant in Q's parameters (stop_gradient): a discriminator's output is a
+    fixed function of x when the generator is updated.
+  """
+  log_p = oracle.apply(oracle_params, x, method='log_prob')
+  log_q = jax.lax.stop_gradient(generator.apply(params, x, method='log_prob'))
+  return optimal_logits(log_p, log_q, pi)
 
 
 def discriminator_loss_terms(logits_data: jax.Array, logits_gen: jax.Array, pi):
@@ -254,6 +284,8 @@ class GANState:
 
 class AdversarialOptions(NamedTuple):
   """The knobs of `make_adversarial` (see config.gan_pi in benchmarks/configs/base.py)."""
+  learning_rate: float = 1e-3
+  d_learning_rate: float = 1e-3
   discriminator: str = 'cnn'
   generator_loss: str = 'minimax'
   estimator: str = 'reinforce'
@@ -265,7 +297,9 @@ class AdversarialOptions(NamedTuple):
 
 def check_options(opts: AdversarialOptions, section: str) -> None:
   """ValueError naming --config.<section>.<field> for an unknown choice or a bad number."""
-  base.check_choice(section, 'discriminator', opts.discriminator, discriminator_lib.KINDS)
+  base.check_choice(section, 'discriminator', opts.discriminator, DISCRIMINATORS)
+  base.check_positive(section, 'learning_rate', opts.learning_rate)
+  base.check_positive(section, 'd_learning_rate', opts.d_learning_rate)
   base.check_choice(section, 'generator_loss', opts.generator_loss, GENERATOR_LOSSES)
   base.check_choice(section, 'estimator', opts.estimator, ESTIMATORS)
   base.check_choice(section, 'baseline', opts.baseline, BASELINES)
@@ -273,6 +307,14 @@ def check_options(opts: AdversarialOptions, section: str) -> None:
   base.check_positive(section, 'd_steps', opts.d_steps, integer=True, allow_zero=True)
   base.check_positive(section, 'penalty_weight', opts.penalty.weight, allow_zero=True)
   base.check_positive(section, 'dragan_noise', opts.penalty.noise, allow_zero=True)
+  if opts.discriminator == ORACLE:
+    if opts.estimator != 'reinforce':
+      raise ValueError(f"--config.{section}.discriminator: 'oracle' needs the 'reinforce' "
+                       f'estimator ({section} uses {opts.estimator!r}): the oracle density is '
+                       'defined on token sequences, not on relaxed one-hots')
+    if opts.penalty.kind != 'none':
+      raise ValueError(f"--config.{section}.penalty: {opts.penalty.kind!r} penalises a learned "
+                       f"discriminator; --config.{section}.discriminator='oracle' has none")
 
 
 def check_discriminator_config(config) -> None:
@@ -312,19 +354,25 @@ def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
     uses_pi: whether the runner's π drives the losses.
     fixed_pi: the π used when not uses_pi (e.g. 0.5, the standard GAN).
   """
-  del problem
   check_options(opts, section)
   gen = base.generator_from_config(config)
-  gen_opt = base.optimizer_from_config(config.train)
-  disc = discriminator_from_config(config, opts.discriminator)
-  disc_opt = discriminator_optimizer(config.discriminator)
+  gen_opt = optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
+                        optax.adam(opts.learning_rate))
+  oracle_d = opts.discriminator == ORACLE
+  if not oracle_d:
+    disc = discriminator_from_config(config, opts.discriminator)
+    disc_opt = optax.adam(opts.d_learning_rate)
   batch_size, seq_len = config.train.batch_size, config.problem.seq_len
   l2 = config.discriminator.l2
 
   def init(key, generator_params=None):
     k_gen, k_disc = jax.random.split(key)
-    return GANState(base.init_network(gen, gen_opt, k_gen, generator_params),
-                    init_discriminator(disc, disc_opt, k_disc, seq_len))
+    dstate = (base.GeneratorState({}, {}, jnp.zeros((), jnp.int32)) if oracle_d else
+              init_discriminator(disc, disc_opt, k_disc, seq_len))
+    return GANState(base.init_network(gen, gen_opt, k_gen, generator_params), dstate)
+
+  def oracle_logits(params, x, pi):
+    return oracle_discriminator_logits(problem.model, problem.params, gen, params, x, pi)
 
   def generator_sample(params, key, tau):
     """(samples fed to D: int [B, T] or relaxed [B, T, V], the int tokens)."""
@@ -360,23 +408,32 @@ def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
       return discriminator_update(disc, disc_opt, dstate, batch, fake, k_u, pi,
                                   penalty=opts.penalty, l2=l2)
 
-    dstate, d_metrics = jax.lax.scan(
-        d_body, state.discriminator,
-        (jnp.arange(opts.d_steps), jax.random.split(k_d, opts.d_steps)))
-    d_metrics = {k: v.mean() for k, v in d_metrics.items()} if opts.d_steps else {
-        k: jnp.zeros(()) for k in ('d_loss', 'd_real', 'd_fake', 'd_penalty')}
-    d_params = dstate.params  # the generator's signal: the updated D, deterministic
+    if oracle_d:  # the best response: nothing to train; report how it scores both batches
+      dstate = state.discriminator
+      l_data, l_fake = oracle_logits(params, batch, pi), oracle_logits(params, toks, pi)
+      d_metrics = {'d_loss': discriminator_loss(l_data, l_fake, pi),
+                   'd_real': jax.nn.sigmoid(l_data).mean(),
+                   'd_fake': jax.nn.sigmoid(l_fake).mean(), 'd_penalty': jnp.zeros(())}
+      d_logits = lambda x: oracle_logits(params, x, pi)  # noqa: E731
+    else:
+      dstate, d_metrics = jax.lax.scan(
+          d_body, state.discriminator,
+          (jnp.arange(opts.d_steps), jax.random.split(k_d, opts.d_steps)))
+      d_metrics = {k: v.mean() for k, v in d_metrics.items()} if opts.d_steps else {
+          k: jnp.zeros(()) for k in ('d_loss', 'd_real', 'd_fake', 'd_penalty')}
+      # The generator's signal: the updated D, deterministic.
+      d_logits = lambda x: disc.apply(dstate.params, x)  # noqa: E731
 
     if opts.estimator == 'gumbel':
       # Reparameterised: the loss is differentiated through D and the relaxed samples.
       def loss_of_samples(x):
-        values = generator_loss_terms(disc.apply(d_params, x), pi, opts.generator_loss)
+        values = generator_loss_terms(d_logits(x), pi, opts.generator_loss)
         return values.mean() / seq_len, values
       (_, values), ct = jax.value_and_grad(loss_of_samples, has_aux=True)(x_gen)
       grads, = pullback(ct)
     else:
       # Score function: the draw and its losses are constants; only log Q is differentiated.
-      values = generator_loss_terms(disc.apply(d_params, toks), pi, opts.generator_loss)
+      values = generator_loss_terms(d_logits(toks), pi, opts.generator_loss)
       b = leave_one_out_baseline(values) if opts.baseline == 'mean' else 0.0
 
       def surrogate(p):
@@ -385,7 +442,8 @@ def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
       grads = jax.grad(surrogate)(params)
 
     gstate = base.apply_gradients(gen_opt, state.generator, grads)
-    metrics = dict(d_metrics, g_loss=values.mean() / seq_len, tau=jnp.asarray(tau, jnp.float32))
+    metrics = dict(d_metrics, g_loss=values.mean() / seq_len, tau=jnp.asarray(tau, jnp.float32),
+                   g_grad_norm=optax.tree.norm(grads))
     return GANState(gstate, dstate), metrics
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,
@@ -395,6 +453,7 @@ def make_adversarial(config, problem, opts: AdversarialOptions, *, section: str,
 def options_from_config(section) -> AdversarialOptions:
   """AdversarialOptions from a config section with the fields of config.gan_pi."""
   return AdversarialOptions(
+      learning_rate=section.learning_rate, d_learning_rate=section.d_learning_rate,
       discriminator=section.discriminator, generator_loss=section.generator_loss,
       estimator=section.estimator, baseline=section.baseline,
       straight_through=bool(section.straight_through), d_steps=section.d_steps,

@@ -52,6 +52,7 @@ def temperature(count: jax.Array, *, schedule: str, tau_init: float, tau_min: fl
 
 def _options(gc) -> gan_pi.AdversarialOptions:
   return gan_pi.AdversarialOptions(
+      learning_rate=gc.learning_rate, d_learning_rate=gc.d_learning_rate,
       discriminator=gc.discriminator, generator_loss=gc.generator_loss, estimator='gumbel',
       straight_through=bool(gc.straight_through), d_steps=gc.d_steps,
       penalty=gan_pi.PenaltyConfig(gc.penalty, gc.penalty_weight, gc.dragan_noise))

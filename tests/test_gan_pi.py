@@ -220,5 +220,95 @@ class SchemeTest(absltest.TestCase):
       objectives.make('gan_pi', config, _smoke_problem())
 
 
+@functools.lru_cache(maxsize=None)
+def _enumerable_problem():
+  """The Problem, generator and its params, and all 9 sequences of V = 3, T = 2."""
+  config = configs.get_preset('smoke')
+  config.problem.update(vocab_size=3, seq_len=2, num_train=64, num_test=32)
+  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=0.5)
+  problem = oracle_lib.make_problem(config.problem)
+  gen = base.generator_from_config(config)
+  params = gen.init(jax.random.PRNGKey(1), jnp.zeros((1, 2), jnp.int32))
+  return problem, gen, params, divergences.enumerate_sequences(3, 2, 0, 9)
+
+
+class OracleDiscriminatorTest(parameterized.TestCase):
+  """discriminator='oracle': D's logit is l* from the densities; nothing is trained."""
+
+  def test_logits_equal_optimal_logits_on_all_sequences(self):
+    problem, gen, params, xs = _enumerable_problem()
+    for pi in PIS:
+      got = gan_pi.oracle_discriminator_logits(problem.model, problem.params, gen, params, xs,
+                                               jnp.float32(pi))
+      log_p = problem.model.apply(problem.params, xs, method='log_prob')
+      log_q = gen.apply(params, xs, method='log_prob')
+      np.testing.assert_allclose(got, gan_pi.optimal_logits(log_p, log_q, pi), rtol=1e-6,
+                                 atol=1e-6)
+      # σ(l*) = πP / (πP + (1−π)Q) exactly.
+      p, q = jnp.exp(log_p), jnp.exp(log_q)
+      np.testing.assert_allclose(jax.nn.sigmoid(got), pi * p / (pi * p + (1 - pi) * q),
+                                 rtol=1e-5)
+
+  def test_minimax_update_is_the_gradient_of_js_pi(self):
+    # The expected REINFORCE update with the oracle discriminator (the exact expectation over
+    # all 9 sequences) equals ∇JS_π / T computed by autodiff through divergences.exact.
+    problem, gen, params, xs = _enumerable_problem()
+    log_p_table = problem.model.apply(problem.params, xs, method='log_prob')
+    seq_len = xs.shape[1]
+
+    @jax.jit
+    def gradients(pi):
+      logits = gan_pi.oracle_discriminator_logits(problem.model, problem.params, gen, params,
+                                                  xs, pi)
+      values = gan_pi.generator_loss_terms(logits, pi, 'minimax')
+
+      def expected_surrogate(prm):
+        log_q = gen.apply(prm, xs, method='log_prob')
+        weights = jax.lax.stop_gradient(jnp.exp(log_q))
+        return jnp.sum(weights * gan_pi.reinforce_surrogate(log_q, values)) / seq_len
+
+      def js(prm):
+        return divergences.exact(lambda x: log_p_table[x[:, 0] * 3 + x[:, 1]],
+                                 lambda x: gen.apply(prm, x, method='log_prob'),
+                                 vocab_size=3, seq_len=seq_len, pis=pi[None])['js_pi'][0]
+      return _flat(jax.grad(expected_surrogate)(params)), _flat(jax.grad(js)(params))
+
+    for pi in PIS:
+      g, target = gradients(jnp.float32(pi))
+      self.assertGreater(float(jnp.linalg.norm(target)), 1e-3)
+      np.testing.assert_allclose(g, target, atol=2e-6 + 1e-4 * float(jnp.abs(target).max()),
+                                 err_msg=f'π={pi}')
+
+  @parameterized.parameters('minimax', 'non_saturating')
+  def test_trains_end_to_end_without_a_discriminator(self, kind):
+    config = _smoke_config()
+    config.gan_pi.update(discriminator='oracle', generator_loss=kind)
+    problem = _smoke_problem()
+    scheme = objectives.make('gan_pi', config, problem)
+    state = scheme.init(jax.random.PRNGKey(0))
+    self.assertEqual(jax.tree_util.tree_leaves(state.discriminator.params), [])
+    batch = problem.train[:config.train.batch_size]
+    new, metrics = jax.jit(scheme.step)(state, batch, jax.random.PRNGKey(1), jnp.float32(0.5))
+    for name in ('d_loss', 'd_real', 'd_fake', 'g_loss', 'g_grad_norm'):
+      self.assertTrue(np.isfinite(metrics[name]), name)
+    self.assertGreater(float(metrics['g_grad_norm']), 0.0)
+    self.assertTrue(0 < float(metrics['d_fake']) < 1)
+    moved = _flat(jax.tree_util.tree_map(lambda a, b: a - b, new.generator.params,
+                                         state.generator.params))
+    self.assertGreater(float(jnp.abs(moved).max()), 0.0)
+
+  @parameterized.parameters(('estimator', 'gumbel'), ('penalty', 'wgan_gp'))
+  def test_where_it_cannot_apply_the_error_says_so(self, field, value):
+    config = _smoke_config()
+    config.gan_pi.update(discriminator='oracle', **{field: value})
+    with self.assertRaisesRegex(ValueError, '--config.gan_pi.(discriminator|penalty)'):
+      objectives.check_config('gan_pi', config)
+    config = _smoke_config()
+    config.gumbel_gan.discriminator = 'oracle'
+    with self.assertRaisesRegex(ValueError, "--config.gumbel_gan.discriminator: 'oracle' "
+                                'needs the .reinforce. estimator'):
+      objectives.check_config('gumbel_gan', config)
+
+
 if __name__ == '__main__':
   absltest.main()

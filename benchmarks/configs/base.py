@@ -104,7 +104,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # GAN with class balance π (objectives/gan_pi.py, Huszár 2015): D* = πP/(πP + (1−π)Q).
   c.gan_pi = ml_collections.ConfigDict()
-  c.gan_pi.discriminator = 'cnn'         # 'cnn' | 'lstm'
+  c.gan_pi.learning_rate = 0.01          # generator Adam (clipped at train.grad_clip)
+  c.gan_pi.d_learning_rate = 1e-3        # discriminator Adam
+  # 'cnn' | 'lstm' | 'oracle': the exact best response l* = log πP − log (1−π)Q (untrained;
+  # needs estimator 'reinforce' and no penalty)
+  c.gan_pi.discriminator = 'cnn'
   c.gan_pi.generator_loss = 'minimax'    # 'minimax' (1−π)log(1−D) | 'non_saturating' −(1−π)log D
   c.gan_pi.estimator = 'reinforce'       # 'reinforce' (score function) | 'gumbel' (relaxed)
   c.gan_pi.baseline = 'mean'             # REINFORCE baseline: 'mean' (leave-one-out) | 'none'
@@ -117,6 +121,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Gumbel-softmax GAN (objectives/gumbel_gan.py, Kusner & Hernández-Lobato 2016).
   c.gumbel_gan = ml_collections.ConfigDict()
+  c.gumbel_gan.learning_rate = 0.01      # generator Adam (clipped at train.grad_clip)
+  c.gumbel_gan.d_learning_rate = 1e-3    # discriminator Adam
   c.gumbel_gan.discriminator = 'lstm'    # 'lstm' (as the paper) | 'cnn'
   c.gumbel_gan.generator_loss = 'non_saturating'  # 'non_saturating' | 'minimax' (π = 1/2)
   c.gumbel_gan.tau_schedule = 'exponential'  # 'constant' | 'exponential' | 'linear'
