@@ -24,11 +24,17 @@ def mean_ci(values, confidence: float = 0.95):
   return float(v.mean()), float(half), int(v.size)
 
 
-def _fmt(mean, half) -> str:
+def fmt(mean, half) -> str:
+  """mean ± CI half-width in 4 significant digits (n/a when not finite)."""
   if not math.isfinite(mean):
     return 'n/a'
   # Significant digits, not decimals: per-token JS_π is small (at most H(π)/T).
   return f'{mean:.4g}' if not math.isfinite(half) else f'{mean:.4g} ± {half:.2g}'
+
+
+def fmt_ci(values) -> str:
+  """'mean ± CI' of a list of per-seed values (None and non-finite skipped)."""
+  return fmt(*mean_ci(values)[:2])
 
 
 def metric_value(row, name):
@@ -75,7 +81,7 @@ def summary_markdown(rows, *, title: str = 'divbench results') -> str:
   def line(label, pi, step, rs):
     ok = [r for r in rs if not r.get('diverged')]
     cells = [label, '–' if pi is None else f'{pi:g}', str(step), f'{len(ok)}/{len(rs)}']
-    cells += [_fmt(*mean_ci([metric_value(r, n) for r in ok])[:2]) for n in names]
+    cells += [fmt_ci([metric_value(r, n) for r in ok]) for n in names]
     lines.append('| ' + ' | '.join(cells) + ' |')
 
   g = groups(rows)

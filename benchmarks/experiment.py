@@ -1,0 +1,147 @@
+"""Runs an experiment: `python -m benchmarks.experiment NAME [--quick] [--num_seeds=N]`.
+
+An experiment (benchmarks/experiments/) turns a paper's claim into runs, a figure and a table.
+Its runs go through the runner (`benchmarks.runner.execute`: same keys, resume, atomic files,
+bad-input checks before any compute), so an interrupted experiment resumes where it stopped.
+`--list` prints every experiment with the claim it tests.
+
+Output: DIR/NAME/{results.jsonl, config.json, table.md, *.png} and DIR/NAME/runs/<run>/ (each
+run's own results, checkpoints and summary). DIR defaults to results/experiments.
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+_LIST = flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.')
+_QUICK = flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).')
+_NUM_SEEDS = flags.DEFINE_integer('num_seeds', None, 'Seeds per run (default: the '
+                                  "experiment's).")
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', os.path.join('results', 'experiments'),
+                                  'Where DIR/NAME/ goes. A rerun with the same options resumes.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found '
+                               'in DIR/NAME/runs/ instead of refusing.')
+
+
+def listing() -> str:
+  """One line per experiment: its name and the claim it tests."""
+  from benchmarks import experiments
+  width = max(len(n) for n in experiments.REGISTRY)
+  return '\n'.join(f'{name:<{width}}  {exp.claim}' for name, exp in experiments.REGISTRY.items())
+
+
+def resolve(experiment, options):
+  """{run label: (config, variants)} of the experiment, every one validated; no compute.
+
+  Raises ValueError naming the run and the field.
+  """
+  from benchmarks import runner as run_lib
+  out = {}
+  for label, r in experiment.runs(options).items():
+    overrides = dict(r.overrides)
+    num_seeds = options.num_seeds or overrides.pop('num_seeds', None)
+    overrides.pop('num_seeds', None)
+    try:
+      config = run_lib.build_config(r.preset, overrides, num_seeds=num_seeds)
+      run_lib.validate(config)
+      run_lib.resolve_variants(config, r.variants)
+    except (ValueError, KeyError, AttributeError) as e:
+      raise ValueError(f'run {label!r} of {experiment.name}: {e}') from None
+    out[label] = (config, r.variants)
+  return out
+
+
+def header(experiment, options, wall_time: float) -> str:
+  """The table's preamble: claim, command, date, device, wall time."""
+  import jax
+  device = jax.devices()[0]
+  cmd = f'python -m benchmarks.experiment {experiment.name}'
+  cmd += ' --quick' if options.quick else ''
+  cmd += f' --num_seeds={options.num_seeds}' if options.num_seeds else ''
+  return '\n'.join([
+      f'# {experiment.name}', '', f'**Claim tested.** {experiment.claim}', '',
+      f'Command: `{cmd}`  ',
+      f'Date: {datetime.date.today().isoformat()}; device: {device.platform} '
+      f'({device.device_kind}, {jax.device_count()} device(s), {os.cpu_count()} CPU cores, '
+      f'{platform.machine()}); wall time of this invocation: {wall_time:.0f} s '
+      '(a resumed invocation counts only what it ran).', ''])
+
+
+def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = False,
+                   log=print):
+  """Runs, computes and draws one experiment into output_dir/<name>/; returns its rows."""
+  from benchmarks import results
+  from benchmarks import runner as run_lib
+  resolved = resolve(experiment, options)  # every run checked before anything runs
+  out = os.path.join(output_dir, experiment.name)
+  os.makedirs(out, exist_ok=True)
+  results.atomic_write(os.path.join(out, 'config.json'), json.dumps({
+      'experiment': experiment.name, 'claim': experiment.claim, 'options': options._asdict(),
+      'runs': {label: {'config': config.to_dict(),
+                       'variants': {k: [n, dict(o)] for k, (n, o) in variants.items()}}
+               for label, (config, variants) in resolved.items()}},
+      indent=2, sort_keys=True, default=str))
+  t0 = time.time()
+  rows = []
+  for i, (label, (config, variants)) in enumerate(resolved.items()):
+    log(f'== {experiment.name}: run {i + 1}/{len(resolved)} {label!r} '
+        f'({time.time() - t0:.0f}s so far)')
+    run_rows = run_lib.execute(config, os.path.join(out, 'runs', label), variants=variants,
+                               overwrite=overwrite, log=log,
+                               title=f'{experiment.name}: run {label}')
+    rows += [dict(r, run=label) for r in run_rows]
+  if experiment.compute is not None:
+    log(f'== {experiment.name}: computing')
+    rows += [results._clean(r) for r in experiment.compute(options)]
+  results.atomic_write(os.path.join(out, 'results.jsonl'),
+                       ''.join(json.dumps(r) + '\n' for r in rows))
+  table = experiment.draw(rows, out, options)
+  results.atomic_write(os.path.join(out, 'table.md'),
+                       header(experiment, options, time.time() - t0) + '\n' + table)
+  return rows
+
+
+def main(argv):
+  from benchmarks import experiments
+  from benchmarks.experiments import base
+  if _LIST.value:
+    print(listing())
+    return
+  names = argv[1:]
+  try:
+    if len(names) != 1:
+      raise ValueError(f'NAME: give one experiment (got {len(names)}); known: '
+                       f'{", ".join(experiments.REGISTRY)} (--list describes them)')
+    if names[0] not in experiments.REGISTRY:
+      raise ValueError(f'NAME: unknown experiment {names[0]!r}; known: '
+                       f'{", ".join(experiments.REGISTRY)}')
+    if _NUM_SEEDS.value is not None and _NUM_SEEDS.value < 2:
+      raise ValueError(f'--num_seeds: must be at least 2 (confidence intervals), got '
+                       f'{_NUM_SEEDS.value}')
+    experiment = experiments.REGISTRY[names[0]]
+    options = base.Options(quick=_QUICK.value, num_seeds=_NUM_SEEDS.value)
+    resolve(experiment, options)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  t0 = time.time()
+  try:
+    run_experiment(experiment, options, _OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
+                   log=lambda s: print(s, flush=True))
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  out = os.path.join(_OUTPUT_DIR.value, experiment.name)
+  print(f'done in {time.time() - t0:.1f}s; {out}/ (table.md, results.jsonl, config.json, '
+        '*.png, runs/)', flush=True)
+  print(open(os.path.join(out, 'table.md')).read(), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,87 @@
+"""Shared drawings of the experiments: curves with CI bands, the KL[Q‖P]–KL[P‖Q] plane.
+
+Every experiment draws with these (DESIGN.md: shared plots live in one place). Figures are
+written atomically (a temporary file, then os.replace).
+"""
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from benchmarks import report
+
+
+def pyplot():
+  """matplotlib.pyplot on the non-interactive Agg backend."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, width: float = 4.4, height: float = 3.4):
+  """(fig, axes [nrows, ncols]) of the given panel size in inches."""
+  plt = pyplot()
+  return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+
+
+def save(fig, path: str, dpi: int = 110) -> str:
+  """Writes fig to path (PNG) atomically and closes it; returns path."""
+  plt = pyplot()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.tight_layout()
+  tmp = path + '.tmp.png'
+  fig.savefig(tmp, dpi=dpi)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path
+
+
+def mean_ci_arrays(groups: Sequence[Sequence[float]]):
+  """(means [n], CI half-widths [n], counts [n]) of each group (report.mean_ci each)."""
+  stats = [report.mean_ci(g) for g in groups]
+  return (np.array([s[0] for s in stats]), np.array([s[1] for s in stats]),
+          np.array([s[2] for s in stats]))
+
+
+def band(ax, x, groups: Sequence[Sequence[float]], *, label=None, color=None, marker=None,
+         ls='-'):
+  """A mean curve over x with its 95% CI band; groups[i] = the seeds' values at x[i]."""
+  m, h, _ = mean_ci_arrays(groups)
+  line, = ax.plot(x, m, label=label, color=color, marker=marker, ls=ls, ms=4)
+  h = np.nan_to_num(h)
+  ax.fill_between(x, m - h, m + h, alpha=0.2, color=line.get_color(), lw=0)
+  return line
+
+
+def kl_plane(ax, points, *, annotate: bool = True):
+  """The KL[Q‖P] (x) – KL[P‖Q] (y) plane: one point per entry with CI bars.
+
+  Args:
+    ax: a matplotlib Axes.
+    points: sequence of dicts {label, kl_qp: [seeds], kl_pq: [seeds], color?, marker?,
+      text?}: each drawn at the means with 95% CI error bars in both directions; `text`
+      (e.g. 'π=0.1') is written beside the point when annotate.
+  """
+  for p in points:
+    (mx, hx, _), (my, hy, _) = report.mean_ci(p['kl_qp']), report.mean_ci(p['kl_pq'])
+    if not (math.isfinite(mx) and math.isfinite(my)):
+      continue
+    ax.errorbar(mx, my, xerr=np.nan_to_num(hx), yerr=np.nan_to_num(hy), fmt=p.get('marker', 'o'),
+                color=p.get('color'), label=p.get('label'), ms=5, capsize=2, lw=0.8)
+    if annotate and p.get('text'):
+      ax.annotate(p['text'], (mx, my), fontsize=6, xytext=(3, 3), textcoords='offset points')
+  ax.set_xlabel('KL[Q‖P] per token')
+  ax.set_ylabel('KL[P‖Q] per token')
+
+
+def dedupe_legend(ax, **kwargs):
+  """A legend with one entry per label."""
+  handles, labels = ax.get_legend_handles_labels()
+  seen = {}
+  for h, l in zip(handles, labels):
+    seen.setdefault(l, h)
+  if seen:
+    ax.legend(list(seen.values()), list(seen), **kwargs)

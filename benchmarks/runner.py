@@ -1,0 +1,271 @@
+"""The runner as a library: config building, validation, the output directory, execute().
+
+`benchmarks.run` (the command line) and `benchmarks.experiment` call it; it defines no flags.
+"""
+
+import json
+import math
+import os
+import shutil
+
+from benchmarks import configs
+
+_POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem.embed_dim',
+                  'problem.hidden_dim', 'problem.num_train', 'problem.num_test',
+                  'generator.embed_dim', 'generator.hidden_dim',
+                  'generator.logits_chunk_bytes', 'train.batch_size',
+                  'train.num_steps', 'train.eval_every', 'train.map_batch_size',
+                  'eval.num_samples', 'eval.batch_size', 'eval.max_enumerate',
+                  'eval.enumerate_chunk')
+_POSITIVE_FLOATS = ('problem.init_scale', 'generator.init_scale', 'train.learning_rate',
+                    'train.grad_clip', 'eval.temperature')
+_FLAG_OF = {'num_seeds': '--num_seeds', 'schemes': '--schemes', 'pis': '--pis'}
+
+
+def _flag(field: str) -> str:
+  """The command-line name of a config field."""
+  return _FLAG_OF.get(field, f'--config.{field}')
+
+
+def _get(config, field: str):
+  for part in field.split('.'):
+    config = config[part]
+  return config
+
+
+def parse_pis(text: str):
+  """'0.1,0.5' -> (0.1, 0.5); ValueError naming --pis on bad values."""
+  try:
+    pis = tuple(float(p) for p in text.split(',') if p.strip())
+  except ValueError:
+    raise ValueError(f'--pis: expected comma-separated numbers in [0, 1], got {text!r}') from None
+  if not pis:
+    raise ValueError('--pis: empty π grid')
+  for p in pis:
+    if not 0.0 <= p <= 1.0:  # also rejects NaN
+      raise ValueError(f'--pis: π = {p} is outside [0, 1]')
+  return pis
+
+
+def build_config(preset: str, overrides: dict, *, schemes=None, num_seeds=None, pis=None):
+  """The preset, then --config.* overrides, then the top-level flags."""
+  config = configs.get_preset(preset)
+  config.update_from_flattened_dict(overrides)
+  if schemes is not None:
+    config.schemes = schemes
+  if num_seeds is not None:
+    config.num_seeds = num_seeds
+  if pis is not None:
+    config.pis = parse_pis(pis)
+  return config
+
+
+def scheme_names(config):
+  """The list of scheme names of config.schemes ('all' expands to every registered one)."""
+  import objectives
+  names = [s.strip() for s in config.schemes.split(',') if s.strip()]
+  if names == ['all']:
+    return list(objectives.REGISTRY)
+  unknown = [s for s in names if s not in objectives.REGISTRY]
+  if unknown or not names:
+    raise ValueError(f'--schemes: unknown scheme(s) {", ".join(unknown) or "(none given)"}; '
+                     f'known: {", ".join(objectives.REGISTRY)} or all')
+  return names
+
+
+def validate(config) -> None:
+  """Raises ValueError naming the offending flag; runs before any compilation."""
+  from benchmarks import train
+  from models import oracle, sampling
+  for field in _POSITIVE_INTS:
+    value = _get(config, field)
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f'{_flag(field)}: must be a positive integer, got {value!r}')
+  for field in _POSITIVE_FLOATS:
+    value = _get(config, field)
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+      raise ValueError(f'{_flag(field)}: must be a positive number, got {value!r}')
+  parse_pis(','.join(str(p) for p in config.pis))
+  import objectives
+  for name in scheme_names(config):
+    objectives.check_config(name, config)  # each scheme's --config.<scheme>.* section
+  tc, pc = config.train, config.problem
+  if tc.num_steps % tc.eval_every:
+    raise ValueError(f'--config.train.num_steps: {tc.num_steps} is not a multiple of '
+                     f'--config.train.eval_every ({tc.eval_every})')
+  if tc.seed_strategy not in train.STRATEGIES:
+    raise ValueError(f'--config.train.seed_strategy: {tc.seed_strategy!r} is not one of '
+                     f'{", ".join(train.STRATEGIES)}')
+  if pc.num_train < tc.batch_size:
+    raise ValueError(f'--config.problem.num_train: {pc.num_train} is smaller than '
+                     f'--config.train.batch_size ({tc.batch_size})')
+  if config.eval.sampler not in sampling.METHODS:
+    raise ValueError(f'--config.eval.sampler: {config.eval.sampler!r} is not one of '
+                     f'{", ".join(sampling.METHODS)}')
+  if pc.source == 'seqgan':
+    for field, value in oracle.SEQGAN_SIZES.items():
+      if pc[field] != value:
+        raise ValueError(f'--config.problem.{field}: the SeqGAN oracle has {field}={value}, '
+                         f'got {pc[field]}')
+  elif pc.source != 'random':
+    raise ValueError(f"--config.problem.source: {pc.source!r} is not 'random' or 'seqgan'")
+  ws = tc.warm_start_steps
+  if not isinstance(ws, int) or isinstance(ws, bool) or ws < 0 or ws % tc.eval_every:
+    raise ValueError(f'--config.train.warm_start_steps: must be a non-negative multiple of '
+                     f'--config.train.eval_every ({tc.eval_every}), got {ws!r}')
+  if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
+    raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
+                     f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
+
+
+# Fields all variants of a run share: the problem, the seeds, the evaluation and the warm start.
+SHARED_FIELDS = ('preset', 'seed', 'num_seeds', 'schemes', 'pis', 'problem', 'generator', 'eval',
+                 'train.warm_start_steps')
+
+
+def resolve_variants(config, variants=None):
+  """{label: (scheme name, config of that variant)}, each validated; no compute.
+
+  Args:
+    config: the run's validated config.
+    variants: None (the schemes of config.schemes, each under its own name), or
+      {label: (scheme name, {flattened field: value})}: several configurations of schemes in
+      one run (e.g. gan_pi with minimax and with non-saturating losses), sharing the problem,
+      seeds and warm start (SHARED_FIELDS may not be overridden).
+
+  Raises:
+    ValueError naming the variant and the field.
+  """
+  import copy
+  import objectives
+  from benchmarks import train
+  if variants is None:
+    return {name: (name, config) for name in scheme_names(config)}
+  if not variants:
+    raise ValueError('variants: none given')
+  out = {}
+  for label, (name, overrides) in variants.items():
+    if label == train.WARM_START:
+      raise ValueError(f'variant {label!r}: the label is reserved for the warm-start phase')
+    if name not in objectives.REGISTRY:
+      raise ValueError(f'variant {label!r}: unknown scheme {name!r}; known: '
+                       f'{", ".join(objectives.REGISTRY)}')
+    cfg = copy.deepcopy(config)
+    for field, value in overrides.items():
+      if any(field == f or field.startswith(f + '.') for f in SHARED_FIELDS):
+        raise ValueError(f'variant {label!r}: --config.{field} is shared by all variants of '
+                         'a run and cannot be overridden per variant')
+      try:
+        _get(cfg, field)
+      except (KeyError, AttributeError):
+        raise ValueError(f'variant {label!r}: unknown config field {field!r}') from None
+    cfg.update_from_flattened_dict(dict(overrides))
+    cfg.schemes = name
+    try:
+      validate(cfg)
+    except ValueError as e:
+      raise ValueError(f'variant {label!r}: {e}') from None
+    out[label] = (name, cfg)
+  return out
+
+
+def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, log=print,
+            title=None):
+  """Trains and evaluates every scheme (or variant) of config into output_dir; the rows.
+
+  The runner's whole job after flag parsing (`main` and `benchmarks.experiment` call it):
+  validate, prepare the directory (resume or refuse), build the problem, the warm start when
+  config.train.warm_start_steps > 0, then each scheme, writing results, checkpoints and the
+  report after each. Raises ValueError (naming the flag) before any compute on bad input.
+  """
+  validate(config)
+  resolved = resolve_variants(config, variants)
+  import jax
+  from benchmarks import report, results, train
+  from models import oracle
+  import objectives
+
+  main_process = train.is_main_process()
+  # Every process checks the directory; only process 0 writes (all see the same files).
+  config_hash = prepare_output_dir(output_dir, config, overwrite=overwrite, write=main_process,
+                                   variants=variants)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices('output_dir prepared')
+  say = log if main_process else (lambda s: None)
+  title = title or f'divbench: preset {config.preset}'
+  say(f'divbench: preset {config.preset}, schemes {",".join(resolved)}, {config.num_seeds} '
+      f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
+  problem = oracle.make_problem(config.problem)
+  store = results.Store(output_dir)
+  warm = None
+  if config.train.warm_start_steps:
+    warm, _ = train.warm_start(problem, config, store, output_dir=output_dir,
+                               config_hash=config_hash, log=say)
+  for label, (name, cfg) in resolved.items():
+    scheme = objectives.make(name, cfg, problem)
+    train.train_scheme(label, scheme, problem, cfg, store, output_dir=output_dir,
+                       config_hash=config_hash, log=say, warm=warm, base_scheme=name)
+    if main_process:
+      report.write_report(output_dir, store.rows, title=title)
+  return store.rows
+
+
+def check_distributed_flags(distributed: bool, coordinator, num_processes, process_id):
+  """ValueError naming the flag when the multi-host flags are inconsistent."""
+  given = {'--coordinator_address': coordinator, '--num_processes': num_processes,
+           '--process_id': process_id}
+  if not distributed:
+    for flag, value in given.items():
+      if value is not None:
+        raise ValueError(f'{flag}: only meaningful with --distributed')
+    return
+  if num_processes is not None and num_processes < 1:
+    raise ValueError(f'--num_processes: must be a positive integer, got {num_processes}')
+  if process_id is not None and not (
+      0 <= process_id < (num_processes if num_processes is not None else float('inf'))):
+    raise ValueError(f'--process_id: must be in [0, --num_processes), got {process_id}')
+
+
+def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True,
+                       variants=None) -> str:
+  """Creates output_dir and writes config.json; returns the config hash.
+
+  Raises ValueError naming --output_dir when it cannot be written, or when it holds a run
+  of a different config (unless overwrite). A run of the same config is resumed. With
+  write=False (the other processes of a multi-host run) it only checks.
+  """
+  from benchmarks import results
+  config_dict = config.to_dict()
+  saved = {'config': config_dict}
+  if variants is not None:  # labelled scheme configurations: part of what the results are of
+    saved['variants'] = {k: [n, dict(o)] for k, (n, o) in variants.items()}
+  config_hash = results.config_hash(saved if variants is not None else config_dict)
+  path = os.path.join(output_dir, 'config.json')
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    probe = os.path.join(output_dir, f'.write-probe-{os.getpid()}')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f'--output_dir: cannot write to {output_dir!r} ({e.strerror})') from None
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f).get('hash')
+    if old != config_hash:
+      if not overwrite:
+        raise ValueError(f'--output_dir: {output_dir!r} holds results of a different config '
+                         f'(hash {old}, now {config_hash}); pass --overwrite or choose '
+                         'another directory')
+      if not write:
+        return config_hash
+      for name in ('results.jsonl', 'summary.md'):
+        if os.path.exists(os.path.join(output_dir, name)):
+          os.remove(os.path.join(output_dir, name))
+      shutil.rmtree(os.path.join(output_dir, 'checkpoints'), ignore_errors=True)
+      shutil.rmtree(os.path.join(output_dir, 'plots'), ignore_errors=True)
+  if write:
+    results.atomic_write(path, json.dumps(dict(saved, hash=config_hash),
+                                          indent=2, sort_keys=True, default=str))
+  return config_hash
