@@ -1,0 +1,113 @@
+"""`python -m benchmarks.experiment`: every experiment with --quick through the CLI, --list,
+bad input, and an interrupted experiment resuming to the same rows."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from benchmarks import experiment as experiment_cli
+from benchmarks import experiments
+from benchmarks import results
+from benchmarks.experiments import base
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, '-m', 'benchmarks.experiment', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=900)
+
+
+def _read_rows(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+class ExperimentCliTest(parameterized.TestCase):
+
+  @parameterized.named_parameters((name, name) for name in experiments.REGISTRY)
+  def test_quick_run_writes_table_figures_and_rows(self, name):
+    out = tempfile.mkdtemp()
+    proc = _cli(name, '--quick', f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    d = os.path.join(out, name)
+    for f in ('table.md', 'results.jsonl', 'config.json'):
+      self.assertGreater(os.path.getsize(os.path.join(d, f)), 0, f)
+    pngs = [f for f in os.listdir(d) if f.endswith('.png')]
+    self.assertNotEmpty(pngs)
+    for f in pngs:
+      with open(os.path.join(d, f), 'rb') as fh:
+        self.assertEqual(fh.read(8), b'\x89PNG\r\n\x1a\n', f)
+    table = open(os.path.join(d, 'table.md')).read()
+    self.assertIn(experiments.REGISTRY[name].claim, table)
+    self.assertIn('|', table)
+    rows = _read_rows(os.path.join(d, 'results.jsonl'))
+    self.assertNotEmpty(rows)
+    self.assertTrue(all('run' in r for r in rows))
+    saved = json.load(open(os.path.join(d, 'config.json')))
+    self.assertEqual(saved['experiment'], name)
+    self.assertTrue(saved['options']['quick'])
+
+  def test_list_names_every_experiment_with_its_claim(self):
+    proc = _cli('--list')
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    for name, exp in experiments.REGISTRY.items():
+      self.assertIn(name, proc.stdout)
+      self.assertIn(exp.claim[:40], proc.stdout)
+
+  @parameterized.named_parameters(
+      ('unknown', ('nope',), 'NAME: unknown experiment'),
+      ('none', (), 'NAME: give one experiment'),
+      ('seeds', ('pi_sweep', '--num_seeds=1'), '--num_seeds'))
+  def test_bad_input_fails_fast_with_one_line(self, args, message):
+    out = tempfile.mkdtemp()
+    proc = _cli(*args, f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 2)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertIn(message, lines[0])
+    self.assertEqual(os.listdir(out), [])
+
+  def test_bad_run_is_caught_before_any_compute(self):
+    bad = base.Experiment('bad', 'c', runs=lambda o: {
+        'r': base.Run('smoke', {'num_seeds': 2}, {'a': ('mle', {'problem.seq_len': 3})})},
+        draw=lambda rows, d, o: '')
+    with self.assertRaisesRegex(ValueError, "run 'r' of bad: variant 'a'"):
+      experiment_cli.resolve(bad, base.Options(quick=True))
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_interrupted_experiment_resumes_to_the_same_rows(self):
+    # scheduled_sampling --quick: two variants of two chunks each. The interruption comes
+    # while the second checkpoint is saved (after the first chunk's rows and checkpoint).
+    exp, options = experiments.REGISTRY['scheduled_sampling'], base.Options(quick=True)
+    whole, cut = tempfile.mkdtemp(), tempfile.mkdtemp()
+    experiment_cli.run_experiment(exp, options, whole, log=lambda s: None)
+    original, calls = results.save_checkpoint, []
+
+    def save_checkpoint(*args, **kwargs):
+      calls.append(args[1])
+      if len(calls) == 2:
+        raise KeyboardInterrupt('killed')
+      return original(*args, **kwargs)
+    with mock.patch.object(results, 'save_checkpoint', save_checkpoint):
+      with self.assertRaises(KeyboardInterrupt):
+        experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
+    experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
+
+    def strip(rows):
+      return [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+    a = _read_rows(os.path.join(whole, exp.name, 'results.jsonl'))
+    b = _read_rows(os.path.join(cut, exp.name, 'results.jsonl'))
+    self.assertEqual(strip(a), strip(b))
+
+
+if __name__ == '__main__':
+  absltest.main()

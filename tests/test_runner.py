@@ -1,0 +1,61 @@
+"""benchmarks.runner: labelled scheme variants (several configs of schemes in one run)."""
+
+import json
+import os
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from _smoke import smoke_config
+from benchmarks import runner
+
+
+class VariantsTest(parameterized.TestCase):
+
+  def test_each_variant_gets_its_overrides_and_the_shared_config(self):
+    config = smoke_config()
+    resolved = runner.resolve_variants(config, {
+        'mm': ('gan_pi', {'gan_pi.generator_loss': 'minimax'}),
+        'ns': ('gan_pi', {'gan_pi.generator_loss': 'non_saturating', 'gan_pi.d_steps': 3})})
+    self.assertEqual(list(resolved), ['mm', 'ns'])
+    self.assertEqual(resolved['ns'][0], 'gan_pi')
+    self.assertEqual(resolved['ns'][1].gan_pi.d_steps, 3)
+    self.assertEqual(resolved['mm'][1].gan_pi.d_steps, config.gan_pi.d_steps)
+    self.assertEqual(resolved['ns'][1].problem.to_dict(), config.problem.to_dict())
+    self.assertEqual(config.gan_pi.generator_loss, smoke_config().gan_pi.generator_loss)
+
+  def test_without_variants_the_schemes_of_the_config(self):
+    config = smoke_config()
+    config.schemes = 'mle,cot'
+    self.assertEqual({k: v[0] for k, v in runner.resolve_variants(config).items()},
+                     {'mle': 'mle', 'cot': 'cot'})
+
+  @parameterized.named_parameters(
+      ('shared_problem', {'a': ('mle', {'problem.vocab_size': 4})}, 'shared by all variants'),
+      ('shared_warm_start', {'a': ('mle', {'train.warm_start_steps': 10})}, 'shared'),
+      ('shared_eval', {'a': ('mle', {'eval.num_samples': 10})}, 'shared'),
+      ('unknown_field', {'a': ('mle', {'gan_pi.nope': 1})}, 'unknown config field'),
+      ('unknown_scheme', {'a': ('gan', {})}, 'unknown scheme'),
+      ('reserved_label', {'warm_start': ('mle', {})}, 'reserved'),
+      ('bad_value', {'a': ('gan_pi', {'gan_pi.generator_loss': 'x'})},
+       "variant 'a': --config.gan_pi.generator_loss"),
+  )
+  def test_bad_variant_names_itself_and_the_field(self, variants, message):
+    with self.assertRaisesRegex(ValueError, message):
+      runner.resolve_variants(smoke_config(), variants)
+
+  def test_variants_are_part_of_the_saved_config_and_its_hash(self):
+    config, out = smoke_config(), tempfile.mkdtemp()
+    a = {'x': ('gan_pi', {'gan_pi.d_steps': 2})}
+    h1 = runner.prepare_output_dir(out, config, overwrite=False, variants=a)
+    with open(os.path.join(out, 'config.json')) as f:
+      self.assertEqual(json.load(f)['variants'], {'x': ['gan_pi', {'gan_pi.d_steps': 2}]})
+    self.assertEqual(runner.prepare_output_dir(out, config, overwrite=False, variants=a), h1)
+    with self.assertRaisesRegex(ValueError, '--output_dir: .* different config'):
+      runner.prepare_output_dir(out, config, overwrite=False,
+                                variants={'x': ('gan_pi', {'gan_pi.d_steps': 3})})
+
+
+if __name__ == '__main__':
+  absltest.main()
