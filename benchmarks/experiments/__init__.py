@@ -1,6 +1,16 @@
 """Experiments: each module turns one claim into runs, a figure and a table.
 
-`REGISTRY = {e.name: e for e in (
+`REGISTRY` maps a name to its `base.Experiment`; `python -m benchmarks.experiment NAME` runs
+it. To add one: a module with `EXPERIMENT = base.Experiment(...)` (see base.py), listed here.
+"""
+
+from benchmarks.experiments import fedus
+from benchmarks.experiments import gan_sweep
+from benchmarks.experiments import huszar_1d
+from benchmarks.experiments import pi_sweep
+from benchmarks.experiments import scheduled_sampling
+
+REGISTRY = {e.name: e for e in (
     pi_sweep.EXPERIMENT,
     huszar_1d.EXPERIMENT,
     scheduled_sampling.EXPERIMENT,
