@@ -37,15 +37,21 @@ def _smoke_problem():
 
 
 @functools.lru_cache(maxsize=None)
-def _enumerable():
-  """P (oracle) and a Q (generator) on V = 3, T = 2: all 9 sequences and log P."""
+def _enumerable_problem():
+  """The Problem, generator and its params, and all 9 sequences of V = 3, T = 2."""
   config = configs.get_preset('smoke')
   config.problem.update(vocab_size=3, seq_len=2, num_train=64, num_test=32)
   config.generator.update(embed_dim=4, hidden_dim=4, init_scale=0.5)
   problem = oracle_lib.make_problem(config.problem)
   gen = base.generator_from_config(config)
   params = gen.init(jax.random.PRNGKey(1), jnp.zeros((1, 2), jnp.int32))
-  xs = divergences.enumerate_sequences(3, 2, 0, 9)
+  return problem, gen, params, divergences.enumerate_sequences(3, 2, 0, 9)
+
+
+@functools.lru_cache(maxsize=None)
+def _enumerable():
+  """P (oracle) and a Q (generator) on V = 3, T = 2: all 9 sequences and log P."""
+  problem, gen, params, xs = _enumerable_problem()
   log_p = jax.jit(lambda x: problem.model.apply(problem.params, x, method='log_prob'))(xs)
   return gen, params, xs, log_p
 
@@ -218,18 +224,6 @@ class SchemeTest(absltest.TestCase):
     config.gan_pi.estimator = 'gradient'
     with self.assertRaisesRegex(ValueError, '--config.gan_pi.estimator'):
       objectives.make('gan_pi', config, _smoke_problem())
-
-
-@functools.lru_cache(maxsize=None)
-def _enumerable_problem():
-  """The Problem, generator and its params, and all 9 sequences of V = 3, T = 2."""
-  config = configs.get_preset('smoke')
-  config.problem.update(vocab_size=3, seq_len=2, num_train=64, num_test=32)
-  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=0.5)
-  problem = oracle_lib.make_problem(config.problem)
-  gen = base.generator_from_config(config)
-  params = gen.init(jax.random.PRNGKey(1), jnp.zeros((1, 2), jnp.int32))
-  return problem, gen, params, divergences.enumerate_sequences(3, 2, 0, 9)
 
 
 class OracleDiscriminatorTest(parameterized.TestCase):
