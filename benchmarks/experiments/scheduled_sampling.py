@@ -276,8 +276,7 @@ def draw(rows: List[dict], output_dir: str, options: base.Options) -> str:
   _curves_panel(axes[0, 1], training)
   figures.save(fig, os.path.join(output_dir, f'{NAME}.png'))
 
-  lines = [f'# {NAME}', '', EXPERIMENT.claim, '']
-  lines += _tabular_markdown(tab) if tab else ['No tabular rows.']
+  lines = _tabular_markdown(tab) if tab else ['No tabular rows.']
   lines += ['']
   lines += _training_markdown(training) if training else ['No training rows.']
   return '\n'.join(lines) + '\n'
