@@ -23,10 +23,13 @@ from benchmarks import report
 from benchmarks.experiments import base
 
 PI = 0.5
+ORACLE_LR = 0.01  # the oracle-discriminator variants step like `direct`; learned: gan_pi defaults
 DISJOINT = {
     'oracle_minimax': ('gan_pi', {'gan_pi.discriminator': 'oracle',
+                                  'gan_pi.learning_rate': ORACLE_LR,
                                   'gan_pi.generator_loss': 'minimax'}),
     'oracle_ns': ('gan_pi', {'gan_pi.discriminator': 'oracle',
+                             'gan_pi.learning_rate': ORACLE_LR,
                              'gan_pi.generator_loss': 'non_saturating'}),
     'learned_minimax': ('gan_pi', {'gan_pi.discriminator': 'cnn',
                                    'gan_pi.generator_loss': 'minimax'}),

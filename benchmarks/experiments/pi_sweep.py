@@ -7,7 +7,8 @@ trade-off to interpolate. From one MLE warm start per seed, it trains
   `direct` on JS_π with the oracle's density (the reference), `gan_pi` with the oracle
   discriminator (minimax and non-saturating losses) and `gan_pi` with a learned discriminator,
 for every π of the grid (π and seeds in one compile per variant), plus the end points `mle`
-(KL[P‖Q]) and `direct` KL[Q‖P]. Every divergence is exact (enumeration).
+(KL[P‖Q]) and `direct` KL[Q‖P]. Every divergence is exact (enumeration). The oracle GANs use
+direct's learning rate (ORACLE_LR), the learned one gan_pi's defaults.
 """
 
 import math
@@ -19,14 +20,20 @@ from benchmarks import report
 from benchmarks.experiments import base
 
 PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
-# label -> (scheme, overrides, plot style)
+# The oracle-discriminator GANs step like `direct` (Adam lr 0.01): with the minimax loss their
+# expected gradient is direct's, so what differs is the estimator (sequence-level REINFORCE
+# against direct's per-step one). The learned-discriminator GAN uses gan_pi's defaults.
+ORACLE_LR = 0.01
+# label -> (scheme, overrides)
 VARIANTS = {
     'mle': ('mle', {}),
     'direct_kl_qp': ('direct', {'direct.divergence': 'kl_qp'}),
     'direct_js': ('direct', {'direct.divergence': 'js_pi'}),
     'gan_oracle_minimax': ('gan_pi', {'gan_pi.discriminator': 'oracle',
+                                      'gan_pi.learning_rate': ORACLE_LR,
                                       'gan_pi.generator_loss': 'minimax'}),
     'gan_oracle_ns': ('gan_pi', {'gan_pi.discriminator': 'oracle',
+                                 'gan_pi.learning_rate': ORACLE_LR,
                                  'gan_pi.generator_loss': 'non_saturating'}),
     'gan_learned': ('gan_pi', {'gan_pi.discriminator': 'cnn'}),
 }
@@ -185,8 +192,9 @@ def draw(rows, output_dir, options):
   mle = final.get(('mle', None), [])
   if mle:
     m, h, _ = report.mean_ci(_values(mle, 'exact_kl_pq'))
-    lines.append(f'- Misspecification check: MLE\'s exact KL[P‖Q] = {report.fmt(m, h)} '
-                 f'per token ({"clearly above 0" if m - (h if math.isfinite(h) else 0) > 1e-3 else "NOT clearly above 0"}).')
+    above = math.isfinite(h) and m - h > 0
+    lines.append(f'- Misspecification check: MLE\'s exact KL[P‖Q] = {report.fmt(m, h)} per '
+                 f'token ({"its 95% CI excludes 0" if above else "NOT clearly above 0"}).')
   return '\n'.join(lines) + '\n'
 
 
