@@ -104,7 +104,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # GAN with class balance π (objectives/gan_pi.py, Huszár 2015): D* = πP/(πP + (1−π)Q).
   c.gan_pi = ml_collections.ConfigDict()
-  c.gan_pi.learning_rate = 0.01          # generator Adam (clipped at train.grad_clip)
+  # Defaults from `python -m benchmarks.experiment gan_sweep` (README): no seed collapses on
+  # `small`. From-scratch collapse (a finding): --config.gan_pi.learning_rate=0.01
+  # --config.gan_pi.d_steps=1.
+  c.gan_pi.learning_rate = 1e-3          # generator Adam (clipped at train.grad_clip)
   c.gan_pi.d_learning_rate = 1e-3        # discriminator Adam
   # 'cnn' | 'lstm' | 'oracle': the exact best response l* = log πP − log (1−π)Q (untrained;
   # needs estimator 'reinforce' and no penalty)
@@ -114,14 +117,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.gan_pi.baseline = 'mean'             # REINFORCE baseline: 'mean' (leave-one-out) | 'none'
   c.gan_pi.gumbel_tau = 1.0              # Gumbel-softmax temperature of the 'gumbel' estimator
   c.gan_pi.straight_through = False      # 'gumbel': hard one-hots forward, soft gradients
-  c.gan_pi.d_steps = 1                   # discriminator updates per generator update
+  c.gan_pi.d_steps = 5                   # discriminator updates per generator update
   c.gan_pi.penalty = 'none'              # 'none' | 'wgan_gp' | 'dragan' (Fedus et al. 2017)
   c.gan_pi.penalty_weight = 10.0         # λ on (‖∇ logit‖ − 1)²
   c.gan_pi.dragan_noise = 0.5            # DRAGAN perturbation c: x + c·std(x)·U[0, 1)
 
   # Gumbel-softmax GAN (objectives/gumbel_gan.py, Kusner & Hernández-Lobato 2016).
   c.gumbel_gan = ml_collections.ConfigDict()
-  c.gumbel_gan.learning_rate = 0.01      # generator Adam (clipped at train.grad_clip)
+  # From gan_sweep as gan_pi's; collapses with --config.gumbel_gan.learning_rate=0.01.
+  c.gumbel_gan.learning_rate = 1e-4      # generator Adam (clipped at train.grad_clip)
   c.gumbel_gan.d_learning_rate = 1e-3    # discriminator Adam
   c.gumbel_gan.discriminator = 'lstm'    # 'lstm' (as the paper) | 'cnn'
   c.gumbel_gan.generator_loss = 'non_saturating'  # 'non_saturating' | 'minimax' (π = 1/2)
