@@ -240,6 +240,24 @@ def _rows(name, runs, step, evals, train_metrics, diverged, extra):
   return rows
 
 
+def _duration(seconds: float) -> str:
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f'{seconds}s'
+  if seconds < 3600:
+    return f'{seconds // 60}m{seconds % 60:02d}s'
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
+
+
+def progress(done: int, remaining: int, elapsed: float) -> str:
+  """'12.3s, 45.6 steps/s, ETA 1m05s' for one scheme: steps done in `elapsed` seconds of this
+  invocation (compilation included, so early rates are low) and steps still to go."""
+  rate = done / elapsed if elapsed > 0 and done > 0 else float('nan')
+  eta = remaining / rate if rate == rate and rate > 0 else float('nan')
+  return (f'{elapsed:.1f}s, {rate:.3g} steps/s, ETA '
+          f'{_duration(eta) if eta == eta else "?"}')
+
+
 def _describe(evals, diverged) -> str:
   """A short progress string: mean over healthy runs of a few metrics."""
   ok = ~diverged
@@ -319,6 +337,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: '
         f'{_describe(evals, diverged[:len(runs)])}')
 
+  first = step  # steps trained before this invocation (resume) do not count in the rate
   while step < tc.num_steps:
     states, metrics = runner.chunk(states, keys, pis, np.int32(step), data)
     step += tc.eval_every
@@ -336,7 +355,8 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
       store.save()
       results.save_checkpoint(output_dir, name, step, host_states, diverged)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
-    log(f'[{name}] step {step}/{tc.num_steps} ({time.time() - t0:.1f}s, '
+    timing = progress(step - first, tc.num_steps - step, time.time() - t0)
+    log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
         f'{_describe(evals, diverged[:len(runs)])}{note}')
   return to_host(states), diverged[:len(runs)]

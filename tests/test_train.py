@@ -160,5 +160,13 @@ class TrainSchemeTest(absltest.TestCase):
     self.assertEqual(strip(results.Store(cut_dir).rows), strip(full.rows))
 
 
+class ProgressTest(absltest.TestCase):
+
+  def test_rate_and_eta(self):
+    self.assertEqual(train.progress(200, 1800, 10.0), '10.0s, 20 steps/s, ETA 1m30s')
+    self.assertEqual(train.progress(100, 360_000, 50.0), '50.0s, 2 steps/s, ETA 50h00m')
+    self.assertEqual(train.progress(0, 100, 0.0), '0.0s, nan steps/s, ETA ?')
+
+
 if __name__ == '__main__':
   absltest.main()
