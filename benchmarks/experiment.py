@@ -130,6 +130,8 @@ def main(argv):
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  from benchmarks import runner
+  runner.quiet_backend_probe()
   t0 = time.time()
   try:
     run_experiment(experiment, options, _OUTPUT_DIR.value, overwrite=_OVERWRITE.value,

@@ -15,7 +15,8 @@ from ml_collections import config_flags
 
 from benchmarks import configs
 from benchmarks.runner import build_config, check_distributed_flags, execute, parse_pis  # noqa: F401
-from benchmarks.runner import prepare_output_dir, resolve_variants, scheme_names, validate  # noqa: F401
+from benchmarks.runner import prepare_output_dir, quiet_backend_probe, resolve_variants  # noqa: F401
+from benchmarks.runner import scheme_names, validate  # noqa: F401
 
 _PRESET = flags.DEFINE_string('preset', configs.DEFAULT, f'One of {", ".join(configs.PRESETS)}.')
 _SCHEMES = flags.DEFINE_string('schemes', None, "Comma-separated schemes, or 'all' "
@@ -57,6 +58,7 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
+  quiet_backend_probe()
   # Heavy imports only after validation: bad flags fail fast.
   import jax
   if _DISTRIBUTED.value:

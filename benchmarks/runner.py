@@ -4,11 +4,18 @@
 """
 
 import json
+import logging
 import math
 import os
 import shutil
 
 from benchmarks import configs
+
+def quiet_backend_probe() -> None:
+  """Hides JAX's INFO line about backends it could not load ('Unable to initialize backend
+  tpu'): on a CPU or GPU machine it is noise. Warnings and errors still show."""
+  logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)
+
 
 _POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem.embed_dim',
                   'problem.hidden_dim', 'problem.num_train', 'problem.num_test',

@@ -27,6 +27,8 @@ class SmokeRunTest(absltest.TestCase):
             f'--output_dir={out}', '--config.train.num_steps=20']
     proc = _run(*args)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertNotIn('Unable to initialize backend', proc.stdout + proc.stderr)
+    self.assertRegex(proc.stdout, r'step 20/20 \(.*steps/s, ETA 0s, 2/2 ok\)')
     for name in ('config.json', 'results.jsonl', 'summary.md', 'plots/metrics.png',
                  'checkpoints/mle.msgpack'):
       self.assertTrue(os.path.exists(os.path.join(out, name)), name)
