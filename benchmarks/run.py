@@ -14,7 +14,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from benchmarks import configs
-from benchmarks.runner import build_config, check_distributed_flags, execute, parse_pis  # noqa: F401
+from benchmarks.runner import build_config, check_distributed_flags, check_override_fields  # noqa: F401
+from benchmarks.runner import execute, parse_pis  # noqa: F401
 from benchmarks.runner import prepare_output_dir, quiet_backend_probe, resolve_variants  # noqa: F401
 from benchmarks.runner import scheme_names, validate  # noqa: F401
 
@@ -40,6 +41,12 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'With --distributed
                                       'processes (hosts) take part.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s '
                                    'index in [0, --num_processes).')
+if __name__ == '__main__':  # before the config flag resolves the overrides
+  try:
+    check_override_fields(sys.argv, configs.get_preset(configs.DEFAULT))
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
 _CONFIG = config_flags.DEFINE_config_dict(
     'config', configs.get_preset(configs.DEFAULT),
     'Overrides of preset fields, e.g. --config.train.num_steps=400.')

@@ -67,12 +67,33 @@ def build_config(preset: str, overrides: dict, *, schemes=None, num_seeds=None, 
   return config
 
 
+def check_override_fields(argv, config) -> None:
+  """ValueError naming the first --config.<field> of argv that config does not have.
+
+  Run before the config flag is defined: ml_collections resolves the overrides then, and an
+  unknown field would otherwise end in a raw AttributeError.
+  """
+  for arg in argv[1:]:
+    if arg == '--':
+      break
+    if arg.startswith('--config.'):
+      field = arg[len('--config.'):].split('=', 1)[0]
+      try:
+        _get(config, field)
+      except (KeyError, AttributeError):
+        raise ValueError(f'--config.{field}: no such config field (all fields: '
+                         'benchmarks/configs/base.py)') from None
+
+
 def scheme_names(config):
   """The list of scheme names of config.schemes ('all' expands to every registered one)."""
   import objectives
   names = [s.strip() for s in config.schemes.split(',') if s.strip()]
   if names == ['all']:
     return list(objectives.REGISTRY)
+  twice = sorted({s for s in names if names.count(s) > 1})
+  if twice:
+    raise ValueError(f'--schemes: {", ".join(twice)} named more than once')
   unknown = [s for s in names if s not in objectives.REGISTRY]
   if unknown or not names:
     raise ValueError(f'--schemes: unknown scheme(s) {", ".join(unknown) or "(none given)"}; '

@@ -84,6 +84,9 @@ class BadInputTest(parameterized.TestCase):
       ('process_id_alone', ['--process_id=1'], '--process_id'),
       ('num_processes', ['--distributed', '--num_processes=0'], '--num_processes'),
       ('distributed_without_cluster', ['--distributed'], '--distributed'),
+      ('unknown_config_field', ['--config.nope=1'], '--config.nope: no such config field'),
+      ('unknown_nested_field', ['--config.train.nope=1'], '--config.train.nope'),
+      ('scheme_twice', ['--schemes=mle,cot,mle'], '--schemes: mle named more than once'),
   )
   def test_rejected_before_compute(self, args, flag):
     out = os.path.join(tempfile.mkdtemp(), 'never')
