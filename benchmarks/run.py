@@ -19,9 +19,22 @@ from benchmarks.runner import execute, parse_pis  # noqa: F401
 from benchmarks.runner import prepare_output_dir, quiet_backend_probe, resolve_variants  # noqa: F401
 from benchmarks.runner import scheme_names, validate  # noqa: F401
 
-_PRESET = flags.DEFINE_string('preset', configs.DEFAULT, f'One of {", ".join(configs.PRESETS)}.')
+
+
+def _listing(lines) -> str:
+  return ''.join(f'\n  {line}' for line in lines)
+
+
+def _scheme_lines():
+  import objectives  # the schemes' module docstrings: one line each
+  return [f'{name}: {(mod.__doc__ or "").strip().splitlines()[0]}'
+          for name, mod in objectives.REGISTRY.items()]
+
+
+_PRESET = flags.DEFINE_string('preset', configs.DEFAULT, 'One of:' + _listing(
+    configs.describe(p) for p in configs.PRESETS))
 _SCHEMES = flags.DEFINE_string('schemes', None, "Comma-separated schemes, or 'all' "
-                               '(default: the preset\'s).')
+                               "(default: the preset's). Schemes:" + _listing(_scheme_lines()))
 _NUM_SEEDS = flags.DEFINE_integer('num_seeds', None, 'Seeds per scheme (default: the preset\'s).')
 _PIS = flags.DEFINE_string('pis', None, 'Comma-separated π grid in [0, 1] for the js_pi '
                            'metrics and π-dependent schemes (default: the preset\'s).')

@@ -69,6 +69,19 @@ class SmokeRunTest(absltest.TestCase):
     self.assertIn('--output_dir', other.stderr)
 
 
+class HelpTest(absltest.TestCase):
+
+  def test_help_lists_presets_and_schemes_one_line_each(self):
+    from benchmarks import configs
+    import objectives
+    proc = _run('--help')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    for name in configs.PRESETS:
+      self.assertRegex(proc.stdout, rf'\n\s+{name}( \(default\))?: \S')
+    for name in objectives.REGISTRY:
+      self.assertRegex(proc.stdout, rf'\n\s+{name}: \S')
+
+
 class BadInputTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
