@@ -19,14 +19,19 @@ import time
 from absl import app
 from absl import flags
 
-_LIST = flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.')
-_QUICK = flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).')
-_NUM_SEEDS = flags.DEFINE_integer('num_seeds', None, 'Seeds per run (default: the '
-                                  "experiment's).")
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', os.path.join('results', 'experiments'),
-                                  'Where DIR/NAME/ goes. A rerun with the same options resumes.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found '
-                               'in DIR/NAME/runs/ instead of refusing.')
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+  """The command-line flags, defined only when run as a program (benchmarks.throughput and
+  others, imported alongside in one test process, own --num_seeds and --output_dir too)."""
+  flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.')
+  flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).')
+  flags.DEFINE_integer('num_seeds', None, "Seeds per run (default: the experiment's).")
+  flags.DEFINE_string('output_dir', os.path.join('results', 'experiments'),
+                      'Where DIR/NAME/ goes. A rerun with the same options resumes.')
+  flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found in '
+                    'DIR/NAME/runs/ instead of refusing.')
 
 
 def listing() -> str:
@@ -110,7 +115,7 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
 def main(argv):
   from benchmarks import experiments
   from benchmarks.experiments import base
-  if _LIST.value:
+  if FLAGS.list:
     print(listing())
     return
   names = argv[1:]
@@ -121,11 +126,11 @@ def main(argv):
     if names[0] not in experiments.REGISTRY:
       raise ValueError(f'NAME: unknown experiment {names[0]!r}; known: '
                        f'{", ".join(experiments.REGISTRY)}')
-    if _NUM_SEEDS.value is not None and _NUM_SEEDS.value < 2:
+    if FLAGS.num_seeds is not None and FLAGS.num_seeds < 2:
       raise ValueError(f'--num_seeds: must be at least 2 (confidence intervals), got '
-                       f'{_NUM_SEEDS.value}')
+                       f'{FLAGS.num_seeds}')
     experiment = experiments.REGISTRY[names[0]]
-    options = base.Options(quick=_QUICK.value, num_seeds=_NUM_SEEDS.value)
+    options = base.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds)
     resolve(experiment, options)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -134,16 +139,17 @@ def main(argv):
   runner.quiet_backend_probe()
   t0 = time.time()
   try:
-    run_experiment(experiment, options, _OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
+    run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,
                    log=lambda s: print(s, flush=True))
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  out = os.path.join(_OUTPUT_DIR.value, experiment.name)
+  out = os.path.join(FLAGS.output_dir, experiment.name)
   print(f'done in {time.time() - t0:.1f}s; {out}/ (table.md, results.jsonl, config.json, '
         '*.png, runs/)', flush=True)
   print(open(os.path.join(out, 'table.md')).read(), flush=True)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
