@@ -47,12 +47,16 @@ def mean_ci_arrays(groups: Sequence[Sequence[float]]):
 
 
 def band(ax, x, groups: Sequence[Sequence[float]], *, label=None, color=None, marker=None,
-         ls='-'):
-  """A mean curve over x with its 95% CI band; groups[i] = the seeds' values at x[i]."""
+         ls='-', ci: bool = True):
+  """A mean curve over x with its 95% CI band; groups[i] = the seeds' values at x[i].
+
+  ci=False draws the mean alone (e.g. 2 seeds, whose t-interval is ±12.7 standard errors).
+  """
   m, h, _ = mean_ci_arrays(groups)
   line, = ax.plot(x, m, label=label, color=color, marker=marker, ls=ls, ms=4)
-  h = np.nan_to_num(h)
-  ax.fill_between(x, m - h, m + h, alpha=0.2, color=line.get_color(), lw=0)
+  if ci:
+    h = np.nan_to_num(h)
+    ax.fill_between(x, m - h, m + h, alpha=0.2, color=line.get_color(), lw=0)
   return line
 
 

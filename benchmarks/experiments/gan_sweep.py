@@ -122,11 +122,13 @@ def draw(rows, output_dir, options):
         continue
       xs = sorted(steps)
       ls = '-' if v.startswith('gan_pi') else ('--' if v.startswith('gumbel') else ':')
-      figures.band(ax, xs, [[x['entropy_q'] for x in steps[s] if not x['diverged']]
-                            for s in xs], label=v, ls=ls)
+      values = [[x['entropy_q'] for x in steps[s] if not x['diverged']] for s in xs]
+      # The 2-seed sweep runs: means only (their t-intervals span the whole axis).
+      figures.band(ax, xs, values, label=v, ls=ls, ci=min(map(len, values)) > 2)
     ax.axhline(threshold, color='r', lw=0.8, label='collapse threshold')
     ax.axhline(h_p, color='k', lw=0.8, ls='--', label='H(P)')
     ax.set_title(f'entropy_q per token, run {run!r}')
+    ax.set_ylim(0, 1.7 * h_p)
     ax.set_xlabel('step (after the warm start)')
   figures.dedupe_legend(axes[0, 1], fontsize=6, ncol=2)
   figures.dedupe_legend(axes[0, 2], fontsize=7)
