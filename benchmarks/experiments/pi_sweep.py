@@ -105,10 +105,11 @@ def findings(final, pis):
     dec_qp = sum(b > a for a, b in zip(means, means[1:]))
     inc_pq = sum(b < a for a, b in zip(means_pq, means_pq[1:]))
     lines.append(
-        f'- `{v}`: KL[Q‖P] falls from {means[0]:.4f} (π={pis[0]:g}) to {means[-1]:.4f} '
-        f'(π={pis[-1]:g}), with {dec_qp} of {len(pis) - 1} steps of the π grid going up; '
-        f'KL[P‖Q] goes from {means_pq[0]:.4f} to {means_pq[-1]:.4f}, with {inc_pq} steps '
-        f'going down ({"monotone" if dec_qp == 0 and inc_pq == 0 else "not monotone"}).')
+        f'- `{v}`: from π={pis[0]:g} to π={pis[-1]:g}, KL[Q‖P] goes {means[0]:.4f} → '
+        f'{means[-1]:.4f} (it rises at {dec_qp} of the {len(pis) - 1} steps of the π grid; '
+        f'the claim predicts none) and KL[P‖Q] goes {means_pq[0]:.4f} → {means_pq[-1]:.4f} '
+        f'(it falls at {inc_pq}; the claim predicts none): '
+        f'{"monotone as predicted" if dec_qp == 0 and inc_pq == 0 else "not monotone"}.')
     if v != 'direct_js':
       gaps = []
       for p in pis:
