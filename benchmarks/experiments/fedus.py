@@ -124,12 +124,17 @@ def findings(rows, t):
       g1 = report.fmt_ci([r.get('train_g_grad_norm') for r in steps[last]])
       d_js = _paired_change(steps, 'js_ratio', t, 0, last)
       d_pq = _paired_change(steps, 'exact_kl_pq', t, 0, last)
-      m, h, _ = report.mean_ci(d_js)
-      verdict = ('learns (JS falls, CI excludes 0)' if math.isfinite(h) and m + h < 0 else
-                 'does not measurably learn' if math.isfinite(h) else 'n/a')
+      def verdict(changes):
+        m, h, _ = report.mean_ci(changes)
+        if not math.isfinite(h):
+          return 'n/a'
+        return 'falls' if m + h < 0 else 'rises' if m - h > 0 else 'no resolved change'
+      learns = 'learns' if 'falls' in (verdict(d_js), verdict(d_pq)) else (
+          'does not measurably learn')
       lines.append(f'  - `{v}`: generator gradient norm {g0} (first chunk) → {g1} (last); '
-                   f'change of JS_π/H(π) over training {report.fmt(m, h)}, of KL[P‖Q] '
-                   f'{report.fmt_ci(d_pq)}: {verdict}.')
+                   f'change over training (paired) of JS_π/H(π) {report.fmt_ci(d_js)} '
+                   f'({verdict(d_js)}), of KL[P‖Q] {report.fmt_ci(d_pq)} ({verdict(d_pq)}): '
+                   f'{learns}.')
   series = _series(rows, 'penalties')
   if series and 'ns_none' in series:
     ref = series['ns_none']
