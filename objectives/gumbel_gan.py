@@ -18,8 +18,8 @@ as distributed under the generator) and gradients are those of the soft samples.
 import jax
 import jax.numpy as jnp
 
+from objectives import adversarial
 from objectives import base
-from objectives import gan_pi
 
 SCHEDULES = ('constant', 'exponential', 'linear')
 
@@ -50,12 +50,12 @@ def temperature(count: jax.Array, *, schedule: str, tau_init: float, tau_min: fl
                    f'known: {", ".join(SCHEDULES)}')
 
 
-def _options(gc) -> gan_pi.AdversarialOptions:
-  return gan_pi.AdversarialOptions(
+def _options(gc) -> adversarial.AdversarialOptions:
+  return adversarial.AdversarialOptions(
       learning_rate=gc.learning_rate, d_learning_rate=gc.d_learning_rate,
       discriminator=gc.discriminator, generator_loss=gc.generator_loss, estimator='gumbel',
       straight_through=bool(gc.straight_through), d_steps=gc.d_steps,
-      penalty=gan_pi.PenaltyConfig(gc.penalty, gc.penalty_weight, gc.dragan_noise))
+      penalty=adversarial.PenaltyConfig(gc.penalty, gc.penalty_weight, gc.dragan_noise))
 
 
 def check_config(config) -> None:
@@ -67,8 +67,8 @@ def check_config(config) -> None:
   base.check_positive('gumbel_gan', 'tau_decay', gc.tau_decay, allow_zero=True)
   if gc.tau_schedule == 'linear':
     base.check_positive('gumbel_gan', 'tau_anneal_steps', gc.tau_anneal_steps, integer=True)
-  gan_pi.check_options(_options(gc), 'gumbel_gan')
-  gan_pi.check_discriminator_config(config)
+  adversarial.check_options(_options(gc), 'gumbel_gan')
+  adversarial.check_discriminator_config(config)
 
 
 def make(config, problem) -> base.Scheme:
@@ -79,6 +79,6 @@ def make(config, problem) -> base.Scheme:
                   tau_min=float(gc.tau_min), decay=float(gc.tau_decay),
                   anneal_steps=int(gc.tau_anneal_steps))
   opts = _options(gc)
-  return gan_pi.make_adversarial(config, problem, opts, section='gumbel_gan',
+  return adversarial.make_adversarial(config, problem, opts, section='gumbel_gan',
                                  temperature=lambda count: temperature(count, **schedule),
                                  uses_pi=False, fixed_pi=0.5)

@@ -19,24 +19,24 @@ half-data, half-generated batch); the rewards use D without dropout. All rollout
 are one vmapped computation over (prefix pair, rollout) (`_paired_completions`).
 
 The step is a generator part (a switch over MLE / nothing / policy gradient) followed by a
-discriminator part (nothing / `d_steps` updates), each a `synchronized_switch` on the phase.
+discriminator part (nothing / `d_steps` updates), each an `adversarial.synchronized_switch` on the phase.
 Under `jax.vmap` over runs (the runner's 'vmap' strategy) a plain `lax.switch` on a batched
 index becomes a select that evaluates every phase each step; `synchronized_switch` runs only
 the phases some run is in (runs advance in lockstep: one phase per step).
 """
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax
 import jax
-from jax.custom_batching import custom_vmap
 import jax.numpy as jnp
 
 from models import discriminator as discriminator_lib
 from models import sampling
+from objectives import adversarial
 from objectives import base
-from objectives import gan_pi
 from objectives import mle
+from objectives.adversarial import synchronized_switch
 
 PyTree = Any
 MLE_PHASE, D_PRETRAIN_PHASE, ADVERSARIAL_PHASE = 0, 1, 2
@@ -56,46 +56,6 @@ def phase(step, *, pretrain_steps: int, d_pretrain_steps: int) -> jax.Array:
   step = jnp.asarray(step)
   return ((step >= pretrain_steps).astype(jnp.int32)
           + (step >= pretrain_steps + d_pretrain_steps).astype(jnp.int32))
-
-
-def synchronized_switch(index: jax.Array, branches: Sequence[Callable], *operands):
-  """`lax.switch(index, branches, *operands)` that stays a real branch under `jax.vmap`.
-
-  Under vmap with a batched `index`, each branch runs (vmapped over all rows) only if some
-  row selects it, and rows then take their own branch's output: the values `lax.switch`
-  would give per row, at the cost of one branch when all rows agree (runs in lockstep)
-  instead of all of them. Branch outputs must be pytrees of arrays.
-  """
-  @custom_vmap
-  def switch(index, *ops):
-    return jax.lax.switch(index, branches, *ops)
-
-  @switch.def_vmap
-  def _rule(axis_size, in_batched, index, *ops):
-    # Give every operand a leading run axis so the vmapped branches see one layout.
-    ops = [jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + x.shape),
-                        op, batched) for op, batched in zip(ops, in_batched[1:])]
-    vmapped = [jax.vmap(branch) for branch in branches]
-    if not in_batched[0]:
-      out = jax.lax.switch(index, vmapped, *ops)
-    else:
-      index = jnp.clip(index, 0, len(branches) - 1)  # lax.switch clamps the index too
-      shapes = jax.eval_shape(vmapped[0], *ops)
-      skip = lambda *_: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-      out = None
-      for i, branch in enumerate(vmapped):
-        # Branch i runs only if some row needs it (each branch is compiled once).
-        out_i = jax.lax.cond(jnp.any(index == i), branch, skip, *ops)
-        if out is None:
-          out = out_i
-        else:
-          take = index == i
-          out = jax.tree.map(
-              lambda a, b: jnp.where(take.reshape((-1,) + (1,) * (a.ndim - 1)), b, a),
-              out, out_i)
-    return out, jax.tree.map(lambda _: True, out)
-
-  return switch(index, *operands)
 
 
 # --- rollouts and rewards ------------------------------------------------------------------
@@ -243,7 +203,7 @@ def check_config(config) -> None:
           0.0 <= sc.rollout_update_rate <= 1.0):
     raise ValueError('--config.seqgan.rollout_update_rate: must be in [0, 1], got '
                      f'{sc.rollout_update_rate!r}')
-  gan_pi.check_discriminator_config(config)
+  adversarial.check_discriminator_config(config)
 
 
 def make(config, problem) -> base.Scheme:
@@ -252,8 +212,8 @@ def make(config, problem) -> base.Scheme:
   sc = config.seqgan
   gen = base.generator_from_config(config)
   gen_opt = base.optimizer_from_config(config.train)
-  disc = gan_pi.discriminator_from_config(config, sc.discriminator)
-  disc_opt = gan_pi.discriminator_optimizer(config.discriminator)
+  disc = adversarial.discriminator_from_config(config, sc.discriminator)
+  disc_opt = adversarial.discriminator_optimizer(config.discriminator)
   batch_size, seq_len = config.train.batch_size, config.problem.seq_len
   data = problem.train
   half = jnp.float32(0.5)
@@ -266,7 +226,7 @@ def make(config, problem) -> base.Scheme:
     k_gen, k_disc = jax.random.split(key)
     gstate = base.init_network(gen, gen_opt, k_gen, generator_params)
     return SeqGANState(gstate, gstate.params,
-                       gan_pi.init_discriminator(disc, disc_opt, k_disc, seq_len),
+                       adversarial.init_discriminator(disc, disc_opt, k_disc, seq_len),
                        jnp.zeros((), jnp.int32))
 
   def zeros():  # the generator part's metrics, 0 where a phase has none
@@ -284,7 +244,7 @@ def make(config, problem) -> base.Scheme:
       k_gen, k_data, k_upd = jax.random.split(k, 3)
       fake = gen.apply(gen_params, k_gen, batch_size, method='sample')
       real = data[jax.random.randint(k_data, (batch_size,), 0, data.shape[0])]
-      dstate, m = gan_pi.discriminator_update(disc, disc_opt, dstate, real, fake, k_upd, half,
+      dstate, m = adversarial.discriminator_update(disc, disc_opt, dstate, real, fake, k_upd, half,
                                               l2=l2)
       return dstate, {k: m[k] for k in ('d_loss', 'd_real', 'd_fake')}
 

@@ -16,6 +16,7 @@ import objectives
 from benchmarks import configs
 from models import discriminator as discriminator_lib
 from models import oracle as oracle_lib
+from objectives import adversarial
 from objectives import seqgan
 
 V, T, B = 4, 3, 3
@@ -107,13 +108,13 @@ class SwitchTest(absltest.TestCase):
     s, x = jnp.ones((5, 2)), jnp.arange(10.0).reshape(5, 2)
     for index in ([0, 2, 1, 7, -1], [1] * 5):
       index = jnp.asarray(index)
-      got = jax.jit(jax.vmap(lambda i, s, x: seqgan.synchronized_switch(i, branches, s, x)))(
+      got = jax.jit(jax.vmap(lambda i, s, x: adversarial.synchronized_switch(i, branches, s, x)))(
           index, s, x)
       want = jax.vmap(lambda i, s, x: jax.lax.switch(i, branches, s, x))(index, s, x)
       chex.assert_trees_all_close(got, want)
-    got = jax.vmap(lambda s, x: seqgan.synchronized_switch(2, branches, s, x))(s, x)
+    got = jax.vmap(lambda s, x: adversarial.synchronized_switch(2, branches, s, x))(s, x)
     chex.assert_trees_all_close(got, (s - x, 3 * x.sum(-1)))
-    chex.assert_trees_all_close(seqgan.synchronized_switch(1, branches, s[0], x[1]),
+    chex.assert_trees_all_close(adversarial.synchronized_switch(1, branches, s[0], x[1]),
                                 branches[1](s[0], x[1]))
 
   def test_phase_boundaries(self):
