@@ -131,14 +131,13 @@ def main(argv):
                        f'{FLAGS.num_seeds}')
     experiment = experiments.REGISTRY[names[0]]
     options = base.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds)
-    resolve(experiment, options)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   from benchmarks import runner
   runner.quiet_backend_probe()
   t0 = time.time()
-  try:
+  try:  # resolves every run (bad input: one line, exit 2) before anything runs
     run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,
                    log=lambda s: print(s, flush=True))
   except ValueError as e:

@@ -14,11 +14,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from benchmarks import configs
-from benchmarks.runner import build_config, check_distributed_flags, check_override_fields  # noqa: F401
-from benchmarks.runner import execute, parse_pis  # noqa: F401
-from benchmarks.runner import prepare_output_dir, quiet_backend_probe, resolve_variants  # noqa: F401
-from benchmarks.runner import scheme_names, validate  # noqa: F401
-
+from benchmarks.runner import build_config, check_distributed_flags, check_override_fields
+from benchmarks.runner import execute, quiet_backend_probe, validate
 
 
 def _listing(lines) -> str:

@@ -11,6 +11,7 @@ import shutil
 
 from benchmarks import configs
 
+
 def quiet_backend_probe() -> None:
   """Hides JAX's INFO line about backends it could not load ('Unable to initialize backend
   tpu'): on a CPU or GPU machine it is noise. Warnings and errors still show."""
@@ -38,6 +39,15 @@ def _get(config, field: str):
   for part in field.split('.'):
     config = config[part]
   return config
+
+
+def _has_field(config, field: str) -> bool:
+  """Whether config has the (dotted) field."""
+  try:
+    _get(config, field)
+  except (KeyError, AttributeError):
+    return False
+  return True
 
 
 def parse_pis(text: str):
@@ -78,11 +88,9 @@ def check_override_fields(argv, config) -> None:
       break
     if arg.startswith('--config.'):
       field = arg[len('--config.'):].split('=', 1)[0]
-      try:
-        _get(config, field)
-      except (KeyError, AttributeError):
+      if not _has_field(config, field):
         raise ValueError(f'--config.{field}: no such config field (all fields: '
-                         'benchmarks/configs/base.py)') from None
+                         'benchmarks/configs/base.py)')
 
 
 def scheme_names(config):
@@ -183,10 +191,8 @@ def resolve_variants(config, variants=None):
       if any(field == f or field.startswith(f + '.') for f in SHARED_FIELDS):
         raise ValueError(f'variant {label!r}: --config.{field} is shared by all variants of '
                          'a run and cannot be overridden per variant')
-      try:
-        _get(cfg, field)
-      except (KeyError, AttributeError):
-        raise ValueError(f'variant {label!r}: unknown config field {field!r}') from None
+      if not _has_field(cfg, field):
+        raise ValueError(f'variant {label!r}: unknown config field {field!r}')
     cfg.update_from_flattened_dict(dict(overrides))
     cfg.schemes = name
     try:

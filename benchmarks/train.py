@@ -288,8 +288,9 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   base_scheme, the rows' 'base_scheme' (the registered scheme of a labelled variant).
 
   Returns:
-    (states, diverged): the final stacked states of all runs (padding included) on the host
-    and the bool [R] diverged flags of the real runs.
+    (states, diverged): the final stacked states of all runs (padding included), as the
+    runner holds them (sharded on multi-host), and the bool [R] diverged flags of the real
+    runs.
   """
   from benchmarks import results  # local: results imports nothing from here
 
@@ -359,7 +360,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
         f'{_describe(evals, diverged[:len(runs)])}{note}')
-  return to_host(states), diverged[:len(runs)]
+  return states, diverged[:len(runs)]
 
 
 def warm_start(problem, config, store, *, output_dir, config_hash, log=print):
@@ -371,7 +372,7 @@ def warm_start(problem, config, store, *, output_dir, config_hash, log=print):
     (generator variables stacked [S, ...] on the host, seed index first; diverged bool [S]).
   """
   import copy
-  from objectives import mle  # local: objectives import nothing from benchmarks
+  from objectives import mle
   cfg = copy.deepcopy(config)
   with cfg.unlocked():
     cfg.train.num_steps = config.train.warm_start_steps
@@ -381,6 +382,7 @@ def warm_start(problem, config, store, *, output_dir, config_hash, log=print):
                                   phase=WARM_START, key_salt=WARM_START_SALT,
                                   base_scheme='mle')
   num_seeds = config.num_seeds
+  states = to_host(states)  # a collective on multi-host: every process calls warm_start
   params = jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_seeds],
                                   jax.vmap(scheme.generator_params)(states))
   return params, diverged
