@@ -45,11 +45,12 @@ def metric_value(row, name):
   return row.get(name)
 
 
-def groups(rows):
-  """{(scheme, pi): {step: [rows]}}, in first-seen order."""
+def groups(rows, by=('scheme', 'pi')):
+  """{(row[f] for f in by): {step: [rows]}}, in first-seen order (default key (scheme, pi))."""
   out = collections.OrderedDict()
   for r in rows:
-    out.setdefault((r['scheme'], r['pi']), collections.defaultdict(list))[r['step']].append(r)
+    key = tuple(r.get(f) for f in by)
+    out.setdefault(key, collections.defaultdict(list))[r['step']].append(r)
   return out
 
 

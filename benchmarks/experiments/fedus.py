@@ -16,7 +16,6 @@ Both on the enumerable problem (V = 6, T = 6: every divergence exact), ≥ 8 see
 
 import math
 
-import numpy as np
 
 from benchmarks import figures
 from benchmarks import report
@@ -74,11 +73,9 @@ def runs(options):
 
 def _series(rows, run):
   """{variant: {step: [healthy rows]}} of one run's training rows."""
-  out = {}
-  for r in rows:
-    if r.get('run') == run and r.get('phase') == 'train' and not r['diverged']:
-      out.setdefault(r['scheme'], {}).setdefault(r['step'], []).append(r)
-  return out
+  healthy = [r for r in rows
+             if r.get('run') == run and r.get('phase') == 'train' and not r['diverged']]
+  return {v: steps for (v,), steps in report.groups(healthy, by=('scheme',)).items()}
 
 
 def _js_ratio(row, t):

@@ -72,11 +72,7 @@ def runs(options):
 
 def _by(rows, phase='train'):
   """{(run, variant): {step: [rows]}}."""
-  out = {}
-  for r in rows:
-    if r.get('phase') == phase:
-      out.setdefault((r['run'], r['scheme']), {}).setdefault(r['step'], []).append(r)
-  return out
+  return report.groups([r for r in rows if r.get('phase') == phase], by=('run', 'scheme'))
 
 
 def summarise(rows):

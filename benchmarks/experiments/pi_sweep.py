@@ -66,12 +66,9 @@ def runs(options):
 
 def _final(rows):
   """{(variant, π): [rows of the last step]} of the training rows (phase 'train')."""
-  out = {}
-  for r in rows:
-    if r.get('phase') == 'train':
-      out.setdefault((r['scheme'], r['pi']), []).append(r)
-  return {k: [r for r in v if r['step'] == max(x['step'] for x in v) and not r['diverged']]
-          for k, v in out.items()}
+  training = report.groups([r for r in rows if r.get('phase') == 'train'])
+  return {k: [r for r in steps[max(steps)] if not r['diverged']]
+          for k, steps in training.items()}
 
 
 def _js_scaled(row, pi):
@@ -93,6 +90,14 @@ def _warm_rows(rows):
   return [r for r in ws if r['step'] == last and not r['diverged']]
 
 
+def _paired_distances(rows, reference):
+  """Per seed present in both: the distance between the two (KL[Q‖P], KL[P‖Q]) points."""
+  ref = {r['seed']: r for r in reference}
+  return [math.hypot(r['exact_kl_qp'] - ref[r['seed']]['exact_kl_qp'],
+                     r['exact_kl_pq'] - ref[r['seed']]['exact_kl_pq'])
+          for r in rows if r['seed'] in ref]
+
+
 def findings(final, pis):
   """Sentences computed from the numbers: monotonicity in π and departures from direct."""
   lines = []
@@ -111,20 +116,13 @@ def findings(final, pis):
         f'(it falls at {inc_pq}; the claim predicts none): '
         f'{"monotone as predicted" if dec_qp == 0 and inc_pq == 0 else "not monotone"}.')
     if v != 'direct_js':
-      gaps = []
-      for p in pis:
-        mine = {r['seed']: r for r in final.get((v, p), [])}
-        ref = {r['seed']: r for r in final.get(('direct_js', p), [])}
-        for s in set(mine) & set(ref):
-          gaps.append(math.hypot(mine[s]['exact_kl_qp'] - ref[s]['exact_kl_qp'],
-                                 mine[s]['exact_kl_pq'] - ref[s]['exact_kl_pq']))
-      if gaps:
-        worst = max(pis, key=lambda p: np.mean([
-            math.hypot(a['exact_kl_qp'] - b['exact_kl_qp'], a['exact_kl_pq'] - b['exact_kl_pq'])
-            for a in final.get((v, p), []) for b in final.get(('direct_js', p), [])
-            if a['seed'] == b['seed']] or [0.0]))
+      gaps = {p: _paired_distances(final.get((v, p), []), final.get(('direct_js', p), []))
+              for p in pis}
+      every = [g for p in pis for g in gaps[p]]
+      if every:
+        worst = max((p for p in pis if gaps[p]), key=lambda p: np.mean(gaps[p]))
         lines.append(f'  Paired distance from `direct_js` in the (KL[Q‖P], KL[P‖Q]) plane: '
-                     f'mean {np.mean(gaps):.4f}, largest at π={worst:g}.')
+                     f'mean {np.mean(every):.4f}, largest at π={worst:g}.')
   return lines
 
 

@@ -153,12 +153,9 @@ def runs(options: base.Options) -> Dict[str, base.Run]:
 
 def _training_rows(rows) -> Dict[str, Dict[int, List[dict]]]:
   """{scheme label: {step: [rows]}}, first-seen order, 'train' phase only (no warm start)."""
-  out: Dict[str, Dict[int, List[dict]]] = {}
-  for r in rows:
-    if r.get('run') == TABULAR or 'scheme' not in r or r.get('phase', 'train') != 'train':
-      continue
-    out.setdefault(r['scheme'], {}).setdefault(r['step'], []).append(r)
-  return out
+  training = [r for r in rows if r.get('run') != TABULAR and 'scheme' in r
+              and r.get('phase', 'train') == 'train']
+  return {v: steps for (v,), steps in report.groups(training, by=('scheme',)).items()}
 
 
 def _ok(rs: List[dict]) -> List[dict]:
