@@ -23,46 +23,63 @@ def batched(fn, x: jax.Array, batch_size: int) -> jax.Array:
   return out.reshape(num_chunks * batch_size, *out.shape[2:])[:n]
 
 
+def sample_chunked(model, params, key: jax.Array, num: int, batch_size: int, seq_len: int,
+                   temperature=1.0, method: str = 'icdf') -> jax.Array:
+  """num ancestral samples of `model`, int32 [num, T], drawn batch_size at a time (lax.map)."""
+  num_chunks = math.ceil(num / batch_size)
+  keys = jax.random.split(key, num_chunks)
+  xs = jax.lax.map(lambda k: model.apply(params, k, batch_size, temperature, method,
+                                         method='sample'), keys)
+  return xs.reshape(num_chunks * batch_size, seq_len)[:num]
+
+
 def make_evaluate(problem, generator, eval_cfg, pis):
-  """Returns evaluate(gen_params, key) -> {name: (mean, se)} and, if exact, {exact_name: v}.
+  """Returns evaluate(gen_params, key, temperature=None) -> {name: (mean, se)} (+ exact_*).
 
   Args:
     problem: models.Problem (oracle, test set and its log P).
     generator: the generator module (LSTMLM).
-    eval_cfg: config.eval (num_samples, batch_size, temperature, sampler, exact, ...).
+    eval_cfg: config.eval (num_samples, batch_size, temperature, sampler, fresh_test, exact,
+      ...).
     pis: the π grid, a tuple of floats, for js_pi.
+
+  The evaluated model is the generator at `temperature` (logits / temperature; None =
+  eval_cfg.temperature; may be traced, so a grid of temperatures maps in one compile): it is
+  both sampled and scored at that temperature. The P side is the fixed test set, or with
+  `eval_cfg.fresh_test` as many fresh oracle samples drawn with fold_in(key, 1) (the Q samples
+  use `key` itself, so the Q side is the same either way).
 
   The returned function is pure and unjitted: the runner jits and maps it over seeds.
   All values are per token.
   """
-  n, bs, tau = eval_cfg.num_samples, eval_cfg.batch_size, eval_cfg.temperature
-  seq_len = problem.test.shape[1]
+  n, bs = eval_cfg.num_samples, eval_cfg.batch_size
+  num_test, seq_len = problem.test.shape
   pis = jnp.asarray(pis, jnp.float32)
   oracle = problem.model
 
   def log_p(x):
     return oracle.apply(problem.params, x, method='log_prob')
 
-  def log_q(params, x):
-    # The evaluated model is the tempered generator; score with the same temperature.
-    return generator.apply(params, x, tau, method='log_prob')
+  def test_side(key):
+    """(x ~ P [M, T], log P(x) [M]): fixed, or fresh with `fresh_test`."""
+    if not eval_cfg.fresh_test:
+      return problem.test, problem.test_logp
+    x_p = sample_chunked(oracle, problem.params, jax.random.fold_in(key, 1), num_test, bs,
+                         seq_len, 1.0, eval_cfg.sampler)
+    return x_p, batched(log_p, x_p, bs)
 
-  def sample(params, key):
-    num_chunks = math.ceil(n / bs)
-    keys = jax.random.split(key, num_chunks)
-    xs = jax.lax.map(
-        lambda k: generator.apply(params, k, bs, tau, eval_cfg.sampler, method='sample'), keys)
-    return xs.reshape(num_chunks * bs, seq_len)[:n]
-
-  def evaluate(params, key):
-    x_q = sample(params, key)
+  def evaluate(params, key, temperature=None):
+    tau = eval_cfg.temperature if temperature is None else temperature
+    log_q = lambda x: generator.apply(params, x, tau, method='log_prob')  # noqa: E731
+    x_q = sample_chunked(generator, params, key, n, bs, seq_len, tau, eval_cfg.sampler)
+    x_p, logp_on_p = test_side(key)
     logp_on_q = batched(log_p, x_q, bs)
-    logq_on_q = batched(lambda x: log_q(params, x), x_q, bs)
-    logq_on_p = batched(lambda x: log_q(params, x), problem.test, bs)
-    out = divergences.monte_carlo(problem.test_logp, logq_on_p, logp_on_q, logq_on_q,
+    logq_on_q = batched(log_q, x_q, bs)
+    logq_on_p = batched(log_q, x_p, bs)
+    out = divergences.monte_carlo(logp_on_p, logq_on_p, logp_on_q, logq_on_q,
                                   seq_len=seq_len, pis=pis)
     if eval_cfg.exact:
-      ex = divergences.exact(log_p, lambda x: log_q(params, x),
+      ex = divergences.exact(log_p, log_q,
                              vocab_size=oracle.vocab_size, seq_len=seq_len, pis=pis,
                              chunk_size=eval_cfg.enumerate_chunk,
                              max_sequences=eval_cfg.max_enumerate)

@@ -143,8 +143,31 @@ def plot(rows, path: str) -> None:
   os.replace(tmp, path)
 
 
+ALPHA_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp')
+
+
+def alpha_markdown(rows) -> str:
+  """The α sweep (rows of phase 'alpha'): one line per (scheme, π, α), mean ± 95% CI."""
+  header = ['scheme', 'π', 'α', 'seeds ok'] + list(ALPHA_METRICS)
+  lines = ['## α sweep (logits × α)', '',
+           'Each run\'s selected generator (config.eval.select) at inverse temperature α.', '',
+           '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for (scheme, pi, alpha), steps in groups(rows, by=('scheme', 'pi', 'alpha')).items():
+    rs = [r for step_rows in steps.values() for r in step_rows]
+    ok = [r for r in rs if not r.get('diverged')]
+    cells = [scheme, '–' if pi is None else f'{pi:g}', f'{alpha:g}', f'{len(ok)}/{len(rs)}']
+    cells += [fmt_ci([r.get(m) for r in ok]) for m in ALPHA_METRICS]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def write_report(output_dir: str, rows, *, title: str) -> None:
   """Writes summary.md and plots/metrics.png for the rows (atomically)."""
-  results.atomic_write(os.path.join(output_dir, 'summary.md'), summary_markdown(rows, title=title))
+  alpha = [r for r in rows if r.get('phase') == 'alpha']
+  rows = [r for r in rows if r.get('phase') != 'alpha']
+  text = summary_markdown(rows, title=title)
+  if alpha:
+    text += '\n' + alpha_markdown(alpha)
+  results.atomic_write(os.path.join(output_dir, 'summary.md'), text)
   if rows:
     plot(rows, os.path.join(output_dir, 'plots', 'metrics.png'))

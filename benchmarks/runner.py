@@ -149,10 +149,24 @@ def validate(config) -> None:
   if not isinstance(ws, int) or isinstance(ws, bool) or ws < 0 or ws % tc.eval_every:
     raise ValueError(f'--config.train.warm_start_steps: must be a non-negative multiple of '
                      f'--config.train.eval_every ({tc.eval_every}), got {ws!r}')
+  alphas = config.eval.alphas
+  if isinstance(alphas, (int, float)):
+    alphas = (alphas,)
+  if not (isinstance(alphas, (tuple, list)) and all(
+      isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) and a > 0
+      for a in alphas)):
+    raise ValueError(f'--config.eval.alphas: must be positive inverse temperatures, e.g. '
+                     f'"(0.5, 1.0, 2.0)", got {config.eval.alphas!r}')
+  if config.eval.select not in SELECTIONS:
+    raise ValueError(f'--config.eval.select: {config.eval.select!r} is not one of '
+                     f'{", ".join(SELECTIONS)}')
   if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
     raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
 
+
+# Which generator of each run the α sweep (config.eval.alphas) evaluates.
+SELECTIONS = ('last', 'nll_test')
 
 # Fields all variants of a run share: the problem, the seeds, the evaluation and the warm start.
 SHARED_FIELDS = ('preset', 'seed', 'num_seeds', 'schemes', 'pis', 'problem', 'generator', 'eval',

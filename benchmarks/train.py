@@ -13,6 +13,13 @@ once per seed with the keys fold_in(run key, WARM_START_SALT) (so its data order
 differ from the `mle` scheme's own), and every scheme's runs of that seed (all π) start their
 generator from its final parameters (`warm_start`); its rows have scheme 'warm_start' and
 phase 'warm_start', the schemes' rows phase 'train'.
+
+α sweep (config.eval.alphas non-empty): after training, each run's selected generator (the
+last, or with config.eval.select = 'nll_test' the one of the evaluation with the lowest
+nll_test, tracked in checkpoints/<scheme>.best.msgpack) is evaluated at every inverse
+temperature α (logits × α) with the key fold_in(run key, ALPHA_SALT), the same for every α
+(common random numbers along the curve), in one compiled map over α. Its rows have phase
+'alpha', the field 'alpha' and 'step' = the selected step.
 """
 
 import functools
@@ -30,6 +37,9 @@ from benchmarks import evaluate as evaluate_lib
 STRATEGIES = ('map', 'vmap', 'batched')
 WARM_START = 'warm_start'    # the scheme label (rows, checkpoint) of the warm-start phase
 WARM_START_SALT = 4          # warm-start run keys: fold_in(run key, WARM_START_SALT)
+ALPHA = 'alpha'              # the rows' phase of the α sweep (config.eval.alphas)
+ALPHA_SALT = 5               # α-sweep evaluation keys: fold_in(run key, ALPHA_SALT)
+BEST_SUFFIX = '.best'        # checkpoints/<scheme>.best.msgpack: the nll_test-selected generators
 
 
 def over_runs(fn, strategy: str, batch_size: int = 1):
@@ -127,11 +137,19 @@ class Runner(NamedTuple):
     K = config.train.eval_every steps starting at global step `start`.
   evaluate(states, keys [R], step) -> {metric: [R] or [R, len(pis)]} (value, se pairs)
   finite(states) -> bool [R]: whether every generator parameter is finite.
+  generator_params(states) -> the generators' variables [R, ...].
+  keep_best(best, states, value [R], step) -> best: per run, the generator variables, value
+    and step of the lowest `value` so far (best = {'params', 'value', 'step'}; NaN never wins).
+  evaluate_alphas(params [R, ...], keys [R], alphas [A]) -> {metric: [R, A] (or [R, A, K])}:
+    the generators at every inverse temperature α, one compile for the grid.
   """
   init: callable
   chunk: callable
   evaluate: callable
   finite: callable
+  generator_params: callable
+  keep_best: callable
+  evaluate_alphas: callable
 
 
 def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
@@ -204,7 +222,29 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
               for x in jax.tree_util.tree_leaves(params)]
     return jnp.stack(leaves).all(axis=0)
 
-  return Runner(init, chunk, evaluate, finite)
+  generator_params = jax.jit(jax.vmap(scheme.generator_params))
+
+  @jax.jit
+  def keep_best(best, states, value, step):
+    better = value < best['value']  # False for NaN: a diverged evaluation never wins
+    def pick(new, old):
+      return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return {'params': jax.tree.map(pick, jax.vmap(scheme.generator_params)(states),
+                                   best['params']),
+            'value': jnp.where(better, value, best['value']),
+            'step': jnp.where(better, step, best['step'])}
+
+  @jax.jit
+  def evaluate_alphas(params, keys, alphas):
+    def local(params, keys, alphas):
+      def one(p, key):
+        key = jax.random.fold_in(key, ALPHA_SALT)
+        # logits × α = logits / τ with τ = 1/α; lax.map: one compile for the grid.
+        return jax.lax.map(lambda a: evaluate_one(p, key, 1.0 / a), alphas)
+      return over_runs(one, strategy, bsz)(params, keys)
+    return over_devices(local, 2, 1, devices)(params, keys, alphas)
+
+  return Runner(init, chunk, evaluate, finite, generator_params, keep_best, evaluate_alphas)
 
 
 def run_grid(scheme, seeds: Sequence[int], pis: Sequence[float]):
@@ -320,17 +360,34 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     warm = to_global(jax.tree_util.tree_map(lambda x: np.asarray(x)[index], warm), devices)
   states = runner.init(keys, warm)
   diverged = np.zeros(len(all_runs), bool)
+  alphas = tuple(config.eval.alphas) if phase == 'train' else ()
+  best = None  # the nll_test-selected generators of the α sweep
+  if alphas and config.eval.select == 'nll_test':
+    best = {'params': runner.generator_params(states),
+            'value': to_global(np.full(len(all_runs), np.inf, np.float32), devices),
+            'step': to_global(np.zeros(len(all_runs), np.int32), devices)}
   restored = results.load_checkpoint(output_dir, name, states, diverged)
   t0 = time.time()
+
+  def track_best(evals, step):
+    nonlocal best
+    if best is not None:
+      value = to_global(np.asarray(evals['nll_test'][0], np.float32), devices)
+      best = runner.keep_best(best, states, value, np.int32(step))
+
   if restored is not None:
     step, states, diverged = restored
     states = to_global(states, devices)
+    if best is not None:  # written before the main checkpoint: never older than it
+      best = to_global(results.load_checkpoint(output_dir, name + BEST_SUFFIX,
+                                               to_host(best), diverged)[1], devices)
     store.truncate(name, step)
     log(f'[{name}] resuming at step {step}/{tc.num_steps} from its checkpoint')
   else:
     step = 0
     store.truncate(name, -1)
     evals = to_host(runner.evaluate(states, keys, 0))
+    track_best(evals, 0)
     store.add(_rows(name, runs, 0, evals, {}, diverged,
                     dict(extra, wall_time=0.0, pis_grid=config.pis)))
     if main:
@@ -349,17 +406,37 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     newly = (~healthy & ~diverged)[:len(runs)]
     diverged = diverged | ~healthy
     evals = to_host(runner.evaluate(states, keys, step))
+    track_best(evals, step)
     store.add(_rows(name, runs, step, evals, metrics, diverged,
                     dict(extra, wall_time=time.time() - t0, pis_grid=config.pis)))
     host_states = to_host(states)  # a collective on multi-host: every process gathers
+    host_best = None if best is None else to_host(best)
     if main:
       store.save()
+      if host_best is not None:  # before the main checkpoint (see the resume above)
+        results.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
       results.save_checkpoint(output_dir, name, step, host_states, diverged)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     timing = progress(step - first, tc.num_steps - step, time.time() - t0)
     log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
         f'{_describe(evals, diverged[:len(runs)])}{note}')
+  if alphas and not any(r['scheme'] == name and r.get('phase') == ALPHA for r in store.rows):
+    t_alpha = time.time()
+    params = runner.generator_params(states) if best is None else best['params']
+    evals = to_host(runner.evaluate_alphas(params, keys, jnp.asarray(alphas, jnp.float32)))
+    selected = (np.full(len(all_runs), tc.num_steps) if best is None
+                else np.asarray(to_host(best['step'])))
+    for i, alpha in enumerate(alphas):
+      at = jax.tree_util.tree_map(lambda x: np.asarray(x)[:, i], evals)
+      rows = _rows(name, runs, tc.num_steps, at, {}, diverged,
+                   dict(extra, phase=ALPHA, wall_time=time.time() - t0, pis_grid=config.pis))
+      store.add(dict(r, alpha=float(alpha), step=int(selected[k])) for k, r in enumerate(rows))
+    if main:
+      store.save()
+    log(f'[{name}] α sweep: {len(alphas)} inverse temperatures x {len(runs)} runs of the '
+        f'{"last" if best is None else "nll_test-selected"} generators in '
+        f'{time.time() - t_alpha:.1f}s')
   return states, diverged[:len(runs)]
 
 

@@ -52,6 +52,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 500         # sequences per chunk when sampling and scoring (bounds memory)
   c.eval.temperature = 1.0        # sampling temperature of the evaluated generator
   c.eval.sampler = 'icdf'         # 'icdf' (inverse CDF, fast) | 'gumbel', see models.sampling
+  # Every evaluation draws num_test fresh oracle samples for the P side (nll_test, kl_pq,
+  # entropy_p, js_pi), keyed like the evaluation, instead of reusing the fixed test set.
+  c.eval.fresh_test = False
+  # Inverse temperatures α (logits × α; Caccia et al. 2018) at which the selected generator
+  # of every run is evaluated after training (rows with phase 'alpha'); () = none. One
+  # compile for the whole grid.
+  c.eval.alphas = ()
+  # The generator the α sweep evaluates: 'last' (after training) | 'nll_test' (per run, the
+  # evaluation with the lowest nll_test: Caccia's model selection, checkpointed for resume).
+  c.eval.select = 'last'
   c.eval.exact = False            # also enumerate all V^T sequences for exact divergences
   c.eval.max_enumerate = 1_000_000
   c.eval.enumerate_chunk = 4_096

@@ -1,0 +1,151 @@
+"""The evaluation's temperature axis (config.eval.alphas), model selection and fresh test sets."""
+
+import tempfile
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import objectives
+from benchmarks import evaluate as evaluate_lib
+from benchmarks import results
+from benchmarks import train
+from models import oracle as oracle_lib
+from tests import _smoke
+
+ALPHAS = (0.5, 1.0, 2.0)
+
+
+def _config(**eval_fields):
+  config = _smoke.smoke_config()
+  config.eval.update(alphas=ALPHAS, **eval_fields)
+  return config
+
+
+def _train(config, out=None, runner_patch=None):
+  problem = oracle_lib.make_problem(config.problem)
+  scheme = objectives.make('mle', config, problem)
+  out = out or tempfile.mkdtemp()
+  store = results.Store(out)
+  if runner_patch is None:
+    train.train_scheme('mle', scheme, problem, config, store, output_dir=out, config_hash='x',
+                       log=lambda s: None)
+  else:
+    with mock.patch.object(train, 'make_runner', runner_patch):
+      train.train_scheme('mle', scheme, problem, config, store, output_dir=out,
+                         config_hash='x', log=lambda s: None)
+  return store.rows, out
+
+
+def _alpha_rows(rows):
+  return sorted((r for r in rows if r['phase'] == 'alpha'),
+                key=lambda r: (r['seed'], r['alpha']))
+
+
+def _strip(row):
+  return {k: v for k, v in row.items() if k != 'wall_time'}
+
+
+
+def test_alpha_one_equals_the_plain_evaluation_and_the_grid_compiles_once():
+  config = _config()
+  problem = oracle_lib.make_problem(config.problem)
+  scheme = objectives.make('mle', config, problem)
+  runner = train.make_runner(scheme, problem, config)
+  keys = train.run_keys(config.seed, range(config.num_seeds))
+  params = runner.generator_params(runner.init(keys))
+  first = runner.evaluate_alphas(params, keys, jnp.asarray(ALPHAS))
+  second = runner.evaluate_alphas(params, keys, jnp.asarray((0.7, 1.3, 2.9)))
+  assert runner.evaluate_alphas._cache_size() == 1  # another grid: no recompile
+  evaluate = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
+  for r in range(config.num_seeds):
+    p = jax.tree.map(lambda x: x[r], params)
+    plain = evaluate(p, jax.random.fold_in(keys[r], train.ALPHA_SALT))
+    for name, (mean, se) in plain.items():
+      np.testing.assert_allclose(first[name][0][r, 1], mean, rtol=1e-5, err_msg=name)
+      np.testing.assert_allclose(first[name][1][r, 1], se, rtol=1e-5, err_msg=name)
+    # α multiplies the logits: α = 2 is the generator at temperature 1/2.
+    cold = evaluate(p, jax.random.fold_in(keys[r], train.ALPHA_SALT), 0.5)
+    np.testing.assert_allclose(first['entropy_q'][0][r, 2], cold['entropy_q'][0], rtol=1e-5)
+  # Sharper (α > 1) means lower entropy on the same key.
+  assert np.all(first['entropy_q'][0][:, 2] < first['entropy_q'][0][:, 1])
+  assert np.all(second['entropy_q'][0][:, 0] > second['entropy_q'][0][:, 1])
+
+
+def test_fresh_test_changes_only_the_p_side():
+  config = _config()
+  problem = oracle_lib.make_problem(config.problem)
+  gen = objectives.make('mle', config, problem)
+  params = gen.generator_params(gen.init(jax.random.PRNGKey(0)))
+  key = jax.random.PRNGKey(7)
+  fixed = evaluate_lib.make_evaluate(problem, gen.generator, config.eval, config.pis)(
+      params, key)
+  config.eval.fresh_test = True
+  fresh_fn = evaluate_lib.make_evaluate(problem, gen.generator, config.eval, config.pis)
+  fresh = fresh_fn(params, key)
+  for name in ('nll_oracle', 'entropy_q', 'kl_qp'):  # the Q side: same samples
+    np.testing.assert_array_equal(fixed[name][0], fresh[name][0])
+  # The P side: another sample of the same oracle (agrees within a few standard errors).
+  assert fixed['entropy_p'][0] != fresh['entropy_p'][0]
+  se = np.hypot(fixed['entropy_p'][1], fresh['entropy_p'][1])
+  assert abs(fixed['entropy_p'][0] - fresh['entropy_p'][0]) < 5 * se
+  # Keyed like the evaluation: the same key gives the same numbers, another key others.
+  np.testing.assert_array_equal(fresh_fn(params, key)['nll_test'][0], fresh['nll_test'][0])
+  assert fresh_fn(params, jax.random.PRNGKey(8))['entropy_p'][0] != fresh['entropy_p'][0]
+
+
+def test_nll_test_selection_picks_the_best_evaluation_and_last_the_final():
+  rows, _ = _train(_config(select='nll_test'))
+  alpha = _alpha_rows(rows)
+  assert len(alpha) == len(ALPHAS) * 2
+  for seed in (0, 1):
+    train_rows = [r for r in rows if r['phase'] == 'train' and r['seed'] == seed]
+    best = min(train_rows, key=lambda r: r['nll_test'])
+    assert {r['step'] for r in alpha if r['seed'] == seed} == {best['step']}
+  rows, out = _train(_config(select='last'))
+  assert {r['step'] for r in _alpha_rows(rows)} == {10}
+  assert not any('best' in name for name in __import__('os').listdir(out + '/checkpoints'))
+
+
+@pytest.mark.parametrize('select', ['last', 'nll_test'])
+def test_interrupted_run_resumes_to_identical_alpha_rows(select):
+  config = _config(select=select)
+  reference, _ = _train(config)
+  original = train.make_runner
+  out = tempfile.mkdtemp()
+
+  def dies_after_one_chunk(*args, **kwargs):
+    runner = original(*args, **kwargs)
+    calls = []
+
+    def chunk(*a):
+      if calls:
+        raise KeyboardInterrupt  # as a kill after the first chunk's checkpoint
+      calls.append(1)
+      return runner.chunk(*a)
+    return runner._replace(chunk=chunk)
+
+  with pytest.raises(KeyboardInterrupt):
+    _train(config, out, dies_after_one_chunk)
+  resumed, _ = _train(config, out)
+  assert [_strip(r) for r in _alpha_rows(resumed)] == [
+      _strip(r) for r in _alpha_rows(reference)]
+  # Killed after the last checkpoint but before the sweep: the sweep alone is redone.
+  store = results.Store(out)
+  store.rows = [r for r in store.rows if r['phase'] != 'alpha']
+  store.save()
+  again, _ = _train(config, out)
+  assert [_strip(r) for r in _alpha_rows(again)] == [_strip(r) for r in _alpha_rows(reference)]
+
+
+def test_bad_alphas_and_selection_name_their_flag():
+  from benchmarks import runner
+  for field, value, flag in [('alphas', (1.0, -0.5), '--config.eval.alphas'),
+                             ('alphas', ('a',), '--config.eval.alphas'),
+                             ('select', 'best', '--config.eval.select')]:
+    config = _config()
+    config.eval[field] = value
+    with pytest.raises(ValueError, match=flag):
+      runner.validate(config)
