@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 import divergences
+from benchmarks import bleu as bleu_lib
 
 # Metric names reported with a standard error; js_pi is a vector over the π grid.
 MC_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'entropy_p', 'kl_pq', 'kl_qp', 'js_pi')
@@ -49,6 +50,10 @@ def make_evaluate(problem, generator, eval_cfg, pis):
   `eval_cfg.fresh_test` as many fresh oracle samples drawn with fold_in(key, 1) (the Q samples
   use `key` itself, so the Q side is the same either way).
 
+  With `eval_cfg.bleu`, also 'bleu' (BLEU-`bleu_n` of each Q sample against num_test fresh
+  oracle references drawn with fold_in(key, 2)) and 'self_bleu' (each Q sample against the
+  other Q samples), as (mean, se) over the Q samples (benchmarks/bleu.py, a host callback).
+
   The returned function is pure and unjitted: the runner jits and maps it over seeds.
   All values are per token.
   """
@@ -78,6 +83,13 @@ def make_evaluate(problem, generator, eval_cfg, pis):
     logq_on_p = batched(log_q, x_p, bs)
     out = divergences.monte_carlo(logp_on_p, logq_on_p, logp_on_q, logq_on_q,
                                   seq_len=seq_len, pis=pis)
+    if eval_cfg.bleu:
+      refs = sample_chunked(oracle, problem.params, jax.random.fold_in(key, 2), num_test, bs,
+                            seq_len, 1.0, eval_cfg.sampler)
+      out['bleu'] = divergences.mean_and_se(
+          bleu_lib.bleu_jax(x_q, refs, max_n=eval_cfg.bleu_n))
+      out['self_bleu'] = divergences.mean_and_se(
+          bleu_lib.self_bleu_jax(x_q, max_n=eval_cfg.bleu_n))
     if eval_cfg.exact:
       ex = divergences.exact(log_p, log_q,
                              vocab_size=oracle.vocab_size, seq_len=seq_len, pis=pis,

@@ -24,7 +24,7 @@ _POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem
                   'generator.logits_chunk_bytes', 'train.batch_size',
                   'train.num_steps', 'train.eval_every', 'train.map_batch_size',
                   'eval.num_samples', 'eval.batch_size', 'eval.max_enumerate',
-                  'eval.enumerate_chunk')
+                  'eval.enumerate_chunk', 'eval.bleu_n')
 _POSITIVE_FLOATS = ('problem.init_scale', 'generator.init_scale', 'train.learning_rate',
                     'train.grad_clip', 'eval.temperature')
 _FLAG_OF = {'num_seeds': '--num_seeds', 'schemes': '--schemes', 'pis': '--pis'}

@@ -62,6 +62,11 @@ def get_config() -> ml_collections.ConfigDict:
   # The generator the α sweep evaluates: 'last' (after training) | 'nll_test' (per run, the
   # evaluation with the lowest nll_test: Caccia's model selection, checkpointed for resume).
   c.eval.select = 'last'
+  # BLEU-n of the generator's samples against fresh oracle samples and Self-BLEU-n among
+  # them (benchmarks/bleu.py: exact, leave-one-out; a host callback), reported as bleu and
+  # self_bleu with standard errors over the samples.
+  c.eval.bleu = False
+  c.eval.bleu_n = 4
   c.eval.exact = False            # also enumerate all V^T sequences for exact divergences
   c.eval.max_enumerate = 1_000_000
   c.eval.enumerate_chunk = 4_096

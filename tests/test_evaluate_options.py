@@ -1,4 +1,4 @@
-"""The evaluation's temperature axis (config.eval.alphas), model selection and fresh test sets."""
+"""Evaluation options: the temperature axis (eval.alphas), model selection, fresh test sets, BLEU."""
 
 import tempfile
 from unittest import mock
@@ -149,3 +149,26 @@ def test_bad_alphas_and_selection_name_their_flag():
     config.eval[field] = value
     with pytest.raises(ValueError, match=flag):
       runner.validate(config)
+
+
+def test_bleu_metrics_equal_the_host_functions_on_the_same_samples():
+  from benchmarks import bleu
+  config = _config(bleu=True, bleu_n=3)
+  problem = oracle_lib.make_problem(config.problem)
+  gen = objectives.make('mle', config, problem)
+  params = gen.generator_params(gen.init(jax.random.PRNGKey(0)))
+  key = jax.random.PRNGKey(3)
+  out = jax.jit(evaluate_lib.make_evaluate(problem, gen.generator, config.eval, config.pis))(
+      params, key)
+  ec = config.eval
+  x_q = evaluate_lib.sample_chunked(gen.generator, params, key, ec.num_samples, ec.batch_size,
+                                    config.problem.seq_len, 1.0, ec.sampler)
+  refs = evaluate_lib.sample_chunked(problem.model, problem.params, jax.random.fold_in(key, 2),
+                                     config.problem.num_test, ec.batch_size,
+                                     config.problem.seq_len, 1.0, ec.sampler)
+  b = bleu.sentence_bleu(np.asarray(x_q), np.asarray(refs), max_n=3)
+  s = bleu.self_bleu(np.asarray(x_q), max_n=3)
+  np.testing.assert_allclose(out['bleu'][0], b.mean(), rtol=1e-5)
+  np.testing.assert_allclose(out['bleu'][1], b.std(ddof=1) / np.sqrt(len(b)), rtol=1e-4)
+  np.testing.assert_allclose(out['self_bleu'][0], s.mean(), rtol=1e-5)
+  assert 0 < out['self_bleu'][0] < 1
