@@ -30,6 +30,8 @@ def _define_flags():
   flags.DEFINE_integer('num_seeds', None, "Seeds per run (default: the experiment's).")
   flags.DEFINE_string('output_dir', os.path.join('results', 'experiments'),
                       'Where DIR/NAME/ goes. A rerun with the same options resumes.')
+  flags.DEFINE_string('preset', None, "The problem's preset, for experiments that offer a "
+                      'choice (--list shows them); default: the experiment\'s first.')
   flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found in '
                     'DIR/NAME/runs/ instead of refusing.')
 
@@ -38,7 +40,21 @@ def listing() -> str:
   """One line per experiment: its name and the claim it tests."""
   from benchmarks import experiments
   width = max(len(n) for n in experiments.REGISTRY)
-  return '\n'.join(f'{name:<{width}}  {exp.claim}' for name, exp in experiments.REGISTRY.items())
+  def presets(exp):
+    return f' [--preset: {", ".join(exp.presets)}]' if exp.presets else ''
+  return '\n'.join(f'{name:<{width}}  {exp.claim}{presets(exp)}'
+                   for name, exp in experiments.REGISTRY.items())
+
+
+def check_options(experiment, options) -> None:
+  """ValueError naming the flag when --preset or --num_seeds do not fit the experiment."""
+  if options.num_seeds is not None and options.num_seeds < 2:
+    raise ValueError(f'--num_seeds: must be at least 2 (confidence intervals), got '
+                     f'{options.num_seeds}')
+  if options.preset is not None and options.preset not in experiment.presets:
+    offered = (f'one of {", ".join(experiment.presets)}' if experiment.presets
+               else 'none: it fixes its own problem')
+    raise ValueError(f'--preset: {experiment.name} takes {offered}; got {options.preset!r}')
 
 
 def resolve(experiment, options):
@@ -69,6 +85,7 @@ def header(experiment, options, wall_time: float) -> str:
   cmd = f'python -m benchmarks.experiment {experiment.name}'
   cmd += ' --quick' if options.quick else ''
   cmd += f' --num_seeds={options.num_seeds}' if options.num_seeds else ''
+  cmd += f' --preset={options.preset}' if options.preset else ''
   return '\n'.join([
       f'# {experiment.name}', '', f'**Claim tested.** {experiment.claim}', '',
       f'Command: `{cmd}`  ',
@@ -83,8 +100,10 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
   """Runs, computes and draws one experiment into output_dir/<name>/; returns its rows."""
   from benchmarks import results
   from benchmarks import runner as run_lib
+  from benchmarks.experiments import base
+  check_options(experiment, options)
   resolved = resolve(experiment, options)  # every run checked before anything runs
-  out = os.path.join(output_dir, experiment.name)
+  out = os.path.join(output_dir, base.output_name(experiment, options))
   os.makedirs(out, exist_ok=True)
   results.atomic_write(os.path.join(out, 'config.json'), json.dumps({
       'experiment': experiment.name, 'claim': experiment.claim, 'options': options._asdict(),
@@ -126,11 +145,9 @@ def main(argv):
     if names[0] not in experiments.REGISTRY:
       raise ValueError(f'NAME: unknown experiment {names[0]!r}; known: '
                        f'{", ".join(experiments.REGISTRY)}')
-    if FLAGS.num_seeds is not None and FLAGS.num_seeds < 2:
-      raise ValueError(f'--num_seeds: must be at least 2 (confidence intervals), got '
-                       f'{FLAGS.num_seeds}')
     experiment = experiments.REGISTRY[names[0]]
-    options = base.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds)
+    options = base.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds, preset=FLAGS.preset)
+    check_options(experiment, options)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
@@ -143,7 +160,7 @@ def main(argv):
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  out = os.path.join(FLAGS.output_dir, experiment.name)
+  out = os.path.join(FLAGS.output_dir, base.output_name(experiment, options))
   print(f'done in {time.time() - t0:.1f}s; {out}/ (table.md, results.jsonl, config.json, '
         '*.png, runs/)', flush=True)
   print(open(os.path.join(out, 'table.md')).read(), flush=True)

@@ -64,7 +64,9 @@ class ExperimentCliTest(parameterized.TestCase):
   @parameterized.named_parameters(
       ('unknown', ('nope',), 'NAME: unknown experiment'),
       ('none', (), 'NAME: give one experiment'),
-      ('seeds', ('pi_sweep', '--num_seeds=1'), '--num_seeds'))
+      ('seeds', ('pi_sweep', '--num_seeds=1'), '--num_seeds'),
+      ('no_presets', ('pi_sweep', '--preset=small'), '--preset: pi_sweep takes none'),
+      ('bad_preset', ('temperature', '--preset=smoke'), '--preset: temperature takes one of'))
   def test_bad_input_fails_fast_with_one_line(self, args, message):
     out = tempfile.mkdtemp()
     proc = _cli(*args, f'--output_dir={out}')
@@ -73,6 +75,14 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertLen(lines, 1, proc.stderr)
     self.assertIn(message, lines[0])
     self.assertEqual(os.listdir(out), [])
+
+  def test_another_preset_writes_its_own_directory(self):
+    exp = experiments.REGISTRY['temperature']
+    self.assertEqual(base.output_name(exp, base.Options()), 'temperature')
+    self.assertEqual(base.output_name(exp, base.Options(preset='small')), 'temperature')
+    self.assertEqual(base.output_name(exp, base.Options(preset='seqgan')), 'temperature_seqgan')
+    resolved = experiment_cli.resolve(exp, base.Options(quick=True, preset='seqgan'))
+    self.assertTrue(all(c.problem.source == 'seqgan' for c, _ in resolved.values()))
 
   def test_bad_run_is_caught_before_any_compute(self):
     bad = base.Experiment('bad', 'c', runs=lambda o: {

@@ -9,6 +9,7 @@ from benchmarks.experiments import gan_sweep
 from benchmarks.experiments import huszar_1d
 from benchmarks.experiments import pi_sweep
 from benchmarks.experiments import scheduled_sampling
+from benchmarks.experiments import temperature
 
 REGISTRY = {e.name: e for e in (
     pi_sweep.EXPERIMENT,
@@ -16,4 +17,5 @@ REGISTRY = {e.name: e for e in (
     scheduled_sampling.EXPERIMENT,
     fedus.EXPERIMENT,
     gan_sweep.EXPERIMENT,
+    temperature.EXPERIMENT,
 )}

@@ -19,9 +19,11 @@ class Options(NamedTuple):
 
   quick: shrink every size so the experiment finishes in well under a minute (CI).
   num_seeds: seeds per run; None = the experiment's default.
+  preset: the problem's preset, one of the experiment's `presets`; None = its first.
   """
   quick: bool = False
   num_seeds: Optional[int] = None
+  preset: Optional[str] = None
 
 
 class Run(NamedTuple):
@@ -45,6 +47,8 @@ class Experiment(NamedTuple):
 
   runs: Options -> {run label: Run} (may be empty).
   compute: Options -> list of JSON-able row dicts, each with a 'run' label, or None.
+  presets: the presets `--preset` may choose (the first is the default; its output goes to
+    DIR/NAME, another's to DIR/NAME_<preset>); () = the experiment fixes its problem.
   draw: (rows, output directory, Options) -> markdown of the table (it writes its PNGs into
     the directory). Rows are those of results.jsonl: training rows (one per variant x seed x
     π x evaluation step, with 'run', 'scheme', 'base_scheme', 'seed', 'pi', 'step', 'phase',
@@ -55,3 +59,30 @@ class Experiment(NamedTuple):
   runs: Callable[[Options], Dict[str, Run]]
   draw: Callable[[List[dict], str, Options], str]
   compute: Optional[Callable[[Options], List[dict]]] = None
+  presets: Tuple[str, ...] = ()
+
+
+def preset(experiment: Experiment, options: Options) -> str:
+  """The preset of this invocation: options.preset or the experiment's default."""
+  return options.preset or experiment.presets[0]
+
+
+def output_name(experiment: Experiment, options: Options) -> str:
+  """NAME for the default preset, NAME_<preset> for another (their runs differ)."""
+  if not options.preset or options.preset == experiment.presets[0]:
+    return experiment.name
+  return f'{experiment.name}_{options.preset}'
+
+
+def tiny_sizes(**changes) -> Dict[str, object]:
+  """The `--quick` problem most experiments shrink to (V=16, T=8, 8-unit networks, 2 seeds,
+  10 steps), with `changes` (flattened fields) on top."""
+  sizes = {'problem.vocab_size': 16, 'problem.seq_len': 8, 'problem.embed_dim': 8,
+           'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
+           'generator.embed_dim': 8, 'generator.hidden_dim': 8, 'train.batch_size': 16,
+           'train.num_steps': 10, 'train.eval_every': 10, 'eval.num_samples': 64,
+           'eval.batch_size': 64, 'discriminator.embed_dim': 4,
+           'discriminator.filter_widths': (1, 2), 'discriminator.num_filters': (4, 4),
+           'discriminator.hidden_dim': 4, 'num_seeds': 2}
+  sizes.update(changes)
+  return sizes

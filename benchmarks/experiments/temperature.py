@@ -1,0 +1,213 @@
+"""temperature — Caccia et al. (2018): MLE with temperature tuning dominates the language GANs.
+
+Every trained generator is evaluated at inverse temperatures α (logits × α) over a grid in
+[0.1, 2.5] (config.eval.alphas: one compiled map over α after training, with fresh oracle test
+samples, BLEU and Self-BLEU). A scheme is then a curve in the quality (nll_oracle) – coverage
+(nll_test) plane; "A dominates B" means A's curve lies below-left of every point of B's.
+
+Two runs share the problem and seeds:
+  scratch: `mle` and `cot` (CoT uses no MLE pre-training) from a fresh init, each run's
+    generator selected on nll_test over its evaluations (Caccia's model selection of MLE;
+    applied to CoT too).
+  warm: from the same MLE warm start per seed (as long as the `mle` run), `seqgan` (its
+    discriminator pre-training and adversarial phase only), `gan_pi` at π = ½ (the defaults of
+    gan_sweep) and `direct` minimisation of KL[Q‖P]; the last generator of each.
+The warm start's own rows (phase 'warm_start') are MLE without model selection.
+
+What is measured (computed from the rows): for each scheme, the fraction of its curve's mean
+points that MLE's mean frontier dominates (an MLE point with both nll_test and nll_oracle at
+most as large), and the converse; the curves in the KL[Q‖P]–KL[P‖Q] plane; entropy_q, BLEU
+and Self-BLEU against α.
+"""
+
+import math
+
+import numpy as np
+
+from benchmarks import figures
+from benchmarks import report
+from benchmarks.experiments import base
+
+ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 26))   # 0.1, 0.2, ..., 2.5
+SEQGAN_ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0, 2.5)
+QUICK_ALPHAS = (0.5, 1.0, 2.0)
+PRESETS = ('small', 'seqgan')
+MLE = 'mle'
+COLORS = {'mle': 'k', 'cot': 'tab:green', 'seqgan': 'tab:red', 'gan_pi': 'tab:blue',
+          'direct_kl_qp': 'tab:purple'}
+
+# Sizes per preset: (MLE and warm-start steps, eval_every, GAN steps, SeqGAN adversarial
+# steps, seeds). small: the preset's own 2,000 MLE steps. seqgan on a 2-core CPU: 20 of the
+# paper's 120 MLE epochs (157 steps each; measured 30-50 ms per step there), 3 seeds;
+# SeqGAN's discriminator schedule cut to fit (see _seqgan_overrides).
+SIZES = {'small': (2_000, 200, 600, 150, 4),
+         'seqgan': (20 * 157, 314, 314, 50, 3)}
+
+
+def _seqgan_overrides(preset_name, adversarial_steps, eval_every):
+  """SeqGAN after the shared warm start: no MLE phase; D pre-training, then adversarial."""
+  o = {'seqgan.pretrain_steps': 0}
+  if preset_name == 'seqgan':  # the paper's 2,345 D updates per step do not fit a CPU
+    o.update({'seqgan.d_pretrain_steps': 20, 'seqgan.d_steps': 50})
+  from benchmarks import configs
+  d_pre = o.get('seqgan.d_pretrain_steps',
+                configs.get_preset(preset_name).seqgan.d_pretrain_steps)
+  total = d_pre + adversarial_steps
+  total = math.ceil(total / eval_every) * eval_every  # a multiple of eval_every
+  return dict(o, **{'train.num_steps': total, 'train.eval_every': eval_every})
+
+
+def runs(options):
+  preset = base.preset(EXPERIMENT, options)
+  if options.quick:
+    common = base.tiny_sizes(**{'eval.alphas': QUICK_ALPHAS, 'pis': (0.5,)})
+    if preset == 'seqgan':  # the SeqGAN oracle's sizes are fixed: fewer samples only
+      common = {k: v for k, v in common.items() if not k.startswith('problem.')}
+      common.update({'problem.num_train': 256, 'problem.num_test': 128,
+                     'generator.embed_dim': 32, 'generator.hidden_dim': 32})
+    mle_steps = gan_steps = adv_steps = eval_every = 10
+  else:
+    mle_steps, eval_every, gan_steps, adv_steps, seeds = SIZES[preset]
+    common = {'eval.alphas': SEQGAN_ALPHAS if preset == 'seqgan' else ALPHAS, 'pis': (0.5,),
+              'num_seeds': seeds, 'train.num_steps': mle_steps, 'train.eval_every': eval_every,
+              'train.seed_strategy': 'map'}
+    if preset == 'seqgan':
+      common.update({'problem.num_test': 2_000, 'eval.num_samples': 2_000,
+                     'eval.batch_size': 500})
+  common.update({'eval.fresh_test': True, 'eval.bleu': True})
+  gan = {'train.num_steps': gan_steps}
+  warm = {'gan_pi': ('gan_pi', gan),
+          'direct_kl_qp': ('direct', dict(gan, **{'direct.divergence': 'kl_qp'}))}
+  if not options.quick:  # (quick: SeqGAN's compile alone would double CI's time here)
+    warm = dict({'seqgan': ('seqgan', _seqgan_overrides(preset, adv_steps, eval_every))},
+                **warm)
+  return {
+      'scratch': base.Run(preset, dict(common, **{'eval.select': 'nll_test'}),
+                          {MLE: ('mle', {}), 'cot': ('cot', {})}),
+      'warm': base.Run(preset, dict(common, **{'eval.select': 'last',
+                                               'train.warm_start_steps': mle_steps}), warm),
+  }
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+def curves(rows):
+  """{scheme: {alpha: [rows over seeds]}} from the α-sweep rows (π = ½ for π schemes)."""
+  out = {}
+  for r in rows:
+    if r.get('phase') == 'alpha' and not r.get('diverged'):
+      out.setdefault(r['scheme'], {}).setdefault(r['alpha'], []).append(r)
+  return {s: dict(sorted(c.items())) for s, c in out.items()}
+
+
+def mean_curve(curve, metric):
+  """(alphas [A], means [A], CI half-widths [A]) of one metric along a scheme's curve."""
+  alphas = list(curve)
+  m, h, _ = figures.mean_ci_arrays([[r[metric] for r in curve[a]] for a in alphas])
+  return np.array(alphas), m, h
+
+
+def dominated_fraction(front_x, front_y, xs, ys, *, density: int = 20) -> float:
+  """Fraction of the points (xs, ys) weakly dominated (≤ in both) by some point of the
+  polyline through (front_x, front_y) (each segment sampled at `density` points)."""
+  t = np.linspace(0.0, 1.0, density, endpoint=False)[None]
+  fx, fy = np.asarray(front_x, float), np.asarray(front_y, float)
+  fx = np.append((fx[:-1, None] + t * np.diff(fx)[:, None]).ravel(), fx[-1:])[:, None]
+  fy = np.append((fy[:-1, None] + t * np.diff(fy)[:, None]).ravel(), fy[-1:])[:, None]
+  dominated = ((fx <= np.asarray(xs)[None]) & (fy <= np.asarray(ys)[None])).any(axis=0)
+  return float(dominated.mean()) if len(dominated) else float('nan')
+
+
+def dominance(cs, x='nll_test', y='nll_oracle'):
+  """{scheme: (share of its points MLE dominates, share of MLE's points it dominates)}."""
+  if MLE not in cs:
+    return {}
+  _, mx, _ = mean_curve(cs[MLE], x)
+  _, my, _ = mean_curve(cs[MLE], y)
+  out = {}
+  for scheme, curve in cs.items():
+    if scheme == MLE:
+      continue
+    _, sx, _ = mean_curve(curve, x)
+    _, sy, _ = mean_curve(curve, y)
+    out[scheme] = (dominated_fraction(mx, my, sx, sy), dominated_fraction(sx, sy, mx, my))
+  return out
+
+
+def _plane(ax, cs, x, y, *, label_alpha=1.0):
+  for scheme, curve in cs.items():
+    _, mx, hx = mean_curve(curve, x)
+    _, my, hy = mean_curve(curve, y)
+    color = COLORS.get(scheme)
+    ax.plot(mx, my, '-', color=color, label=scheme, lw=1.2)
+    ax.errorbar(mx, my, xerr=np.nan_to_num(hx), yerr=np.nan_to_num(hy), fmt='none',
+                ecolor=color, alpha=0.35, lw=0.7)
+    alphas = np.array(list(curve))
+    at = np.argmin(np.abs(alphas - label_alpha))
+    ax.plot(mx[at], my[at], 'o', color=color, ms=4)
+  ax.set_xlabel(f'{x} per token')
+  ax.set_ylabel(f'{y} per token')
+
+
+def draw(rows, output_dir, options):
+  del options
+  cs = curves(rows)
+  h_p = report.mean_ci([r.get('entropy_p') for r in rows if r.get('phase') == 'alpha'])[0]
+
+  fig, axes = figures.subplots(1, 2, width=5.2, height=4.4)
+  _plane(axes[0, 0], cs, 'nll_test', 'nll_oracle')
+  axes[0, 0].set_title('quality (nll_oracle) vs coverage (nll_test)\nover α; dot: α = 1')
+  _plane(axes[0, 1], cs, 'kl_pq', 'kl_qp')
+  axes[0, 1].set_title('KL[Q‖P] vs KL[P‖Q] over α; dot: α = 1')
+  axes[0, 0].legend(fontsize=7)
+  figures.save(fig, f'{output_dir}/temperature_frontier.png')
+
+  metrics = ('entropy_q', 'nll_oracle', 'bleu', 'self_bleu')
+  fig, axes = figures.subplots(1, len(metrics), width=3.8, height=3.3)
+  for ax, metric in zip(axes.flat, metrics):
+    for scheme, curve in cs.items():
+      alphas = list(curve)
+      figures.band(ax, alphas, [[r[metric] for r in curve[a] if r.get(metric) is not None]
+                                for a in alphas], label=scheme, color=COLORS.get(scheme))
+    if metric == 'entropy_q' and math.isfinite(h_p):
+      ax.axhline(h_p, color='k', ls='--', lw=0.8, label='H(P)')
+    ax.set_xlabel('α (logits × α)')
+    ax.set_title(metric)
+  figures.dedupe_legend(axes[0, 0], fontsize=7)
+  figures.save(fig, f'{output_dir}/temperature_alpha.png')
+
+  lines = ['![frontier](temperature_frontier.png)', '', '![α](temperature_alpha.png)', '',
+           '## At α = 1 (each run\'s selected generator)', '',
+           '| scheme | seeds | selected step | nll_oracle | nll_test | entropy_q | kl_pq | '
+           'kl_qp | BLEU | Self-BLEU |', '|---|---|---|---|---|---|---|---|---|---|']
+  for scheme, curve in cs.items():
+    a1 = min(curve, key=lambda a: abs(a - 1.0))
+    rs = curve[a1]
+    cells = [scheme, str(len(rs)), report.fmt_ci([r['step'] for r in rs])]
+    cells += [report.fmt_ci([r.get(m) for r in rs])
+              for m in ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp', 'bleu',
+                        'self_bleu')]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += ['', f'Oracle entropy H(P) per token: {h_p:.4g}.', '',
+            '## Dominance (mean curves over α)', '',
+            '| scheme | its points dominated by MLE\'s curve | MLE\'s points dominated by '
+            'its curve | (kl_pq, kl_qp): dominated by MLE | MLE dominated by it |',
+            '|---|---|---|---|---|']
+  kl = dominance(cs, 'kl_pq', 'kl_qp')
+  for scheme, (by_mle, of_mle) in dominance(cs).items():
+    k1, k2 = kl.get(scheme, (math.nan, math.nan))
+    lines.append(f'| {scheme} | {by_mle:.0%} | {of_mle:.0%} | {k1:.0%} | {k2:.0%} |')
+  claim = dominance(cs)
+  if claim:
+    held = [s for s in claim if claim[s][0] == 1.0]
+    lines += ['', f'MLE\'s mean curve dominates every point of {len(held)} of {len(claim)} '
+              f'other schemes ({", ".join(held) or "none"}) in the (nll_test, nll_oracle) '
+              'plane.']
+  return '\n'.join(lines) + '\n'
+
+
+EXPERIMENT = base.Experiment(
+    name='temperature',
+    claim=('Caccia et al. 2018: MLE with temperature tuning (logits × α) dominates the GAN '
+           'variants along the whole quality (nll_oracle) – coverage (nll_test) curve.'),
+    runs=runs, draw=draw, presets=PRESETS)
