@@ -9,6 +9,7 @@ from benchmarks.experiments import gan_sweep
 from benchmarks.experiments import huszar_1d
 from benchmarks.experiments import pi_sweep
 from benchmarks.experiments import scheduled_sampling
+from benchmarks.experiments import seqgan_table
 from benchmarks.experiments import temperature
 
 REGISTRY = {e.name: e for e in (
@@ -18,4 +19,5 @@ REGISTRY = {e.name: e for e in (
     fedus.EXPERIMENT,
     gan_sweep.EXPERIMENT,
     temperature.EXPERIMENT,
+    seqgan_table.EXPERIMENT,
 )}
