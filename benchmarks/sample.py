@@ -402,8 +402,12 @@ def run(options: Options, out=None, log=None) -> int:
       sums[1] += float(log_p.sum())
       count += len(x)
 
-  if options.output:
-    _write_atomically(options.output, write_all)
+  if options.output:  # the whole file at once, atomically
+    import io
+    from benchmarks import results
+    buffer = io.StringIO()
+    write_all(buffer)
+    results.atomic_write(options.output, buffer.getvalue())
   else:
     write_all(out or sys.stdout)
     (out or sys.stdout).flush()
@@ -419,23 +423,6 @@ def _planned_steps(target: Target) -> int:
   from benchmarks import train
   tc = target.config.train
   return tc.warm_start_steps if target.label == train.WARM_START else tc.num_steps
-
-
-def _write_atomically(path: str, write) -> None:
-  """Calls write(stream) on a temporary file next to path, then renames it to path."""
-  import tempfile
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-' + os.path.basename(path))
-  try:
-    with os.fdopen(fd, 'w') as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def cli(options: Options, out=None, err=None) -> int:

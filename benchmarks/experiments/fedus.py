@@ -45,13 +45,8 @@ PENALTIES = {
 
 def _sizes(quick):
   if quick:
-    return {'problem.vocab_size': 3, 'problem.seq_len': 3, 'problem.embed_dim': 8,
-            'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
-            'generator.embed_dim': 8, 'generator.hidden_dim': 8, 'train.batch_size': 16,
-            'train.num_steps': 10, 'train.eval_every': 5, 'eval.num_samples': 64,
-            'eval.batch_size': 64, 'discriminator.embed_dim': 4,
-            'discriminator.filter_widths': (1, 2), 'discriminator.num_filters': (4, 4),
-            'num_seeds': 2}
+    return base.tiny_sizes(**{'problem.vocab_size': 3, 'problem.seq_len': 3,
+                              'train.eval_every': 5})
   return {'train.num_steps': 1_000, 'train.eval_every': 100, 'eval.num_samples': 2_000,
           'num_seeds': 8}
 

@@ -48,13 +48,7 @@ PINNED = {f'{s}.{f}': v for s in ('gan_pi', 'gumbel_gan')
 def runs(options):
   """'scratch' and 'warm': the sweep (2 seeds); 'defaults': the chosen defaults, 4 seeds."""
   if options.quick:
-    o = {'problem.vocab_size': 16, 'problem.seq_len': 8, 'problem.embed_dim': 8,
-         'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
-         'generator.embed_dim': 8, 'generator.hidden_dim': 8, 'train.batch_size': 16,
-         'train.num_steps': 10, 'train.eval_every': 10, 'eval.num_samples': 64,
-         'eval.batch_size': 64, 'discriminator.embed_dim': 4,
-         'discriminator.filter_widths': (1, 2), 'discriminator.num_filters': (4, 4),
-         'discriminator.hidden_dim': 4, 'pis': (0.5,), 'num_seeds': 2}
+    o = base.tiny_sizes(pis=(0.5,))
     warm = 10
   else:
     o = {'train.num_steps': 600, 'train.eval_every': 200, 'pis': (0.5,), 'num_seeds': 2}
