@@ -181,7 +181,8 @@ class LSTMLM(nn.Module):
 
   # --- scheduled mixing and free running, with differentiable hidden states ------------------
 
-  def _run_mixed(self, key: jax.Array, num: int, data_proj, take_data, method: str):
+  def _run_mixed(self, key: jax.Array, num: int, data_proj, take_data, method: str,
+                 with_cell: bool = False):
     """Runs the LSTM where each next input is a data token or the token it just sampled.
 
     Args:
@@ -192,11 +193,13 @@ class LSTMLM(nn.Module):
       take_data: bool [T, num]: whether input t+1 is the data token x_t (row T-1 unused);
         None when data_proj is None.
       method: the categorical sampler.
+      with_cell: also return the cell states (static).
 
     Returns:
       (samples int32 [num, T]: y_t drawn from the step-t distribution given the inputs fed;
       hidden [num, T, H]: h_t, differentiable w.r.t. the parameters through the recurrence and
-      the embeddings of the inputs; the sampled tokens themselves carry no gradient).
+      the embeddings of the inputs; the sampled tokens themselves carry no gradient), and
+      with `with_cell` a third element, the cell states c_t [num, T, H], differentiable alike.
     """
     W, U, b = self._fused()
     keys = jax.random.split(key, self.seq_len)
@@ -218,10 +221,12 @@ class LSTMLM(nn.Module):
       next_proj = self.embed(tok) @ W + b
       if next_data is not None:
         next_proj = jnp.where(take[:, None], next_data, next_proj)
-      return (carry, next_proj), (carry[0], tok)
+      return (carry, next_proj), ((carry if with_cell else carry[0]), tok)
 
-    _, (hs, toks) = jax.lax.scan(body, (self.initial_carry(num), first), xs)
-    return jnp.swapaxes(toks, 0, 1), jnp.swapaxes(hs, 0, 1)
+    _, (states, toks) = jax.lax.scan(body, (self.initial_carry(num), first), xs)
+    states = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), states)
+    toks = jnp.swapaxes(toks, 0, 1)
+    return (toks, *states) if with_cell else (toks, states)
 
   def mixed_hidden_states(self, tokens: jax.Array, key: jax.Array, eps,
                           method: str = sampling.DEFAULT) -> jax.Array:
@@ -268,6 +273,45 @@ class LSTMLM(nn.Module):
       recurrence and the embeddings of the sampled inputs, not through the draws).
     """
     return self._run_mixed(key, num, None, None, method)
+
+  # --- behaviour (professor forcing's discriminator input) ------------------------------------
+
+  def _behaviour_from_states(self, hidden: jax.Array, cell: jax.Array) -> jax.Array:
+    # The next-token distribution of row t from h_t, as `logits` computes it.
+    probs = jax.nn.softmax(hidden @ self.Wo + self.bo, axis=-1)
+    return jnp.concatenate([cell, probs], axis=-1)
+
+  def behaviour(self, tokens: jax.Array) -> jax.Array:
+    """Teacher-forced behaviour: int [B, T] -> [B, T, H + V] = concat(c_t, softmax(logits_t)).
+
+    Professor forcing's discriminator reads the generator's pre-tanh hidden activations and
+    its softmax outputs (Lamb et al. 2016). For this LSTM, h_t = o_t · tanh(c_t), so the
+    pre-tanh activation is the cell state c_t [H]; the softmax output is the next-token
+    distribution of row t (which predicts x_t), as `logits`. Differentiable w.r.t. the
+    parameters.
+    """
+    W, U, b = self._fused()
+    x_proj = jnp.swapaxes(self.embed(self.inputs(tokens)) @ W + b, 0, 1)  # [T, B, 4H]
+
+    def body(carry, xp):
+      carry = self._cell(carry, xp, U)
+      return carry, carry
+
+    _, (hs, cs) = jax.lax.scan(body, self.initial_carry(tokens.shape[0]), x_proj)
+    return self._behaviour_from_states(jnp.swapaxes(hs, 0, 1), jnp.swapaxes(cs, 0, 1))
+
+  def free_running_behaviour(self, key: jax.Array, num: int,
+                             method: str = sampling.DEFAULT) -> Tuple[jax.Array, jax.Array]:
+    """Ancestral samples with the behaviour that produced them (professor forcing).
+
+    Returns:
+      (samples int32 [num, T], equal to `sample(key, num, method=method)`; behaviour
+      [num, T, H + V] = concat(c_t, softmax(logits_t)), equal to `behaviour(samples)` and
+      differentiable w.r.t. the parameters through the recurrence, the embeddings of the
+      sampled inputs and the output layer, not through the draws).
+    """
+    toks, hs, cs = self._run_mixed(key, num, None, None, method, with_cell=True)
+    return toks, self._behaviour_from_states(hs, cs)
 
   # --- relaxed sampling (Gumbel-softmax) -------------------------------------------------------
 

@@ -12,7 +12,10 @@ follows, at every step t of prefixes s = x_<t it sampled itself, the full-vocabu
   KL(G(·|s) ‖ M(·|s)) = Σ_x G(x|s) (log G(x|s) − log M(x|s)),
 
 differentiated through G(·|s) only: no REINFORCE, no gradient through the sampling of the
-prefixes, M held fixed. No MLE pre-training; one generator and one mediator step per iteration.
+prefixes, M held fixed. No MLE pre-training; one generator and one mediator step per iteration,
+in CoT's order: the generator first, on its own fresh samples and with the mediator as it was
+before the step; then the mediator, on a data batch and fresh samples of the updated
+generator (the step's key is split for the two draws).
 
 What the generator's signal is. With M fixed and autoregressive, the chain rule gives
 KL(G ‖ M) = Σ_t E_{s~G}[KL(G(·|s) ‖ M(·|s))], and with M = M_π held fixed
@@ -25,7 +28,16 @@ exact mediator it is a biased estimate of ∇JS_π in general (both are exactly 
 every KL_t vanishes). tests/test_cot.py pins this decomposition by enumeration;
 benchmarks/gradient_fidelity.py measures the bias.
 
-Deviation from CoT: the mediator's dropout (keep 0.5 during its update) is not implemented.
+Optimisers as CoT: generator Adam lr 1e-3, mediator Adam lr 3e-3, both β = (0.9, 0.95)
+(`config.cot`). Remaining differences from CoT's public code (desire2020/CoT):
+  * the mediator's dropout (keep 0.5 on its LSTM outputs during its update) is not
+    implemented;
+  * the mediator is `models.mediator` (SeqGAN's LSTM equations, N(0, init_scale²) init) where
+    CoT uses a CuDNN LSTM with orthogonal kernels;
+  * both gradients are clipped at global norm `config.cot.grad_clip` (CoT clips neither);
+  * the mediator's loss is per token (CoT's is per sequence, Σ_t, i.e. T times larger: with
+    Adam only the clipping threshold and ε see the difference);
+  * data batches follow the runner's per-epoch permutation (CoT reads its data file in order).
 
 References:
   Sidi Lu, Lantao Yu, Siyuan Feng, Yaoming Zhu, Weinan Zhang, Yong Yu. "CoT: Cooperative
@@ -72,16 +84,9 @@ def mediator_loss(mediator, params, data: jax.Array, samples: jax.Array, pi) -> 
   Returns:
     [B]: per-token balanced NLL of each (data, sample) pair; the mean is the loss.
   """
-  return _mediator_loss_and_log_probs(mediator, params, data, samples, pi)[0]
-
-
-def _mediator_loss_and_log_probs(mediator, params, data, samples, pi):
-  """`mediator_loss` [B], and the mediator's next-token log-probs on `samples` [B, T, V]
-  (returned so that the generator's update reuses this forward pass)."""
   log_m_on_p = mediator.apply(params, data, method='log_prob')
-  log_m_next = next_token_log_probs(mediator, params, samples)
-  log_m_on_q = jnp.take_along_axis(log_m_next, samples[..., None], axis=-1)[..., 0].sum(-1)
-  return balanced_nll(log_m_on_p, log_m_on_q, pi, seq_len=data.shape[-1]), log_m_next
+  log_m_on_q = mediator.apply(params, samples, method='log_prob')
+  return balanced_nll(log_m_on_p, log_m_on_q, pi, seq_len=data.shape[-1])
 
 
 def exact_mediator_log_probs(p_next_log_probs: jax.Array, q_next_log_probs: jax.Array,
@@ -170,7 +175,7 @@ def check_config(config) -> None:
   for field in ('generator_learning_rate', 'mediator_learning_rate', 'grad_clip'):
     base.check_positive('cot', field, cc[field])
   base.check_positive('cot', 'mediator_width_factor', cc.mediator_width_factor, integer=True)
-  for field in ('generator_b1', 'generator_b2'):
+  for field in ('generator_b1', 'generator_b2', 'mediator_b1', 'mediator_b2'):
     if not (isinstance(cc[field], (int, float)) and 0 <= cc[field] < 1):
       raise ValueError(f'--config.cot.{field}: must be in [0, 1), got {cc[field]!r}')
 
@@ -191,7 +196,8 @@ def make(config, problem) -> base.Scheme:
                         optax.adam(cc.generator_learning_rate, b1=cc.generator_b1,
                                    b2=cc.generator_b2))
   med_opt = optax.chain(optax.clip_by_global_norm(cc.grad_clip),
-                        optax.adam(cc.mediator_learning_rate))
+                        optax.adam(cc.mediator_learning_rate, b1=cc.mediator_b1,
+                                   b2=cc.mediator_b2))
 
   def init(key, generator_params=None):
     k_gen, k_med = jax.random.split(key)
@@ -199,20 +205,20 @@ def make(config, problem) -> base.Scheme:
                     base.init_network(mediator, med_opt, k_med))
 
   def step(state, batch, key, pi):
+    # CoT's order: the generator's update on its own samples with the current mediator, then
+    # the mediator's on the data batch and fresh samples of the updated generator.
+    k_gen, k_med = jax.random.split(key)
     gen, med = state.generator, state.mediator
-    # One batch of the generator's own samples serves both updates; both networks are
-    # updated from their current values (the generator sees the mediator before its step).
-    samples = generator.apply(gen.params, key, batch.shape[0], method='sample')
-
-    def med_objective(p):
-      losses, log_m = _mediator_loss_and_log_probs(mediator, p, batch, samples, pi)
-      return losses.mean(), log_m
-
-    (m_loss, log_m), m_grads = jax.value_and_grad(med_objective, has_aux=True)(med.params)
+    num = batch.shape[0]
+    samples = generator.apply(gen.params, k_gen, num, method='sample')
+    log_m = next_token_log_probs(mediator, med.params, samples)
     g_loss, g_grads = jax.value_and_grad(
         lambda p: generator_loss(generator, p, samples, log_m).mean())(gen.params)
-    state = CoTState(base.apply_gradients(gen_opt, gen, g_grads),
-                     base.apply_gradients(med_opt, med, m_grads))
+    gen = base.apply_gradients(gen_opt, gen, g_grads)
+    fresh = generator.apply(gen.params, k_med, num, method='sample')
+    m_loss, m_grads = jax.value_and_grad(
+        lambda p: mediator_loss(mediator, p, batch, fresh, pi).mean())(med.params)
+    state = CoTState(gen, base.apply_gradients(med_opt, med, m_grads))
     return state, {'loss': g_loss, 'mediator_loss': m_loss}
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,

@@ -5,18 +5,43 @@ chunked `lax.scan` runs them unchanged:
   1. steps [0, pretrain_steps): MLE on the data batch (teacher forcing), as `mle`.
   2. steps [pretrain_steps, + d_pretrain_steps): discriminator pre-training, `d_steps`
      updates per step, each on fresh generator samples and a random batch of training data.
-  3. afterwards, adversarial steps: one generator update by REINFORCE, then the rollout
-     policy moves towards the generator, then `d_steps` discriminator updates.
+  3. afterwards, adversarial steps: one generator update by REINFORCE, then (with
+     `rollout='delayed'`) the rollout policy moves towards the generator, then `d_steps`
+     discriminator updates.
 The generator's reward for token y_t of a sample y (`rollout_rewards`) is, for t < T, the mean
-of D(completion) over N completions of the prefix y_{1:t} drawn from the rollout policy (a
-delayed copy of the generator: θ_roll ← r θ_roll + (1 − r) θ, r = 0.8, with the embedding
-copied outright as in SeqGAN's code), and for t = T, D(y) itself. The generator minimises
+of D(completion) over N completions of the prefix y_{1:t} drawn from the rollout policy, and
+for t = T, D(y) itself. The rollout policy (`config.seqgan.rollout`):
+  'generator' (default): the current generator. This is the paper's rollout policy, and what
+     SeqGAN's public code computes: its ROLLOUT network is built once from `tf.identity` of the
+     generator's variables, and `update_params` only builds new, unused ops and rebinds
+     Python attributes, so the "delayed copy" never enters the sampling graph (issues #23,
+     #28, #29 of LantaoYu/SeqGAN).
+  'delayed': the delayed copy the code intended, θ_roll ← r θ_roll + (1 − r) θ after every
+     generator update (r = `rollout_update_rate`, SeqGAN 0.8), the embedding copied outright;
+     it equals the generator when the adversarial phase starts (`update_rollout`).
+The generator minimises
   −(1/T) Σ_t R_t log G(y_t | y_<t)                    (`policy_gradient_loss`)
 averaged over the batch (SeqGAN sums over batch and time; with Adam only the clipping
-threshold sees the difference); no baseline, as SeqGAN. D is SeqGAN's CNN with dropout,
-trained on the balanced cross-entropy (gan_pi's loss at π = 1/2, i.e. the mean over a
-half-data, half-generated batch); the rewards use D without dropout. All rollouts of a step
-are one vmapped computation over (prefix pair, rollout) (`_paired_completions`).
+threshold sees the difference); no baseline, as SeqGAN. As in SeqGAN (two `AdamOptimizer`s,
+`pretrain_updates` and `g_updates`, both lr 0.01 and clipped at global norm 5), the MLE phase
+and the policy-gradient phase have separate Adam states: the first policy-gradient update
+starts from a fresh Adam state (`SeqGANState.pg_opt_state`), at `pg_learning_rate`
+(default: `train.learning_rate`). D is SeqGAN's CNN with dropout, trained on the balanced
+cross-entropy (gan_pi's loss at π = 1/2, i.e. the mean over a half-data, half-generated
+batch); the rewards use D without dropout. All rollouts of a step are one vmapped
+computation over (prefix pair, rollout) (`_paired_completions`).
+
+Metrics of the discriminator part (0 in the MLE phase): `d_loss`, `d_real` / `d_fake` (mean
+probability of "data" D assigns, with dropout, to the data / generated half of its batch,
+before each update; means over the step's `d_steps` updates) and `d_accuracy` (after the
+step's updates, the fraction of 2B further sequences, B fresh samples and B random training
+sequences, that D without dropout classifies right; logit > 0 means data).
+
+Remaining differences from SeqGAN's code: D's batches are B data + B fresh samples (SeqGAN:
+minibatches of 64 drawn from a shuffled pool of 10,000 data and 10,000 samples, the samples
+reused for 3 epochs), so one update here sees 2B sequences; the `seqgan` preset counts its
+budget in those updates. On `small` the budgets are much smaller than SeqGAN's (see
+benchmarks/configs/base.py).
 
 The step is a generator part (a switch over MLE / nothing / policy gradient) followed by a
 discriminator part (nothing / `d_steps` updates), each an `adversarial.synchronized_switch` on the phase.
@@ -30,6 +55,7 @@ from typing import Any, Callable
 import flax
 import jax
 import jax.numpy as jnp
+import optax
 
 from models import discriminator as discriminator_lib
 from models import sampling
@@ -40,13 +66,16 @@ from objectives.adversarial import synchronized_switch
 
 PyTree = Any
 MLE_PHASE, D_PRETRAIN_PHASE, ADVERSARIAL_PHASE = 0, 1, 2
+ROLLOUTS = ('generator', 'delayed')
+D_METRICS = ('d_loss', 'd_real', 'd_fake', 'd_accuracy')
 
 
 @flax.struct.dataclass
 class SeqGANState:
-  """Generator, rollout policy, discriminator and the number of steps taken."""
-  generator: base.GeneratorState
-  rollout: PyTree          # the rollout policy's variables (same structure as the generator's)
+  """Generator, its policy-gradient Adam, rollout policy, discriminator, steps taken."""
+  generator: base.GeneratorState  # params, the MLE phase's Adam state, updates of both phases
+  pg_opt_state: PyTree     # the policy-gradient phase's own Adam state (SeqGAN's g_updates)
+  rollout: PyTree          # rollout='delayed': the delayed copy's variables; 'generator': None
   discriminator: base.GeneratorState
   step: jax.Array          # int32 scalar: runner steps taken, selects the phase
 
@@ -168,6 +197,41 @@ def rollout_rewards(model, rollout_params, score: Callable[[jax.Array], jax.Arra
   return jnp.concatenate([scores.mean(axis=1).T, last], axis=1)
 
 
+def sample_and_rewards(model, params, rollout_params, score: Callable[[jax.Array], jax.Array],
+                       key: jax.Array, batch_size: int, num_rollouts: int):
+  """The policy-gradient phase's data: B samples of the generator and their rewards.
+
+  Args:
+    model: the generator's LSTMLM (also the rollout policy's module).
+    params: the generator's variables (the samples come from these).
+    rollout_params: the rollout policy's variables (the generator's own, or a delayed copy).
+    score: int [n, T] -> D's probability that each sequence is data, [n].
+    key: PRNG key, split into the sampling key and the rollouts' key.
+    batch_size: B (static).
+    num_rollouts: N (static).
+
+  Returns:
+    (samples int32 [B, T], rewards [B, T] from `rollout_rewards`).
+  """
+  k_sample, k_roll = jax.random.split(key)
+  samples = model.apply(params, k_sample, batch_size, method='sample')
+  return samples, rollout_rewards(model, rollout_params, score, samples, k_roll, num_rollouts)
+
+
+def discriminator_accuracy(logits_data: jax.Array, logits_gen: jax.Array) -> jax.Array:
+  """Fraction of the sequences D classifies right: data when logit > 0, generated when < 0.
+
+  Args:
+    logits_data: D's logits on data sequences, [B].
+    logits_gen: D's logits on generated sequences, [B'].
+
+  Returns:
+    scalar in [0, 1], over all B + B' sequences (a logit of exactly 0 counts as wrong).
+  """
+  right = (logits_data > 0).sum() + (logits_gen < 0).sum()
+  return right / (logits_data.size + logits_gen.size)
+
+
 def policy_gradient_loss(token_log_probs: jax.Array, rewards: jax.Array) -> jax.Array:
   """−(1/T) Σ_t R_t log G(y_t | y_<t) per sequence; the rewards carry no gradient.
 
@@ -199,6 +263,9 @@ def check_config(config) -> None:
   for field in ('pretrain_steps', 'd_pretrain_steps', 'd_steps'):
     base.check_positive('seqgan', field, sc[field], integer=True, allow_zero=True)
   base.check_positive('seqgan', 'num_rollouts', sc.num_rollouts, integer=True)
+  base.check_choice('seqgan', 'rollout', sc.rollout, ROLLOUTS)
+  if sc.pg_learning_rate is not None:
+    base.check_positive('seqgan', 'pg_learning_rate', sc.pg_learning_rate)
   if not (isinstance(sc.rollout_update_rate, (int, float)) and
           0.0 <= sc.rollout_update_rate <= 1.0):
     raise ValueError('--config.seqgan.rollout_update_rate: must be in [0, 1], got '
@@ -211,12 +278,17 @@ def make(config, problem) -> base.Scheme:
   check_config(config)
   sc = config.seqgan
   gen = base.generator_from_config(config)
-  gen_opt = base.optimizer_from_config(config.train)
+  gen_opt = base.optimizer_from_config(config.train)  # the MLE phase's Adam
+  pg_learning_rate = (config.train.learning_rate if sc.pg_learning_rate is None
+                      else sc.pg_learning_rate)
+  pg_opt = optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
+                       optax.adam(pg_learning_rate))  # the policy-gradient phase's Adam
   disc = adversarial.discriminator_from_config(config, sc.discriminator)
   disc_opt = adversarial.discriminator_optimizer(config.discriminator)
   batch_size, seq_len = config.train.batch_size, config.problem.seq_len
   data = problem.train
   half = jnp.float32(0.5)
+  delayed = sc.rollout == 'delayed'
   rate = float(sc.rollout_update_rate)
   l2 = float(config.discriminator.l2)
   phase_of = lambda step: phase(step, pretrain_steps=sc.pretrain_steps,
@@ -225,7 +297,8 @@ def make(config, problem) -> base.Scheme:
   def init(key, generator_params=None):
     k_gen, k_disc = jax.random.split(key)
     gstate = base.init_network(gen, gen_opt, k_gen, generator_params)
-    return SeqGANState(gstate, gstate.params,
+    return SeqGANState(gstate, pg_opt.init(gstate.params),
+                       gstate.params if delayed else None,
                        adversarial.init_discriminator(disc, disc_opt, k_disc, seq_len),
                        jnp.zeros((), jnp.int32))
 
@@ -235,58 +308,72 @@ def make(config, problem) -> base.Scheme:
   def batch_nll(params, batch):
     return mle.nll(gen, params, batch).mean()
 
+  def fresh_batches(gen_params, key):
+    """B fresh generator samples and B random training sequences."""
+    k_gen, k_data = jax.random.split(key)
+    fake = gen.apply(gen_params, k_gen, batch_size, method='sample')
+    return data[jax.random.randint(k_data, (batch_size,), 0, data.shape[0])], fake
+
   def d_updates(dstate, gen_params, key):
-    """`d_steps` D updates, each on fresh samples and a random data batch."""
+    """`d_steps` D updates, each on fresh samples and a random data batch; then D's
+    accuracy (no dropout) on one more such pair of batches."""
     if sc.d_steps == 0:
-      return dstate, {k: jnp.zeros(()) for k in ('d_loss', 'd_real', 'd_fake')}
+      return dstate, {k: jnp.zeros(()) for k in D_METRICS}
 
     def body(dstate, k):
-      k_gen, k_data, k_upd = jax.random.split(k, 3)
-      fake = gen.apply(gen_params, k_gen, batch_size, method='sample')
-      real = data[jax.random.randint(k_data, (batch_size,), 0, data.shape[0])]
+      k_batches, k_upd = jax.random.split(k)
+      real, fake = fresh_batches(gen_params, k_batches)
       dstate, m = adversarial.discriminator_update(disc, disc_opt, dstate, real, fake, k_upd, half,
                                               l2=l2)
       return dstate, {k: m[k] for k in ('d_loss', 'd_real', 'd_fake')}
 
-    dstate, m = jax.lax.scan(body, dstate, jax.random.split(key, sc.d_steps))
-    return dstate, {k: v.mean() for k, v in m.items()}
+    k_scan, k_acc = jax.random.split(key)
+    dstate, m = jax.lax.scan(body, dstate, jax.random.split(k_scan, sc.d_steps))
+    real, fake = fresh_batches(gen_params, k_acc)
+    accuracy = discriminator_accuracy(disc.apply(dstate.params, real),
+                                      disc.apply(dstate.params, fake))
+    return dstate, dict({k: v.mean() for k, v in m.items()}, d_accuracy=accuracy)
 
   # Generator part of each phase: (state, batch, key) -> (state, metrics).
   def mle_update(state, batch, key):
     del key
     loss, grads = jax.value_and_grad(batch_nll)(state.generator.params, batch)
     gstate = base.apply_gradients(gen_opt, state.generator, grads)
-    # Until the adversarial phase the rollout policy is the generator itself.
-    return state.replace(generator=gstate, rollout=gstate.params), dict(zeros(), nll=loss)
+    # The delayed copy starts the adversarial phase equal to the generator.
+    rollout = gstate.params if delayed else None
+    return state.replace(generator=gstate, rollout=rollout), dict(zeros(), nll=loss)
 
   def no_update(state, batch, key):  # D pre-training leaves the generator alone
     del key
     return state, dict(zeros(), nll=batch_nll(state.generator.params, batch))
 
   def policy_gradient_update(state, batch, key):
-    k_sample, k_roll = jax.random.split(key)
     params = state.generator.params
     d_params = state.discriminator.params
-    samples = gen.apply(params, k_sample, batch_size, method='sample')
     score = lambda x: jax.nn.sigmoid(disc.apply(d_params, x))  # deterministic D
-    rewards = rollout_rewards(gen, state.rollout, score, samples, k_roll, sc.num_rollouts)
+    samples, rewards = sample_and_rewards(gen, params, state.rollout if delayed else params,
+                                          score, key, batch_size, sc.num_rollouts)
 
     def loss_fn(p):
       logp = gen.apply(p, samples, method='token_log_probs')
       return policy_gradient_loss(logp, rewards).mean()
 
     pg_loss, grads = jax.value_and_grad(loss_fn)(params)
-    gstate = base.apply_gradients(gen_opt, state.generator, grads)
-    rollout = update_rollout(state.rollout, gstate.params, rate)
+    # The policy-gradient phase's own Adam state; the MLE phase's is kept unchanged.
+    updated = base.apply_gradients(pg_opt, state.generator.replace(opt_state=state.pg_opt_state),
+                                   grads)
+    gstate = updated.replace(opt_state=state.generator.opt_state)
+    rollout = update_rollout(state.rollout, gstate.params, rate) if delayed else None
     metrics = dict(zeros(), nll=batch_nll(params, batch), pg_loss=pg_loss,
                    reward=rewards.mean())
-    return state.replace(generator=gstate, rollout=rollout), metrics
+    return state.replace(generator=gstate, pg_opt_state=updated.opt_state,
+                         rollout=rollout), metrics
 
   # Discriminator part: none while pre-training G, else `d_steps` updates against the
   # (just updated) generator. Split from the generator part so its code is compiled once.
   def no_d_update(dstate, gen_params, key):
     del gen_params, key
-    return dstate, {k: jnp.zeros(()) for k in ('d_loss', 'd_real', 'd_fake')}
+    return dstate, {k: jnp.zeros(()) for k in D_METRICS}
 
   def step(state, batch, key, pi):
     del pi

@@ -8,6 +8,7 @@ import jax
 from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import divergences
 from _smoke import final_rows, smoke_config
@@ -157,6 +158,79 @@ class CoTLossTest(absltest.TestCase):
         lambda prm: cot.generator_loss(gen, prm, xs, log_m).mean()))(problem.params)
     self.assertLess(abs(float(loss)), 1e-6)
     self.assertLess(float(jnp.abs(_flat(grads)).max()), 1e-5)
+
+
+class CoTStepTest(absltest.TestCase):
+
+  def test_generator_first_then_mediator_on_fresh_samples_of_the_updated_generator(self):
+    # The step recomputed from the module's pieces with its keys (split(step key) = keys of
+    # the generator's and the mediator's sample draws). Large learning rates make one update
+    # change each network enough that the other order, or stale samples, would differ; the
+    # mediator's Adam betas are not the defaults, so its optimiser state pins them.
+    config, problem, _ = _setup()
+    config = config.copy_and_resolve_references()
+    config.cot.update(generator_learning_rate=0.3, mediator_learning_rate=0.3,
+                      mediator_b1=0.5, mediator_b2=0.8)
+    scheme = objectives.make('cot', config, problem)
+    gen = scheme.generator
+    med = make_mediator(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4,
+                        width_factor=config.cot.mediator_width_factor)
+    cc = config.cot
+    adam = lambda lr, b1, b2: optax.chain(optax.clip_by_global_norm(cc.grad_clip),
+                                          optax.adam(lr, b1=b1, b2=b2))
+    gen_opt = adam(cc.generator_learning_rate, cc.generator_b1, cc.generator_b2)
+    med_opt = adam(cc.mediator_learning_rate, cc.mediator_b1, cc.mediator_b2)
+    state = scheme.init(jax.random.PRNGKey(4))
+    batch, key, pi = problem.train[:16], jax.random.PRNGKey(5), jnp.float32(0.3)
+    k_gen, k_med = jax.random.split(key)
+
+    def update(opt, opt_state, params, loss):
+      updates, opt_state = opt.update(jax.grad(loss)(params), opt_state, params)
+      return optax.apply_updates(params, updates), opt_state
+
+    @jax.jit
+    def expected(state):
+      g, m = state.generator, state.mediator
+      sample = lambda params, k: gen.apply(params, k, batch.shape[0], method='sample')
+
+      def gen_update(med_params):
+        samples = sample(g.params, k_gen)
+        log_m = cot.next_token_log_probs(med, med_params, samples)
+        return update(gen_opt, g.opt_state, g.params,
+                      lambda p: cot.generator_loss(gen, p, samples, log_m).mean())[0]
+
+      def med_update(gen_params, opt):
+        samples = sample(gen_params, k_med)
+        return update(opt, opt.init(m.params), m.params,
+                      lambda p: cot.mediator_loss(med, p, batch, samples, pi).mean())
+
+      new_gen = gen_update(m.params)
+      new_med, med_opt_state = med_update(new_gen, med_opt)
+      return dict(gen=new_gen, med=new_med, med_opt_state=med_opt_state,
+                  gen_after_new_med=gen_update(new_med),
+                  med_on_old_gen=med_update(g.params, med_opt)[0],
+                  med_opt_state_default_betas=med_update(new_gen, adam(
+                      cc.mediator_learning_rate, 0.9, 0.999))[1],
+                  old_samples=sample(g.params, k_med), new_samples=sample(new_gen, k_med))
+
+    new, _ = jax.jit(scheme.step)(state, batch, key, pi)
+    want = expected(state)
+    chex.assert_trees_all_close(new.generator.params, want['gen'], atol=1e-6)
+    chex.assert_trees_all_close(new.mediator.params, want['med'], atol=1e-6)
+    chex.assert_trees_all_close(new.mediator.opt_state, want['med_opt_state'], atol=1e-6)
+    # The alternatives really differ: the order and the samples are pinned, and so are the betas.
+    big = lambda a, b: float(jnp.abs(_flat(a) - _flat(b)).max()) > 1e-3
+    self.assertFalse(np.array_equal(want['old_samples'], want['new_samples']))
+    self.assertTrue(big(want['gen_after_new_med'], want['gen']))
+    self.assertTrue(big(want['med_on_old_gen'], want['med']))
+    self.assertTrue(big(want['med_opt_state_default_betas'], want['med_opt_state']))
+
+  def test_bad_betas_name_the_field(self):
+    config, problem, _ = _setup()
+    config = config.copy_and_resolve_references()
+    config.cot.mediator_b2 = 1.0
+    with self.assertRaisesRegex(ValueError, '--config.cot.mediator_b2'):
+      objectives.make('cot', config, problem)
 
 
 class CoTTrainTest(absltest.TestCase):

@@ -59,6 +59,46 @@ class LSTMTest(parameterized.TestCase):
     np.testing.assert_allclose(np.stack(manual, 1),
                                model.apply(params, x, method='token_log_probs'), atol=1e-5)
 
+  def test_behaviour_matches_step_by_step(self):
+    # behaviour = concat(c_t, softmax(logits_t)): c from stepping the cell by hand, the
+    # softmax from the teacher-forced `logits`; the softmax part sums to 1.
+    model, params = _tiny(vocab_size=5, seq_len=4)
+    x = jax.random.randint(jax.random.PRNGKey(3), (3, 4), 0, 5)
+    carry = model.apply(params, 3, method='initial_carry')
+    prev = model.apply(params, 3, method='start_tokens')
+    cells = []
+    for t in range(4):
+      carry, _ = model.apply(params, carry, prev, method='step')
+      cells.append(carry[1])
+      prev = x[:, t]
+    b = model.apply(params, x, method='behaviour')
+    chex.assert_shape(b, (3, 4, 5 + 5))  # H = 5, V = 5
+    np.testing.assert_allclose(b[..., :5], np.stack(cells, 1), atol=1e-6)
+    probs = jax.nn.softmax(model.apply(params, x, method='logits'), axis=-1)
+    np.testing.assert_allclose(b[..., 5:], probs, atol=1e-6)
+    np.testing.assert_allclose(b[..., 5:].sum(-1), 1.0, atol=1e-5)
+
+  def test_free_running_behaviour_is_that_of_the_samples(self):
+    # Same tokens as `sample`, and the behaviour is the teacher-forced behaviour of those
+    # tokens; its gradient w.r.t. the parameters is finite and non-zero.
+    model, params = _tiny(vocab_size=6, seq_len=4)
+    key = jax.random.PRNGKey(5)
+
+    @jax.jit
+    def run(params):
+      toks, b = model.apply(params, key, 7, method='free_running_behaviour')
+      return (toks, b, model.apply(params, key, 7, method='sample'),
+              model.apply(params, toks, method='behaviour'))
+
+    toks, b, sampled, teacher = run(params)
+    np.testing.assert_array_equal(toks, sampled)
+    chex.assert_shape(b, (7, 4, 5 + 6))
+    np.testing.assert_allclose(b, teacher, atol=1e-6)
+    grads = jax.grad(lambda p: model.apply(p, key, 7, method='free_running_behaviour')[1]
+                     .sum(axis=(0, 1)).dot(jnp.arange(11.0)))(params)
+    chex.assert_tree_all_finite(grads)
+    self.assertGreater(float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(grads))), 0.0)
+
   @parameterized.parameters('gumbel', 'icdf')
   def test_samples_follow_log_prob(self, method):
     model, params = _tiny(vocab_size=2, seq_len=3)

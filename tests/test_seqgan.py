@@ -8,6 +8,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import divergences
 import models
@@ -92,6 +93,11 @@ class RewardTest(parameterized.TestCase):
       np.testing.assert_array_equal(completions[t][:, :t], tokens[:, :t])
       self.assertFalse(np.array_equal(completions[t], tokens))
 
+  def test_discriminator_accuracy(self):
+    acc = seqgan.discriminator_accuracy(jnp.array([1.0, -2.0, 0.5, 0.0]),
+                                        jnp.array([-1.0, 3.0]))
+    self.assertAlmostEqual(float(acc), 3 / 6)  # a logit of exactly 0 is wrong
+
   def test_update_rollout_mixes_all_but_the_embedding(self):
     roll = {'params': {'embedding': jnp.zeros(3), 'Wo': jnp.zeros(2)}}
     gen = {'params': {'embedding': jnp.ones(3), 'Wo': jnp.ones(2)}}
@@ -143,13 +149,15 @@ class SchemeTest(absltest.TestCase):
     np.testing.assert_array_equal(first.discriminator.count, [4, 4])  # 2 steps x d_steps
     np.testing.assert_array_equal(second.generator.count, [8, 8])
     np.testing.assert_array_equal(second.discriminator.count, [14, 14])
-    # Until the adversarial phase the rollout policy is the generator; then it lags behind.
-    chex.assert_trees_all_equal(first.rollout, first.generator.params)
-    self.assertFalse(np.allclose(second.rollout['params']['Wo'],
-                                 second.generator.params['params']['Wo']))
-    np.testing.assert_array_equal(second.rollout['params']['embedding'],
-                                  second.generator.params['params']['embedding'])
+    # Separate Adam states: the MLE phase's stops at 3 updates, the policy gradient's starts
+    # at the adversarial phase. The default rollout policy is the generator: no copy is kept.
+    np.testing.assert_array_equal(_adam_count(first.generator.opt_state), [3, 3])
+    np.testing.assert_array_equal(_adam_count(first.pg_opt_state), [0, 0])
+    np.testing.assert_array_equal(_adam_count(second.generator.opt_state), [3, 3])
+    np.testing.assert_array_equal(_adam_count(second.pg_opt_state), [5, 5])
+    self.assertIsNone(second.rollout)
     self.assertTrue(bool(((m2['reward'] > 0) & (m2['reward'] < 1)).all()))
+    self.assertTrue(bool(((m1['d_accuracy'][:, 3:] >= 0) & (m1['d_accuracy'][:, 3:] <= 1)).all()))
 
     last = [r for r in rows if r['step'] == 10]
     self.assertLen(last, config.num_seeds)
@@ -160,10 +168,101 @@ class SchemeTest(absltest.TestCase):
         self.assertTrue(np.isfinite(row[key]), key)
 
   def test_bad_config_names_the_field(self):
-    config = configs.get_preset('smoke')
-    config.seqgan.num_rollouts = 0
-    with self.assertRaisesRegex(ValueError, '--config.seqgan.num_rollouts'):
-      objectives.make('seqgan', config, None)
+    for field, value in (('num_rollouts', 0), ('rollout', 'stale'), ('pg_learning_rate', 0.0)):
+      config = configs.get_preset('smoke')
+      config.seqgan[field] = value
+      with self.assertRaisesRegex(ValueError, f'--config.seqgan.{field}'):
+        objectives.make('seqgan', config, None)
+
+
+def _adam_count(opt_state):
+  return optax.tree_utils.tree_get(opt_state, 'count')
+
+
+@functools.lru_cache(maxsize=None)
+def _adversarial_start(rollout):
+  """A tiny seqgan (2 MLE steps, 1 D pre-training step) run up to its first adversarial step.
+
+  Returns (config, problem, scheme, the state after 3 steps, the jitted step).
+  """
+  config = configs.get_preset('smoke')
+  config.discriminator.update(embed_dim=8, filter_widths=(1, 3), num_filters=(4, 4))
+  config.seqgan.update(pretrain_steps=2, d_pretrain_steps=1, d_steps=1, num_rollouts=2,
+                       rollout=rollout)
+  problem = oracle_lib.make_problem(config.problem)
+  scheme = objectives.make('seqgan', config, problem)
+  step = jax.jit(scheme.step)
+  state = scheme.init(jax.random.PRNGKey(0))
+  batch = problem.train[:config.train.batch_size]
+  for i in range(3):
+    state, _ = step(state, batch, jax.random.PRNGKey(10 + i), jnp.float32(0.5))
+  return config, problem, scheme, state, step
+
+
+class PolicyGradientStepTest(absltest.TestCase):
+  """The first adversarial step, recomputed from the module's pieces with the step's keys
+  (the generator part gets the first half of split(step key), as `make`'s step)."""
+
+  def _expected(self, config, problem, scheme, state, rollout_params, key):
+    """(rewards, the params after a fresh-Adam update, after one from the MLE Adam state)."""
+    gen = scheme.generator
+    disc = adversarial.discriminator_from_config(config, config.seqgan.discriminator)
+    score = lambda x: jax.nn.sigmoid(disc.apply(state.discriminator.params, x))
+    params = state.generator.params
+    k_gen, _ = jax.random.split(key)
+    samples, rewards = seqgan.sample_and_rewards(gen, params, rollout_params, score, k_gen,
+                                                 config.train.batch_size,
+                                                 config.seqgan.num_rollouts)
+    grads = jax.grad(lambda p: seqgan.policy_gradient_loss(
+        gen.apply(p, samples, method='token_log_probs'), rewards).mean())(params)
+    opt = optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
+                      optax.adam(config.train.learning_rate))
+    after = lambda opt_state: optax.apply_updates(params, opt.update(grads, opt_state,
+                                                                     params)[0])
+    return rewards, after(opt.init(params)), after(state.generator.opt_state)
+
+  def test_rewards_use_the_current_generator_and_a_fresh_adam(self):
+    config, problem, scheme, state, step = _adversarial_start('generator')
+    self.assertEqual(int(seqgan.phase(state.step, pretrain_steps=2, d_pretrain_steps=1)),
+                     seqgan.ADVERSARIAL_PHASE)
+    self.assertEqual(int(_adam_count(state.generator.opt_state)), 2)  # the MLE phase's
+    self.assertEqual(int(_adam_count(state.pg_opt_state)), 0)
+    self.assertIsNone(state.rollout)
+    key = jax.random.PRNGKey(20)
+    new, metrics = step(state, problem.train[:config.train.batch_size], key, jnp.float32(0.5))
+    rewards, fresh, mle_adam = jax.jit(
+        lambda s: self._expected(config, problem, scheme, s, s.generator.params, key))(state)
+    np.testing.assert_allclose(metrics['reward'], rewards.mean(), rtol=1e-5)
+    chex.assert_trees_all_close(new.generator.params, fresh, atol=1e-6)
+    # The MLE phase's Adam state would have given a different update, and is left as it was.
+    self.assertGreater(float(jnp.abs(mle_adam['params']['Wo'] - fresh['params']['Wo']).max()),
+                       1e-3)
+    chex.assert_trees_all_equal(new.generator.opt_state, state.generator.opt_state)
+    self.assertEqual(int(_adam_count(new.pg_opt_state)), 1)
+
+  def test_delayed_rollout_uses_and_updates_the_copy(self):
+    config, problem, scheme, state, step = _adversarial_start('delayed')
+    # The MLE phase keeps the copy equal to the generator.
+    chex.assert_trees_all_equal(state.rollout, state.generator.params)
+    stale = scheme.init(jax.random.PRNGKey(5)).generator.params  # a copy far from G
+    state = state.replace(rollout=stale)
+    key = jax.random.PRNGKey(21)
+    new, metrics = step(state, problem.train[:config.train.batch_size], key, jnp.float32(0.5))
+    expected = jax.jit(lambda s, r: self._expected(config, problem, scheme, s, r, key))
+    rewards, fresh, _ = expected(state, stale)
+    own_rewards = expected(state, state.generator.params)[0]
+    np.testing.assert_allclose(metrics['reward'], rewards.mean(), rtol=1e-5)
+    self.assertGreater(float(jnp.abs(rewards - own_rewards).max()), 1e-3)
+    chex.assert_trees_all_close(new.generator.params, fresh, atol=1e-6)
+    # θ_roll ← r θ_roll + (1 − r) θ with the updated θ; the embedding copied.
+    r = config.seqgan.rollout_update_rate
+    chex.assert_trees_all_close(new.rollout, seqgan.update_rollout(stale, new.generator.params, r),
+                                atol=1e-7)
+    np.testing.assert_allclose(new.rollout['params']['Wo'],
+                               r * stale['params']['Wo']
+                               + (1 - r) * new.generator.params['params']['Wo'], atol=1e-7)
+    np.testing.assert_array_equal(new.rollout['params']['embedding'],
+                                  new.generator.params['params']['embedding'])
 
 
 if __name__ == '__main__':

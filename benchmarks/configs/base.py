@@ -80,22 +80,29 @@ def get_config() -> ml_collections.ConfigDict:
   c.scheduled_sampling.exponential_base = 0.9993  # ε = base^i, base in (0, 1]: 0.25 at step ~2,000
   c.scheduled_sampling.inverse_sigmoid_k = 300.0  # ε = k/(k + e^(i/k)), k ≥ 1: .997 → .28
 
-  # Professor forcing (objectives/professor_forcing.py): per sequence, −log Q(x) + λ·C_f with
-  # C_f = −log D(free-running hidden states), divided by T.
+  # Professor forcing (objectives/professor_forcing.py, Lamb et al. 2016): per sequence,
+  # −log Q(x) + g·λ·C_f, divided by T, with C_f = −log D(free-running behaviour); behaviour =
+  # concat(LSTM cell state, softmax output) per step; gates g, d from D's batch accuracy.
   c.professor_forcing = ml_collections.ConfigDict()
   c.professor_forcing.weight = 1.0                 # λ ≥ 0; 1 = the paper's plain sum, 0 = MLE
   c.professor_forcing.teacher_forced_term = False  # add the optional −log(1 − D(teacher-forced))
-  c.professor_forcing.disc_hidden_dim = 32         # discriminator GRU width (per direction)
-  c.professor_forcing.disc_mlp_dim = 32            # hidden width of the discriminator's MLP head
+  c.professor_forcing.disc_hidden_dim = 64         # discriminator GRU width (per direction)
+  c.professor_forcing.disc_mlp_dim = 64            # width of each hidden layer of D's MLP head
+  c.professor_forcing.disc_mlp_layers = 2          # hidden ReLU layers of D's MLP head (0 = linear)
   c.professor_forcing.disc_bidirectional = True    # bidirectional GRU, as in the paper
   c.professor_forcing.disc_learning_rate = 1e-3    # discriminator Adam, clipped at train.grad_clip
+  c.professor_forcing.g_accuracy_threshold = 0.75  # adversarial term only when D's accuracy ≥ this
+  c.professor_forcing.d_accuracy_ceiling = 0.99    # D trained only while its accuracy < this
 
-  # CoT (objectives/cot.py, Lu et al. 2019): mediator trained on π·NLL(data) + (1−π)·NLL(G).
+  # CoT (objectives/cot.py, Lu et al. 2019): mediator trained on π·NLL(data) + (1−π)·NLL(G);
+  # each step updates the generator, then the mediator on fresh samples of the new generator.
   c.cot = ml_collections.ConfigDict()
   c.cot.generator_learning_rate = 1e-3  # generator Adam, as CoT
   c.cot.generator_b1 = 0.9              # generator Adam β1, as CoT
   c.cot.generator_b2 = 0.95             # generator Adam β2, as CoT
-  c.cot.mediator_learning_rate = 3e-3   # mediator Adam (default betas), as CoT
+  c.cot.mediator_learning_rate = 3e-3   # mediator Adam, as CoT
+  c.cot.mediator_b1 = 0.9               # mediator Adam β1, as CoT
+  c.cot.mediator_b2 = 0.95              # mediator Adam β2, as CoT
   c.cot.mediator_width_factor = 2       # mediator E, H = factor × the generator's (CoT: 2)
   c.cot.grad_clip = 5.0                 # global-norm clip of each network's gradient
 
@@ -157,12 +164,22 @@ def get_config() -> ml_collections.ConfigDict:
 
   # SeqGAN (objectives/seqgan.py, Yu et al. 2017); phases by step: MLE, D pre-training,
   # adversarial: train.num_steps − pretrain_steps − d_pretrain_steps adversarial steps
-  # (150 on small: rollouts make an adversarial step ~40x an MLE step on CPU).
+  # (150 on small). D's budget on small: 1,000 pre-training updates (SeqGAN: ~46,800
+  # minibatches of 64; ours are 64 data + 64 samples), after which D (no dropout) classifies
+  # ~60% of held-out data and fresh samples right (~64% of its training batches; 150 updates
+  # gave 55%, 2,000 gave 61%: more mostly memorises the 10,000 training sequences), and 20 per
+  # adversarial step (SeqGAN: ~4,680). The whole run takes ~2.5 min on a 2-core CPU.
   c.seqgan = ml_collections.ConfigDict()
   c.seqgan.discriminator = 'cnn'         # 'cnn' (as the paper) | 'lstm'
   c.seqgan.pretrain_steps = 1_800        # MLE steps (SeqGAN: 120 epochs)
   c.seqgan.d_pretrain_steps = 50         # steps of discriminator pre-training
-  c.seqgan.d_steps = 3                   # D updates per D-pre-training / adversarial step
+  c.seqgan.d_steps = 20                  # D updates per D-pre-training / adversarial step
   c.seqgan.num_rollouts = 4              # Monte-Carlo rollouts per prefix (SeqGAN: 16)
-  c.seqgan.rollout_update_rate = 0.8     # rollout ← rate·rollout + (1 − rate)·generator
+  # Rollout policy: 'generator' (the current generator: the paper, and what SeqGAN's code
+  # computes) | 'delayed' (θ_roll ← rate·θ_roll + (1 − rate)·θ after each generator update).
+  c.seqgan.rollout = 'generator'
+  c.seqgan.rollout_update_rate = 0.8     # 'delayed' only (SeqGAN's intended 0.8)
+  # Adam of the policy-gradient phase, separate from the MLE phase's (as SeqGAN's two
+  # optimisers, both lr 0.01 and clipped at train.grad_clip); None = train.learning_rate.
+  c.seqgan.pg_learning_rate = ml_collections.config_dict.placeholder(float)
   return c
