@@ -126,6 +126,10 @@ def validate(config) -> None:
   for name in scheme_names(config):
     objectives.check_config(name, config)  # each scheme's --config.<scheme>.* section
   tc, pc = config.train, config.problem
+  for field in ('eval.num_samples', 'problem.num_test'):
+    if _get(config, field) < 2:
+      raise ValueError(f'{_flag(field)}: a standard error needs at least 2 samples, got '
+                       f'{_get(config, field)}')
   if tc.num_steps % tc.eval_every:
     raise ValueError(f'--config.train.num_steps: {tc.num_steps} is not a multiple of '
                      f'--config.train.eval_every ({tc.eval_every})')

@@ -100,6 +100,11 @@ class BadInputTest(parameterized.TestCase):
       ('unknown_config_field', ['--config.nope=1'], '--config.nope: no such config field'),
       ('unknown_nested_field', ['--config.train.nope=1'], '--config.train.nope'),
       ('scheme_twice', ['--schemes=mle,cot,mle'], '--schemes: mle named more than once'),
+      ('one_eval_sample', ['--config.eval.num_samples=1'],
+       '--config.eval.num_samples: a standard error needs at least 2 samples'),
+      ('one_test_sample', ['--config.problem.num_test=1'], '--config.problem.num_test'),
+      ('bad_alphas', ['--config.eval.alphas=(1.0,0.0)'], '--config.eval.alphas'),
+      ('bad_select', ['--config.eval.select=best'], '--config.eval.select'),
   )
   def test_rejected_before_compute(self, args, flag):
     out = os.path.join(tempfile.mkdtemp(), 'never')
