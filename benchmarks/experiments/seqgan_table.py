@@ -22,6 +22,7 @@ update, one discriminator update, one MLE step), names what limits the protocol'
 projects its total; the table adds the measured wall time per phase of every scheme.
 """
 
+import math
 import time
 
 import numpy as np
@@ -32,7 +33,7 @@ from benchmarks.experiments import base
 EPOCHS, STEPS_PER_EPOCH = 120, 157
 ADVERSARIAL_STEPS = 200
 EVAL_EVERY = 785                 # 5 epochs, as SeqGAN's log
-CPU_D_PRETRAIN, CPU_D_STEPS = 50, 20
+CPU_D_PRETRAIN, CPU_D_STEPS = 40, 20
 # Published NLL_oracle per token (Yu et al. 2017, table 1; reference/README.md).
 PUBLISHED = {'random': 10.310, 'mle': 9.038, 'scheduled_sampling': 8.985, 'pg_bleu': 8.946,
              'seqgan': 8.736}
@@ -48,7 +49,7 @@ def _on_cpu() -> bool:
 def schedule(options):
   """(mle steps, eval_every, adversarial steps, d_pretrain_steps, d_steps, rollouts, seeds)."""
   if options.quick:
-    return 10, 10, 10, 2, 1, 2, 2
+    return 10, 10, 10, 10, 1, 2, 2
   if _on_cpu():
     return (EPOCHS * STEPS_PER_EPOCH, EVAL_EVERY, ADVERSARIAL_STEPS, CPU_D_PRETRAIN, CPU_D_STEPS,
             16, 4)
@@ -67,11 +68,13 @@ def runs(options):
                    'eval.num_samples': 64, 'eval.batch_size': 64,
                    'discriminator.filter_widths': (1, 2), 'discriminator.num_filters': (4, 4),
                    'discriminator.embed_dim': 4})
-  adversarial_total = -(-(d_pre + adv) // every) * every  # a multiple of eval_every
+  # After the warm start: exactly d_pre + adv (SeqGAN) and adv (the others) steps, evaluated
+  # every `adv_every` steps, which must also divide the warm start (40 on CPU, 10 on GPU).
+  adv_every = math.gcd(math.gcd(d_pre + adv, adv), mle_steps)
   seqgan = {'seqgan.pretrain_steps': 0, 'seqgan.d_pretrain_steps': d_pre,
             'seqgan.d_steps': d_steps, 'seqgan.num_rollouts': rollouts,
-            'train.num_steps': adversarial_total}
-  gan = {'train.num_steps': -(-adv // every) * every}
+            'train.num_steps': d_pre + adv, 'train.eval_every': adv_every}
+  gan = {'train.num_steps': adv, 'train.eval_every': adv_every}
   warm = {'seqgan': ('seqgan', seqgan), 'gan_pi': ('gan_pi', gan),
           'direct_kl_qp': ('direct', dict(gan, **{'direct.divergence': 'kl_qp'}))}
   scratch = {'scheduled_sampling': ('scheduled_sampling', {}), 'cot': ('cot', {})}
