@@ -13,7 +13,7 @@ from benchmarks import evaluate as evaluate_lib
 from benchmarks import results
 from benchmarks import train
 from models import oracle as oracle_lib
-from tests import _smoke
+import _smoke
 
 ALPHAS = (0.5, 1.0, 2.0)
 
