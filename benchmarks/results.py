@@ -6,6 +6,8 @@ Layout of an output directory:
   summary.md         mean ± 95% CI over seeds at the final step (benchmarks.report)
   plots/*.png        metrics against step (benchmarks.report)
   checkpoints/<scheme>.msgpack   stacked states of all runs after the last finished chunk
+A damaged results.jsonl or checkpoint (Store, check_checkpoints, load_checkpoint) is a
+ValueError naming the file, never rows or states silently dropped.
 """
 
 import hashlib
@@ -60,6 +62,23 @@ def _clean(value):
   return value
 
 
+def _unreadable(path: str, what: str, output_dir: str) -> ValueError:
+  """The error for a damaged file of an output directory: the file, what, what to do."""
+  return ValueError(f'{path}: {what} (truncated write?); remove {output_dir} or choose '
+                    'another --output_dir')
+
+
+def _row(path: str, n: int, line: bytes, output_dir: str) -> dict:
+  """Line n of results.jsonl as a row; ValueError naming the file and line otherwise."""
+  try:
+    row = json.loads(line)
+  except ValueError:  # JSONDecodeError and UnicodeDecodeError
+    raise _unreadable(path, f'line {n} is not valid JSON', output_dir) from None
+  if not (isinstance(row, dict) and 'scheme' in row and 'step' in row):
+    raise _unreadable(path, f'line {n} is not a results row', output_dir)
+  return row
+
+
 class Store:
   """The rows of results.jsonl kept in memory and rewritten atomically on each save."""
 
@@ -68,8 +87,11 @@ class Store:
     self.path = os.path.join(output_dir, 'results.jsonl')
     self.rows = []
     if os.path.exists(self.path):
-      with open(self.path) as f:
-        self.rows = [json.loads(line) for line in f if line.strip()]
+      with open(self.path, 'rb') as f:
+        lines = f.read().split(b'\n')
+      for n, line in enumerate(lines, 1):
+        if line.strip():
+          self.rows.append(_row(self.path, n, line, output_dir))
 
   def truncate(self, scheme: str, last_step: int) -> None:
     """Drops the scheme's rows after last_step (they will be recomputed identically)."""
@@ -93,12 +115,41 @@ def save_checkpoint(output_dir: str, scheme: str, step: int, states, diverged) -
   atomic_write(checkpoint_path(output_dir, scheme), blob)
 
 
+def _read_checkpoint(path: str, output_dir: str) -> dict:
+  """A checkpoint's state dict (no template); ValueError naming the file when unreadable."""
+  with open(path, 'rb') as f:
+    blob = f.read()
+  try:
+    restored = flax.serialization.msgpack_restore(blob)
+  except Exception:  # msgpack's errors for truncated or foreign bytes share no base class
+    raise _unreadable(path, 'not a readable checkpoint', output_dir) from None
+  if not (isinstance(restored, dict) and {'step', 'states', 'diverged'} <= set(restored)):
+    raise _unreadable(path, 'not a readable checkpoint', output_dir)
+  return restored
+
+
+def check_checkpoints(output_dir: str) -> None:
+  """Reads every checkpoint of output_dir: ValueError naming the first unreadable one."""
+  directory = os.path.dirname(checkpoint_path(output_dir, 'x'))
+  if os.path.isdir(directory):
+    for name in sorted(os.listdir(directory)):
+      if name.endswith('.msgpack'):
+        _read_checkpoint(os.path.join(directory, name), output_dir)
+
+
 def load_checkpoint(output_dir: str, scheme: str, states, diverged):
-  """(step, states, diverged) from the scheme's checkpoint, or None; templates give structure."""
+  """(step, states, diverged) from the scheme's checkpoint, or None; templates give structure.
+
+  Raises ValueError naming the file when it is unreadable or does not fit the templates.
+  """
   path = checkpoint_path(output_dir, scheme)
   if not os.path.exists(path):
     return None
-  with open(path, 'rb') as f:
-    target = {'step': np.int64(0), 'states': states, 'diverged': np.asarray(diverged)}
-    restored = flax.serialization.from_bytes(target, f.read())
+  state_dict = _read_checkpoint(path, output_dir)
+  target = {'step': np.int64(0), 'states': states, 'diverged': np.asarray(diverged)}
+  try:
+    restored = flax.serialization.from_state_dict(target, state_dict)
+  except ValueError as e:  # flax: the keys differ (a checkpoint of other code or config)
+    raise ValueError(f'{path}: does not fit the states of this run ({e}); remove '
+                     f'{output_dir} or choose another --output_dir') from None
   return int(restored['step']), restored['states'], np.array(restored['diverged'])

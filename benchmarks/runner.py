@@ -153,6 +153,15 @@ def validate(config) -> None:
   if not isinstance(ws, int) or isinstance(ws, bool) or ws < 0 or ws % tc.eval_every:
     raise ValueError(f'--config.train.warm_start_steps: must be a non-negative multiple of '
                      f'--config.train.eval_every ({tc.eval_every}), got {ws!r}')
+  inject = train.parse_inject_nan(tc.inject_nan)
+  if inject is not None:
+    seed, step = inject
+    if not 0 <= seed < config.num_seeds:
+      raise ValueError(f'--config.train.inject_nan: seed {seed} is not in range(--num_seeds) '
+                       f'= 0..{config.num_seeds - 1}')
+    if not 1 <= step <= tc.num_steps:
+      raise ValueError(f'--config.train.inject_nan: step {step} is not in [1, '
+                       f'--config.train.num_steps] = [1, {tc.num_steps}]')
   alphas = config.eval.alphas
   if isinstance(alphas, (int, float)):
     alphas = (alphas,)
@@ -244,12 +253,13 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices('output_dir prepared')
+  store = results.Store(output_dir)  # ValueError naming the file when unreadable
+  results.check_checkpoints(output_dir)  # likewise, before any compute
   say = log if main_process else (lambda s: None)
   title = title or f'divbench: preset {config.preset}'
   say(f'divbench: preset {config.preset}, schemes {",".join(resolved)}, {config.num_seeds} '
       f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
   problem = oracle.make_problem(config.problem)
-  store = results.Store(output_dir)
   warm = None
   if config.train.warm_start_steps:
     warm, _ = train.warm_start(problem, config, store, output_dir=output_dir,
@@ -279,16 +289,29 @@ def check_distributed_flags(distributed: bool, coordinator, num_processes, proce
     raise ValueError(f'--process_id: must be in [0, --num_processes), got {process_id}')
 
 
+def _saved_hash(path: str):
+  """The 'hash' of a config.json, or None when the file is not a JSON object."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
+    return None
+  return saved.get('hash') if isinstance(saved, dict) else None
+
+
 def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True,
                        variants=None) -> str:
   """Creates output_dir and writes config.json; returns the config hash.
 
   Raises ValueError naming --output_dir when it cannot be written, or when it holds a run
-  of a different config (unless overwrite). A run of the same config is resumed. With
-  write=False (the other processes of a multi-host run) it only checks.
+  of a different config (unless overwrite), and naming config.json when it is unreadable
+  (with overwrite: discarded like a different config's). A run of the same config is
+  resumed. With write=False (the other processes of a multi-host run) it only checks.
   """
   from benchmarks import results
   config_dict = config.to_dict()
+  if not config_dict['train'].get('inject_nan'):  # testing only: kept out of a normal run's
+    config_dict['train'].pop('inject_nan', None)  # hash, so directories from before resume
   saved = {'config': config_dict}
   if variants is not None:  # labelled scheme configurations: part of what the results are of
     saved['variants'] = {k: [n, dict(o)] for k, (n, o) in variants.items()}
@@ -303,8 +326,10 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool 
   except OSError as e:
     raise ValueError(f'--output_dir: cannot write to {output_dir!r} ({e.strerror})') from None
   if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f).get('hash')
+    old = _saved_hash(path)
+    if old is None and not overwrite:
+      raise ValueError(f'{path}: not valid JSON (truncated write?); pass --overwrite to '
+                       f'discard the results in {output_dir}, or choose another --output_dir')
     if old != config_hash:
       if not overwrite:
         raise ValueError(f'--output_dir: {output_dir!r} holds results of a different config '

@@ -122,6 +122,27 @@ def to_global(tree, devices):
   return jax.tree_util.tree_map(put, tree)
 
 
+def parse_inject_nan(text: str):
+  """config.train.inject_nan 'SEED:STEP' -> (SEED, STEP); '' -> None. ValueError otherwise."""
+  if not text:
+    return None
+  parts = str(text).split(':')
+  try:
+    seed, step = (int(p) for p in parts)
+  except ValueError:
+    raise ValueError(f'--config.train.inject_nan: expected SEED:STEP (two integers, e.g. '
+                     f'1:5), got {text!r}') from None
+  return seed, step
+
+
+def poison(state, where):
+  """Every float leaf of state set to NaN where `where` (a bool scalar); others unchanged."""
+  def leaf(x):
+    x = jnp.asarray(x)
+    return jnp.where(where, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
+  return jax.tree_util.tree_map(leaf, state)
+
+
 def run_keys(seed: int, seeds: Sequence[int]) -> jax.Array:
   """Keys of the given seed indices: [len(seeds)] keys."""
   base = jax.random.PRNGKey(seed)
@@ -157,11 +178,18 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
 
   With max_traces = n, the chunk is wrapped in chex.assert_max_traces(n=n) (for tests: chex
   counts traces per definition site, so call chex.clear_trace_counter() first).
+
+  config.train.inject_nan = 'SEED:STEP' (testing) poisons, inside the chunk, the state of the
+  runs whose key is seed SEED's run key (all its π; not the warm start, whose keys are salted)
+  right after update number STEP (global step index STEP - 1). '' adds nothing to the chunk.
   """
   tc = config.train
   strategy, bsz = tc.seed_strategy, tc.map_batch_size
   num_train, batch_size, num_steps = problem.train.shape[0], tc.batch_size, tc.eval_every
   steps_per_epoch = num_train // batch_size
+  inject = parse_inject_nan(tc.inject_nan)
+  if inject is not None:
+    inject_key = np.asarray(run_keys(config.seed, [inject[0]])[0])
 
   def permutation(data_key, i):
     return jax.random.permutation(jax.random.fold_in(data_key, i // steps_per_epoch), num_train)
@@ -177,6 +205,8 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
       perm = jax.lax.cond(j == 0, lambda: permutation(data_key, i), lambda: perm)
       batch = data[jax.lax.dynamic_slice(perm, (j * batch_size,), (batch_size,))]
       state, metrics = scheme.step(state, batch, jax.random.fold_in(step_key, i), pi)
+      if inject is not None:  # testing: this run's state becomes NaN after update STEP
+        state = poison(state, (i + 1 == inject[1]) & jnp.all(key == inject_key))
       return (state, perm), metrics
 
     (state, _), metrics = jax.lax.scan(body, (state, permutation(data_key, start)),

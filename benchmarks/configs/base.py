@@ -46,6 +46,10 @@ def get_config() -> ml_collections.ConfigDict:
   # from that generator (paired comparisons). 0 = every scheme starts from a fresh init.
   # A multiple of eval_every.
   c.train.warm_start_steps = 0
+  # Testing only (fault injection): 'SEED:STEP' sets every float of seed SEED's runs (its
+  # generator, optimiser and any discriminator) to NaN after STEP updates, inside the jitted
+  # chunk, so that seed must come out diverged and the others untouched. '' = off (default).
+  c.train.inject_nan = ''
 
   c.eval = ml_collections.ConfigDict()
   c.eval.num_samples = 2_000      # generator samples per evaluation (nll_oracle, entropy_q, kl_qp)

@@ -1,0 +1,189 @@
+"""Tests of `python -m benchmarks.report`: merging runs into one summary, and bad input.
+
+Three smoke runs are trained once through `python -m benchmarks.run` and shared by every
+test: A (mle), B (mle and cot at π = 0.5: its mle collides with A's) and C (mle on another
+oracle: --config.problem.seed=99).
+"""
+
+import functools
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from benchmarks import report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = ('--preset=smoke', '--num_seeds=2', '--config.train.num_steps=10',
+         '--config.train.eval_every=5')
+
+
+def _python(module, *args):
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=600)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_runs() -> dict:
+  """{name: output directory} of the three runs (trained once per test process)."""
+  root = tempfile.mkdtemp()
+  extra = {'A': ['--schemes=mle'], 'B': ['--schemes=mle,cot', '--pis=0.5'],
+           'C': ['--schemes=mle', '--config.problem.seed=99']}
+  dirs = {}
+  for name, args in extra.items():
+    dirs[name] = os.path.join(root, name)
+    proc = _python('benchmarks.run', *TRAIN, *args, f'--output_dir={dirs[name]}')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  return dirs
+
+
+def read_rows(path):
+  with open(os.path.join(path, 'results.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def copy_run(name) -> str:
+  """A fresh copy of a trained run (to be altered by a test)."""
+  path = os.path.join(tempfile.mkdtemp(), name)
+  shutil.copytree(trained_runs()[name], path)
+  return path
+
+
+def merge_in_process(input_dirs, output_dir):
+  """(exit code, stderr) of report.cli."""
+  err = io.StringIO()
+  return report.cli(input_dirs, output_dir, err=err), err.getvalue()
+
+
+class MergeTest(absltest.TestCase):
+
+  def test_cli_merges_summary_plot_and_rows(self):
+    runs = trained_runs()
+    out = os.path.join(tempfile.mkdtemp(), 'merged')
+    proc = _python('benchmarks.report', f'--input_dir={runs["A"]}', f'--input_dir={runs["B"]}',
+                   f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'summary.md')) as f:
+      summary = f.read()
+    title = summary.splitlines()[0]
+    for name in ('A', 'B'):
+      with open(os.path.join(runs[name], 'config.json')) as f:
+        config_hash = json.load(f)['hash']
+      self.assertIn(f'{runs[name]} (preset smoke, config {config_hash})', title)
+    for label in ('A/mle', 'B/mle', 'cot'):
+      self.assertIn(f'| {label} | ', summary)
+    self.assertNotIn('| mle | ', summary)
+    self.assertIn('js_pi@0.1', summary)  # A's π grid, although B's rows have only 0.5
+    with open(os.path.join(out, 'plots', 'metrics.png'), 'rb') as f:
+      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    expected = ([dict(r, scheme=f'A/{r["scheme"]}') for r in read_rows(runs['A'])]
+                + [dict(r, scheme=f'B/{r["scheme"]}') if r['scheme'] == 'mle' else r
+                   for r in read_rows(runs['B'])])
+    self.assertEqual(read_rows(out), expected)
+
+  def test_merge_is_an_input_and_train_sizes_may_differ(self):
+    runs = trained_runs()
+    first = os.path.join(tempfile.mkdtemp(), 'first')
+    self.assertEqual(merge_in_process([runs['A'], runs['B']], first), (0, ''))
+    other = copy_run('A')  # same oracle, another data sample: allowed
+    with open(os.path.join(other, 'config.json')) as f:
+      saved = json.load(f)
+    saved['config']['problem']['num_train'] += 1
+    saved['config']['problem']['num_test'] += 1
+    with open(os.path.join(other, 'config.json'), 'w') as f:
+      json.dump(saved, f)
+    out = os.path.join(tempfile.mkdtemp(), 'second')
+    self.assertEqual(merge_in_process([first, other], out), (0, ''))
+    labels = {r['scheme'] for r in read_rows(out)}
+    self.assertEqual(labels, {'A/mle', 'B/mle', 'cot', 'mle'})
+    self.assertLen(read_rows(out), len(read_rows(runs['A'])) * 2 + len(read_rows(runs['B'])))
+    # Merging again into the same directory replaces the previous merge.
+    self.assertEqual(merge_in_process([runs['A'], runs['B']], out), (0, ''))
+    self.assertEqual(read_rows(out), read_rows(first))
+
+  def test_different_oracles_are_refused(self):
+    runs = trained_runs()
+    out = os.path.join(tempfile.mkdtemp(), 'merged')
+    proc = _python('benchmarks.report', f'--input_dir={runs["A"]}', f'--input_dir={runs["C"]}',
+                   f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 2)
+    self.assertEqual(proc.stderr.strip(),
+                     f'error: --input_dir: the oracles differ in problem.seed '
+                     f'({runs["A"]}: 1234, {runs["C"]}: 99)')
+    self.assertFalse(os.path.exists(out))
+
+  def test_help_and_flags_defined_only_as_a_program(self):
+    proc = _python('benchmarks.report', '--help')  # absl's --help exits with 1
+    self.assertIn(proc.returncode, (0, 1), proc.stderr[-3000:])
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertIn('--input_dir', proc.stdout)
+    from absl import flags
+    from benchmarks import run  # pylint: disable=unused-import  (owns --output_dir)
+    self.assertNotIn('input_dir', flags.FLAGS)
+
+
+class BadInputTest(parameterized.TestCase):
+
+  def _corrupted(self):
+    path = copy_run('A')
+    with open(os.path.join(path, 'results.jsonl'), 'a') as f:
+      f.write('{"scheme": "mle", "step": \n')
+    return [path], f"{os.path.join(path, 'results.jsonl')!r} line 7 is not valid JSON"
+
+  def _not_a_row(self):
+    path = copy_run('A')
+    with open(os.path.join(path, 'results.jsonl'), 'ab') as f:
+      f.write(b'\xff\xfe\n[1, 2]\n')
+    return [path], f"{os.path.join(path, 'results.jsonl')!r} line 7 is not valid JSON"
+
+  def _without(self, name):
+    path = copy_run('A')
+    os.remove(os.path.join(path, name))
+    return [path], f'has no {name}'
+
+  @parameterized.named_parameters(
+      ('no_input', lambda self: ([], '--input_dir: give at least one')),
+      ('missing_dir', lambda self: (['/nonexistent/run'], "'/nonexistent/run' is not a dir")),
+      ('no_results', lambda self: self._without('results.jsonl')),
+      ('no_config', lambda self: self._without('config.json')),
+      ('corrupted_line', lambda self: self._corrupted()),
+      ('binary_line', lambda self: self._not_a_row()),
+      ('same_run_twice', lambda self: ([trained_runs()['A'], trained_runs()['A'] + '/'],
+                                       'is given twice')),
+  )
+  def test_refused_and_nothing_written(self, make):
+    input_dirs, message = make(self)
+    out = os.path.join(tempfile.mkdtemp(), 'merged')
+    code, err = merge_in_process(input_dirs, out)
+    self.assertEqual(code, 2)
+    self.assertLen(err.splitlines(), 1)
+    self.assertStartsWith(err, 'error: --input_dir: ')
+    self.assertIn(message, err)
+    self.assertFalse(os.path.exists(out))
+
+  @parameterized.named_parameters(('same', ''), ('trailing_slash', '/'))
+  def test_output_dir_an_input_is_refused(self, suffix):
+    a = copy_run('A')
+    before = {n: open(os.path.join(a, n)).read() for n in ('results.jsonl', 'summary.md')}
+    code, err = merge_in_process([a, trained_runs()['B']], a + suffix)
+    self.assertEqual(code, 2)
+    self.assertStartsWith(err, 'error: --output_dir: ')
+    self.assertIn('is one of the --input_dir', err)
+    self.assertEqual({n: open(os.path.join(a, n)).read() for n in before}, before)
+
+  def test_output_dir_holding_a_run_is_refused(self):
+    b = copy_run('B')
+    code, err = merge_in_process([trained_runs()['A']], b)
+    self.assertEqual(code, 2)
+    self.assertStartsWith(err, 'error: --output_dir: ')
+    self.assertEqual(read_rows(b), read_rows(trained_runs()['B']))
+
+
+if __name__ == '__main__':
+  absltest.main()
