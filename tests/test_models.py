@@ -25,6 +25,20 @@ def _tiny(vocab_size=3, seq_len=3, init_scale=1.0, seed=0):
                                   init_scale=init_scale)
 
 
+
+def _step_by_step(model, params, x):
+  """Teacher forcing by hand: the carries and logits after each input, lists of T."""
+  num = x.shape[0]
+  carry = model.apply(params, num, method='initial_carry')
+  prev = model.apply(params, num, method='start_tokens')
+  carries, logits = [], []
+  for t in range(x.shape[1]):
+    carry, l = model.apply(params, carry, prev, method='step')
+    carries.append(carry)
+    logits.append(l)
+    prev = x[:, t]
+  return carries, logits
+
 class LSTMTest(parameterized.TestCase):
 
   def test_shapes(self):
@@ -49,13 +63,8 @@ class LSTMTest(parameterized.TestCase):
   def test_teacher_forcing_matches_step_by_step(self):
     model, params = _tiny(vocab_size=5, seq_len=4)
     x = jax.random.randint(jax.random.PRNGKey(3), (3, 4), 0, 5)
-    carry = model.apply(params, 3, method='initial_carry')
-    prev = model.apply(params, 3, method='start_tokens')
-    manual = []
-    for t in range(4):
-      carry, logits = model.apply(params, carry, prev, method='step')
-      manual.append(jax.nn.log_softmax(logits)[jnp.arange(3), x[:, t]])
-      prev = x[:, t]
+    _, logits = _step_by_step(model, params, x)
+    manual = [jax.nn.log_softmax(l)[jnp.arange(3), x[:, t]] for t, l in enumerate(logits)]
     np.testing.assert_allclose(np.stack(manual, 1),
                                model.apply(params, x, method='token_log_probs'), atol=1e-5)
 
@@ -64,13 +73,8 @@ class LSTMTest(parameterized.TestCase):
     # softmax from the teacher-forced `logits`; the softmax part sums to 1.
     model, params = _tiny(vocab_size=5, seq_len=4)
     x = jax.random.randint(jax.random.PRNGKey(3), (3, 4), 0, 5)
-    carry = model.apply(params, 3, method='initial_carry')
-    prev = model.apply(params, 3, method='start_tokens')
-    cells = []
-    for t in range(4):
-      carry, _ = model.apply(params, carry, prev, method='step')
-      cells.append(carry[1])
-      prev = x[:, t]
+    carries, _ = _step_by_step(model, params, x)
+    cells = [c[1] for c in carries]
     b = model.apply(params, x, method='behaviour')
     chex.assert_shape(b, (3, 4, 5 + 5))  # H = 5, V = 5
     np.testing.assert_allclose(b[..., :5], np.stack(cells, 1), atol=1e-6)
