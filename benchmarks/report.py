@@ -232,23 +232,11 @@ def read_run(path: str) -> RunDir:
   if not isinstance((saved.get('config') if isinstance(saved, dict) else None), dict):
     raise ValueError(f'--input_dir: {files["config.json"]!r} has no config')
   try:
-    with open(files['results.jsonl'], 'rb') as f:
-      lines = f.read().split(b'\n')
+    rows = results.read_rows(files['results.jsonl'])
   except OSError as e:
     raise ValueError(f'--input_dir: cannot read {files["results.jsonl"]!r} ({e})') from None
-  rows = []
-  for number, line in enumerate(lines, 1):
-    if not line.strip():
-      continue
-    try:
-      row = json.loads(line)
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-      raise ValueError(f'--input_dir: {files["results.jsonl"]!r} line {number} is not '
-                       f'valid JSON ({e})') from None
-    if not (isinstance(row, dict) and 'scheme' in row and 'step' in row):
-      raise ValueError(f'--input_dir: {files["results.jsonl"]!r} line {number} is not '
-                       'a results row (no scheme or step)')
-    rows.append(row)
+  except results.Unreadable as e:
+    raise ValueError(f'--input_dir: {files["results.jsonl"]!r} {e} ({e.detail})') from None
   return RunDir(path, saved, rows)
 
 

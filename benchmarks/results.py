@@ -62,21 +62,38 @@ def _clean(value):
   return value
 
 
-def _unreadable(path: str, what: str, output_dir: str) -> ValueError:
+class Unreadable(ValueError):
+  """A damaged results.jsonl line or checkpoint: str() says what is wrong ('line 7 is not
+  valid JSON', 'not a readable checkpoint'), `detail` the parser's own words. Each reader's
+  caller names the file and what to do in its own terms."""
+
+  def __init__(self, what: str, detail: str = ''):
+    super().__init__(what)
+    self.detail = detail
+
+
+def _unreadable(path: str, what, output_dir: str) -> ValueError:
   """The error for a damaged file of an output directory: the file, what, what to do."""
   return ValueError(f'{path}: {what} (truncated write?); remove {output_dir} or choose '
                     'another --output_dir')
 
 
-def _row(path: str, n: int, line: bytes, output_dir: str) -> dict:
-  """Line n of results.jsonl as a row; ValueError naming the file and line otherwise."""
-  try:
-    row = json.loads(line)
-  except ValueError:  # JSONDecodeError and UnicodeDecodeError
-    raise _unreadable(path, f'line {n} is not valid JSON', output_dir) from None
-  if not (isinstance(row, dict) and 'scheme' in row and 'step' in row):
-    raise _unreadable(path, f'line {n} is not a results row', output_dir)
-  return row
+def read_rows(path: str) -> list:
+  """The rows of a results.jsonl (blank lines skipped); Unreadable naming the first bad line."""
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  rows = []
+  for n, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+      raise Unreadable(f'line {n} is not valid JSON', str(e)) from None
+    if not (isinstance(row, dict) and 'scheme' in row and 'step' in row):
+      raise Unreadable(f'line {n} is not a results row', 'no scheme or step')
+    rows.append(row)
+  return rows
 
 
 class Store:
@@ -87,11 +104,10 @@ class Store:
     self.path = os.path.join(output_dir, 'results.jsonl')
     self.rows = []
     if os.path.exists(self.path):
-      with open(self.path, 'rb') as f:
-        lines = f.read().split(b'\n')
-      for n, line in enumerate(lines, 1):
-        if line.strip():
-          self.rows.append(_row(self.path, n, line, output_dir))
+      try:
+        self.rows = read_rows(self.path)
+      except Unreadable as e:
+        raise _unreadable(self.path, e, output_dir) from None
 
   def truncate(self, scheme: str, last_step: int) -> None:
     """Drops the scheme's rows after last_step (they will be recomputed identically)."""
@@ -115,17 +131,26 @@ def save_checkpoint(output_dir: str, scheme: str, step: int, states, diverged) -
   atomic_write(checkpoint_path(output_dir, scheme), blob)
 
 
-def _read_checkpoint(path: str, output_dir: str) -> dict:
-  """A checkpoint's state dict (no template); ValueError naming the file when unreadable."""
+def read_checkpoint(path: str) -> dict:
+  """A checkpoint's state dict {step, states, diverged} read without a template (no model
+  needed); Unreadable when the file is truncated or not a checkpoint."""
   with open(path, 'rb') as f:
     blob = f.read()
   try:
     restored = flax.serialization.msgpack_restore(blob)
-  except Exception:  # msgpack's errors for truncated or foreign bytes share no base class
-    raise _unreadable(path, 'not a readable checkpoint', output_dir) from None
+  except Exception as e:  # msgpack's errors for truncated or foreign bytes share no base class
+    raise Unreadable('not a readable checkpoint', str(e)) from None
   if not (isinstance(restored, dict) and {'step', 'states', 'diverged'} <= set(restored)):
-    raise _unreadable(path, 'not a readable checkpoint', output_dir)
+    raise Unreadable('not a readable checkpoint', 'no step, states or diverged')
   return restored
+
+
+def _read_checkpoint(path: str, output_dir: str) -> dict:
+  """read_checkpoint, its error naming the file and what to do with the output directory."""
+  try:
+    return read_checkpoint(path)
+  except Unreadable as e:
+    raise _unreadable(path, e, output_dir) from None
 
 
 def check_checkpoints(output_dir: str) -> None:

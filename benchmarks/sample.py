@@ -173,16 +173,15 @@ def _labels(config, variants):
 
 def _run_pis(run_dir: str, label: str):
   """The set of π values of the label's rows in results.jsonl ({None}: a scheme without π)."""
+  from benchmarks import results
   path = os.path.join(run_dir, 'results.jsonl')
   if not os.path.exists(path):
     raise ValueError(f'--run_dir: {run_dir!r} has no results.jsonl')
-  pis = set()
-  with open(path) as f:
-    for line in f:
-      if line.strip():
-        row = json.loads(line)
-        if row.get('scheme') == label:
-          pis.add(row.get('pi'))
+  try:
+    rows = results.read_rows(path)
+  except results.Unreadable as e:
+    raise ValueError(f'--run_dir: {path!r} {e} ({e.detail})') from None
+  pis = {row.get('pi') for row in rows if row.get('scheme') == label}
   if not pis:
     raise ValueError(f'--scheme: {label!r} has no rows in {path!r}')
   return pis
@@ -243,17 +242,15 @@ def _read_run(run_dir: str, label: str, run_index: int, num_runs: int):
   stacked states hold num_runs runs, possibly followed by padding runs (train.padded_runs:
   a multiple of the device count at training time).
   """
-  import flax.serialization
   import jax
   import numpy as np
   from benchmarks import results
   path = results.checkpoint_path(run_dir, label)
   try:
-    with open(path, 'rb') as f:
-      saved = flax.serialization.msgpack_restore(f.read())
-    step, states, diverged = int(saved['step']), saved['states'], np.asarray(saved['diverged'])
-  except Exception as e:  # noqa: BLE001  (a truncated or foreign file: say which)
-    raise ValueError(f'--scheme: cannot read checkpoint {path!r} ({e})') from None
+    saved = results.read_checkpoint(path)
+  except results.Unreadable as e:  # a truncated or foreign file: say which
+    raise ValueError(f'--scheme: cannot read checkpoint {path!r} ({e.detail})') from None
+  step, states, diverged = int(saved['step']), saved['states'], np.asarray(saved['diverged'])
   sizes = {np.shape(x)[0] if np.ndim(x) else 0 for x in jax.tree_util.tree_leaves(states)}
   if len(sizes) != 1 or min(sizes) < num_runs or len(diverged) < num_runs:
     raise ValueError(f'--run_dir: checkpoint {path!r} does not hold the {num_runs} runs '
