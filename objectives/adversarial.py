@@ -158,6 +158,21 @@ def dragan_points(key: jax.Array, data_onehot: jax.Array, noise: float):
 
 # --- the discriminator network and its update ----------------------------------------------
 
+def discriminator_accuracy(logits_data: jax.Array, logits_gen: jax.Array) -> jax.Array:
+  """Fraction of the sequences D classifies right: data when logit > 0, generated when < 0.
+
+  Args:
+    logits_data: D's logits on sequences of label 1 (data; teacher-forced for
+      professor forcing), [B].
+    logits_gen: D's logits on sequences of label 0 (generated; free-running), [B'].
+
+  Returns:
+    scalar in [0, 1], over all B + B' sequences (a logit of exactly 0 counts as wrong).
+  """
+  right = (logits_data > 0).sum() + (logits_gen < 0).sum()
+  return right / (logits_data.size + logits_gen.size)
+
+
 def discriminator_from_config(config, kind: str):
   """The discriminator module of `kind` with the sizes of `config.discriminator`."""
   dc = config.discriminator

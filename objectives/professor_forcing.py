@@ -115,15 +115,6 @@ def _bce(logit_teacher: jax.Array, logit_free: jax.Array) -> jax.Array:
   return jax.nn.softplus(-logit_teacher) + jax.nn.softplus(logit_free)
 
 
-def accuracy(logit_teacher: jax.Array, logit_free: jax.Array) -> jax.Array:
-  """D's accuracy on B teacher-forced and B free-running sequences: [B], [B] -> scalar.
-
-  A sequence counts as right when its logit has the sign of its label (> 0 teacher-forced,
-  < 0 free-running); a logit of exactly 0 counts as wrong.
-  """
-  return jnp.concatenate([logit_teacher > 0, logit_free < 0]).mean()
-
-
 def discriminator_loss(disc, disc_params, b_teacher: jax.Array,
                        b_free: jax.Array) -> jax.Array:
   """Binary cross-entropy of D: teacher-forced is label 1, free-running label 0.
@@ -231,7 +222,7 @@ def make(config, problem) -> base.Scheme:
 
     (d_value, (logit_teacher, logit_free)), d_grads = jax.value_and_grad(
         d_objective, has_aux=True)(d.params)
-    d_acc = accuracy(logit_teacher, logit_free)
+    d_acc = adversarial_lib.discriminator_accuracy(logit_teacher, logit_free)
     g_gate = d_acc >= pf.g_accuracy_threshold
     d_gate = d_acc < pf.d_accuracy_ceiling
 

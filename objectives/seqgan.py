@@ -62,6 +62,7 @@ from models import sampling
 from objectives import adversarial
 from objectives import base
 from objectives import mle
+from objectives.adversarial import discriminator_accuracy  # noqa: F401  (re-exported)
 from objectives.adversarial import synchronized_switch
 
 PyTree = Any
@@ -216,20 +217,6 @@ def sample_and_rewards(model, params, rollout_params, score: Callable[[jax.Array
   k_sample, k_roll = jax.random.split(key)
   samples = model.apply(params, k_sample, batch_size, method='sample')
   return samples, rollout_rewards(model, rollout_params, score, samples, k_roll, num_rollouts)
-
-
-def discriminator_accuracy(logits_data: jax.Array, logits_gen: jax.Array) -> jax.Array:
-  """Fraction of the sequences D classifies right: data when logit > 0, generated when < 0.
-
-  Args:
-    logits_data: D's logits on data sequences, [B].
-    logits_gen: D's logits on generated sequences, [B'].
-
-  Returns:
-    scalar in [0, 1], over all B + B' sequences (a logit of exactly 0 counts as wrong).
-  """
-  right = (logits_data > 0).sum() + (logits_gen < 0).sum()
-  return right / (logits_data.size + logits_gen.size)
 
 
 def policy_gradient_loss(token_log_probs: jax.Array, rewards: jax.Array) -> jax.Array:
