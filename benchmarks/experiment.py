@@ -97,7 +97,11 @@ def header(experiment, options, wall_time: float) -> str:
 
 def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = False,
                    log=print):
-  """Runs, computes and draws one experiment into output_dir/<name>/; returns its rows."""
+  """Runs, computes and draws one experiment into output_dir/<name>/; returns its rows.
+
+  Holds output_dir/<name>/.lock meanwhile: a second invocation into it is refused (ValueError
+  naming --output_dir) before anything is written.
+  """
   from benchmarks import results
   from benchmarks import runner as run_lib
   from benchmarks.experiments import base
@@ -105,30 +109,34 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
   resolved = resolve(experiment, options)  # every run checked before anything runs
   out = os.path.join(output_dir, base.output_name(experiment, options))
   os.makedirs(out, exist_ok=True)
-  results.atomic_write(os.path.join(out, 'config.json'), json.dumps({
-      'experiment': experiment.name, 'claim': experiment.claim, 'options': options._asdict(),
-      'runs': {label: {'config': config.to_dict(),
-                       'variants': {k: [n, dict(o)] for k, (n, o) in variants.items()}}
-               for label, (config, variants) in resolved.items()}},
-      indent=2, sort_keys=True, default=str))
-  t0 = time.time()
-  rows = []
-  for i, (label, (config, variants)) in enumerate(resolved.items()):
-    log(f'== {experiment.name}: run {i + 1}/{len(resolved)} {label!r} '
-        f'({time.time() - t0:.0f}s so far)')
-    run_rows = run_lib.execute(config, os.path.join(out, 'runs', label), variants=variants,
-                               overwrite=overwrite, log=log,
-                               title=f'{experiment.name}: run {label}')
-    rows += [dict(r, run=label) for r in run_rows]
-  if experiment.compute is not None:
-    log(f'== {experiment.name}: computing')
-    rows += [results._clean(r) for r in experiment.compute(options)]
-  results.atomic_write(os.path.join(out, 'results.jsonl'),
-                       ''.join(json.dumps(r) + '\n' for r in rows))
-  table = experiment.draw(rows, out, options)
-  results.atomic_write(os.path.join(out, 'table.md'),
-                       header(experiment, options, time.time() - t0) + '\n' + table)
-  return rows
+  results.acquire_lock(out, log=log)  # each run's directory has its own (execute)
+  try:
+    results.atomic_write(os.path.join(out, 'config.json'), json.dumps({
+        'experiment': experiment.name, 'claim': experiment.claim, 'options': options._asdict(),
+        'runs': {label: {'config': config.to_dict(),
+                         'variants': {k: [n, dict(o)] for k, (n, o) in variants.items()}}
+                 for label, (config, variants) in resolved.items()}},
+        indent=2, sort_keys=True, default=str))
+    t0 = time.time()
+    rows = []
+    for i, (label, (config, variants)) in enumerate(resolved.items()):
+      log(f'== {experiment.name}: run {i + 1}/{len(resolved)} {label!r} '
+          f'({time.time() - t0:.0f}s so far)')
+      run_rows = run_lib.execute(config, os.path.join(out, 'runs', label), variants=variants,
+                                 overwrite=overwrite, log=log,
+                                 title=f'{experiment.name}: run {label}')
+      rows += [dict(r, run=label) for r in run_rows]
+    if experiment.compute is not None:
+      log(f'== {experiment.name}: computing')
+      rows += [results._clean(r) for r in experiment.compute(options)]
+    results.atomic_write(os.path.join(out, 'results.jsonl'),
+                         ''.join(json.dumps(r) + '\n' for r in rows))
+    table = experiment.draw(rows, out, options)
+    results.atomic_write(os.path.join(out, 'table.md'),
+                         header(experiment, options, time.time() - t0) + '\n' + table)
+    return rows
+  finally:
+    results.release_lock(out)
 
 
 def main(argv):
@@ -159,6 +167,10 @@ def main(argv):
                    log=lambda s: print(s, flush=True))
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  except OSError as e:  # a failed write (disk full, ...): the files written before are whole
+    print(f'error: {e}; fix the cause and rerun the same command: it resumes from the '
+          'files written so far', file=sys.stderr)
     sys.exit(2)
   out = os.path.join(FLAGS.output_dir, base.output_name(experiment, options))
   print(f'done in {time.time() - t0:.1f}s; {out}/ (table.md, results.jsonl, config.json, '

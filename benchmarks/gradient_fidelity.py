@@ -24,7 +24,10 @@ GAN_π rows (`gan_pi_rows`) build, inside their loss(params, xs, pi), D*(x) =
 πP(x) / (πP(x) + (1−π)Q(x)) from the oracle's and `Setup.log_q`'s log-probs (gradient
 stopped, as for a fixed discriminator), and return `Estimate('gan_pi', ..., 'js_pi', pi,
 'exact', [...])`; `seqgan_rows` does the same at π = ½ with exact rollouts and reports the
-one expected update against two targets (JS_½ and KL(Q‖P)).
+one expected update against two targets (JS_½ and KL(Q‖P)). `distill_rows` compares each
+per-token distillation objective with the sequence-level divergence of the same name
+(`DISTILL_TARGETS`; the targets beyond `divergences.exact`'s are the categorical divergences
+of the two enumerated sequence distributions, `sequence_divergence`).
 
 Outputs (atomic): <output_dir>/gradient_fidelity.json (setup, rows with per-init values) and
 gradient_fidelity.md (the table, also printed).
@@ -45,18 +48,26 @@ import jax.numpy as jnp
 import numpy as np
 
 import divergences
+from divergences import categorical
 from benchmarks import configs
 from benchmarks import results
 from models import oracle as oracle_lib
 from objectives import base
 from objectives import cot
 from objectives import direct
+from objectives import distill
 from objectives import gan_pi
 from objectives import mle
 from objectives import seqgan
 
 PyTree = Any
-DIVERGENCES = ('kl_pq', 'kl_qp', 'js_pi')  # the targets g* can be the gradient of
+# The targets g* can be the gradient of (per token): by `divergences.exact`, then whole-sequence
+# divergences of the enumerated distributions (a categorical over V^T sequences):
+# js_pi_scaled = JS_π/(π(1−π)), skew_kl_pq = KL(P ‖ αP + (1−α)Q), skew_kl_qp =
+# KL(Q ‖ (1−α)P + αQ) (α = config.distill.skew_alpha), tv = ½ Σ_x |P(x) − Q(x)|.
+EXACT_DIVERGENCES = ('kl_pq', 'kl_qp', 'js_pi')
+SEQUENCE_DIVERGENCES = ('js_pi_scaled', 'skew_kl_pq', 'skew_kl_qp', 'tv')
+DIVERGENCES = EXACT_DIVERGENCES + SEQUENCE_DIVERGENCES
 PIS = (0.1, 0.5, 0.9)
 JACKKNIFE_GROUPS = 20
 
@@ -187,14 +198,36 @@ def exact_divergences(setup: Setup) -> Callable:
   return fn
 
 
+def sequence_divergence(setup: Setup, name: str) -> Callable:
+  """(params, pi) -> the whole-sequence divergence `name` of SEQUENCE_DIVERGENCES, per token.
+
+  P and Q_θ over all V^T sequences are two categoricals (`Setup.sequences`), so the
+  categorical divergences apply to them directly.
+  """
+  alpha = setup.config.distill.skew_alpha
+  fns = {
+      'js_pi_scaled': lambda lp, lq, pi: categorical.js_pi_scaled(lp, lq, pi),
+      'skew_kl_pq': lambda lp, lq, pi: categorical.skew_kl(lp, lq, alpha),
+      'skew_kl_qp': lambda lp, lq, pi: categorical.skew_kl(lq, lp, alpha),
+      'tv': lambda lp, lq, pi: categorical.total_variation(lp, lq),
+  }
+
+  def fn(params, pi):
+    log_q_all = setup.log_q(params, setup.sequences)
+    return fns[name](setup.log_p_all, log_q_all, pi) / setup.seq_len
+  return fn
+
+
 def exact_gradient_fn(setup: Setup) -> Callable:
   """(params, divergence, pi) -> g* = ∇_θ D per token, by autodiff through enumeration."""
   values = exact_divergences(setup)
   grads = {
       name: jax.jit(jax.grad(
           lambda prm, pi, name=name: jnp.reshape(values(prm, pi)[name], (-1,))[0]))
-      for name in DIVERGENCES
+      for name in EXACT_DIVERGENCES
   }
+  grads.update({name: jax.jit(jax.grad(sequence_divergence(setup, name)))
+                for name in SEQUENCE_DIVERGENCES})
 
   def fn(params, divergence, pi):
     return grads[divergence](params, jnp.float32(0.5 if pi is None else pi))
@@ -354,9 +387,97 @@ def seqgan_rows(setup: Setup) -> List[Estimate]:
           Estimate('seqgan', label, 'kl_qp', None, 'exact', gradients)]
 
 
+# distill's divergence -> the sequence-level divergence of the same name (DIVERGENCES).
+DISTILL_TARGETS = {'fkl': 'kl_pq', 'rkl': 'kl_qp', 'jsd': 'js_pi_scaled', 'skl': 'skew_kl_pq',
+                   'srkl': 'skew_kl_qp', 'tvd': 'tv'}
+DISTILL_LAMBDA = 0.5  # the share of student rows of the mixed-prefix rows
+
+
+def distill_updates(setup: Setup, divergence: str) -> Callable:
+  """A jitted (params, beta) -> the expected updates of `distill` with `divergence`, by prefix.
+
+  Returns {'data': the mean of ∇L over the training set (setup.problem.train),
+  'teacher': Σ_x P(x) ∇L(x), 'student_none': Σ_x Q(x) ∇L(x) with cost_to_go 'none',
+  'student_full': the same with 'full'} (Q held fixed, baseline 0: any baseline has expectation
+  0), L = objectives.distill.loss. A mixture with a share λ of student rows has the expected
+  update λ·student + (1−λ)·other (a Bernoulli per row).
+  """
+  gen, oracle = setup.generator, setup.problem
+  xs, data, p = setup.sequences, setup.problem.train, jnp.exp(setup.log_p_all)
+  alpha = setup.config.distill.skew_alpha
+
+  def loss(prm, tokens, student, beta, cost_to_go):
+    rows = jnp.full(tokens.shape[:1], student)
+    return distill.loss(gen, prm, oracle.model, oracle.params, tokens, rows,
+                        beta if divergence == 'jsd' else None, divergence=divergence,
+                        skew_alpha=alpha, cost_to_go=cost_to_go, baseline=0.0)
+
+  @jax.jit
+  def updates(params, beta):
+    q = jax.lax.stop_gradient(jnp.exp(setup.log_q(params, xs)))
+    grad = lambda f: jax.grad(f)(params)
+    return {
+        'data': grad(lambda prm: loss(prm, data, False, beta, 'none').mean()),
+        'teacher': grad(lambda prm: jnp.sum(p * loss(prm, xs, False, beta, 'none'))),
+        'student_none': grad(lambda prm: jnp.sum(q * loss(prm, xs, True, beta, 'none'))),
+        'student_full': grad(lambda prm: jnp.sum(q * loss(prm, xs, True, beta, 'full'))),
+    }
+  return updates
+
+
+def distill_rows(setup: Setup, names: Sequence[str] = distill.DIVERGENCES,
+                 with_mc: bool = True) -> List[Estimate]:
+  """distill: each divergence of `names` × prefix source × cost_to_go, exact expected updates,
+  against the gradient of the sequence-level divergence of the same name (DISTILL_TARGETS;
+  jsd at β = each π of options.pis); plus (`with_mc`) one Monte-Carlo row of rkl on student
+  prefixes with the cost-to-go and the leave-one-out baseline, as trained. Prefix sources:
+  the training set, the teacher's samples, the student's own (with and without the score
+  term), and a mixture with a share DISTILL_LAMBDA of student rows, the rest the teacher's.
+  ('full' changes only student rows: data and teacher rows have one cost_to_go each.)
+  """
+  lam = DISTILL_LAMBDA
+  sources = (
+      ('data', lambda g: g['data']),
+      ('teacher', lambda g: g['teacher']),
+      ('student, none', lambda g: g['student_none']),
+      ('student, full', lambda g: g['student_full']),
+      (f'λ={lam:g} student / teacher, none',
+       lambda g: jax.tree.map(lambda s, t: lam * s + (1 - lam) * t, g['student_none'],
+                              g['teacher'])),
+      (f'λ={lam:g} student / teacher, full',
+       lambda g: jax.tree.map(lambda s, t: lam * s + (1 - lam) * t, g['student_full'],
+                              g['teacher'])),
+  )
+  rows = []
+  for divergence in names:
+    updates = distill_updates(setup, divergence)
+    for beta in (setup.options.pis if divergence == 'jsd' else (None,)):
+      per_init = [updates(p, jnp.float32(np.nan if beta is None else beta))
+                  for p in setup.inits]
+      rows += [Estimate('distill', f'{divergence}, {label}', DISTILL_TARGETS[divergence], beta,
+                        'exact', [combine(g) for g in per_init])
+               for label, combine in sources]
+  if not with_mc:
+    return rows
+  gen, oracle, n = setup.generator, setup.problem, setup.options.batch_size
+
+  def mc_loss(prm, samples, pi):
+    del pi
+    return distill.loss(gen, prm, oracle.model, oracle.params, samples, jnp.ones(n, bool),
+                        divergence='rkl', cost_to_go='full', baseline='loo').mean()
+
+  mc = setup.monte_carlo(mc_loss)
+  key = jax.random.PRNGKey(setup.options.seed + 2)
+  rows.append(Estimate('distill', f'rkl, student, full, loo baseline, B={n}', 'kl_qp', None,
+                       'mc', [mc(p, jnp.float32(np.nan), jax.random.fold_in(key, i))
+                              for i, p in enumerate(setup.inits)]))
+  return rows
+
+
 # Append builders here: each returns Estimates for all of setup.inits.
 ROW_BUILDERS: List[Callable[[Setup], List[Estimate]]] = [mle_rows, direct_rows, cot_rows,
-                                                         gan_pi_rows, seqgan_rows]
+                                                         gan_pi_rows, seqgan_rows,
+                                                         distill_rows]
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -438,7 +559,9 @@ def markdown(rows: Sequence[dict], info: dict) -> str:
       f"'exact' = expected update by enumeration, 'mc' = mean of {o['num_keys']} "
       f"batches of {o['batch_size']} (± jackknife SE; noise = the rel. error an unbiased "
       'estimator shows from Monte-Carlo noise alone). Over inits: cosine mean [min], rel. '
-      'error mean [max], norm ratio mean.',
+      'error mean [max], norm ratio mean. Sequence-level targets (per token): js_pi_scaled = '
+      'JS_π/(π(1−π)), skew_kl_pq = KL(P‖αP+(1−α)Q), skew_kl_qp = KL(Q‖(1−α)P+αQ) '
+      f"(α = {info.get('skew_alpha', 0.1):g}), tv = ½Σ_x|P(x)−Q(x)|.",
       '',
       '| scheme | estimator | divergence | π | method | cosine | rel. error | ‖g‖/‖g*‖ | noise |',
       '|---|---|---|---|---|---|---|---|---|',
@@ -463,7 +586,7 @@ def run(options: Options = Options(), builders=None, log=print) -> dict:
   values = exact_divergences(setup)
   exact_gradient = exact_gradient_fn(setup)
   at_inits = [jax.device_get(values(p, jnp.float32(0.5))) for p in setup.inits]
-  info = dict(options=options._asdict(),
+  info = dict(options=options._asdict(), skew_alpha=setup.config.distill.skew_alpha,
               kl_pq=float(np.mean([v['kl_pq'] for v in at_inits])),
               kl_qp=float(np.mean([v['kl_qp'] for v in at_inits])),
               **{'js_0.5': float(np.mean([v['js_pi'][0] for v in at_inits]))})

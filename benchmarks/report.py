@@ -24,7 +24,8 @@ import scipy.stats
 
 from benchmarks import results
 
-TABLE_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp')
+TABLE_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp', 'exposure_model',
+                 'exposure_oracle', 'exacc_err')
 PLOT_METRICS = ('nll_test', 'kl_pq', 'nll_oracle', 'entropy_q', 'kl_qp', 'js_pi')
 
 

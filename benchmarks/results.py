@@ -6,36 +6,121 @@ Layout of an output directory:
   summary.md         mean ± 95% CI over seeds at the final step (benchmarks.report)
   plots/*.png        metrics against step (benchmarks.report)
   checkpoints/<scheme>.msgpack   stacked states of all runs after the last finished chunk
+  .lock              {pid, host, boot, started} of the run writing it now (acquire_lock)
 A damaged results.jsonl or checkpoint (Store, check_checkpoints, load_checkpoint) is a
-ValueError naming the file, never rows or states silently dropped.
+ValueError naming the file, never rows or states silently dropped. Every file is replaced
+whole (atomic_write): a run killed at any moment, or a write that fails (disk full), leaves
+the previous version of each file; a rerun resumes from them.
 """
 
+import collections
+import datetime
 import hashlib
 import json
 import math
 import os
+import signal
+import socket
 import tempfile
+import time
 
 import flax.serialization
 import numpy as np
 
 
+TEMP_PREFIX = '.tmp-'  # atomic_write's temporary files (a killed run's: remove_temps)
+
+# Testing only (tests/test_kill.py): DIVBENCH_KILL_AT=STAGE@NAME:N makes the process SIGKILL
+# itself the Nth time atomic_write reaches STAGE for a file named NAME, e.g.
+# 'mid_write@mle.msgpack:1'. STAGEs: before_write (empty temporary file), mid_write (half
+# the bytes written and synced), before_replace (temporary file complete), after_replace.
+KILL_AT = os.environ.get('DIVBENCH_KILL_AT')
+_reached = collections.Counter()
+
+
+def _kill_point(stage: str, path: str, before=lambda: None) -> None:
+  """Testing only: SIGKILL here when DIVBENCH_KILL_AT names this point (see KILL_AT)."""
+  point = f'{stage}@{os.path.basename(path)}'
+  _reached[point] += 1
+  if KILL_AT == f'{point}:{_reached[point]}':
+    before()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class WriteError(OSError):
+  """A file could not be written (disk full, ...); its previous version is intact. str()
+  names the file; errno is the failed call's."""
+
+
+def _write_error(path: str, e: OSError, previous: bool = True) -> WriteError:
+  error = WriteError(f'{path}: could not be written ({e.strerror or e})' +
+                     ('; its previous version, if any, is intact' if previous else ''))
+  error.errno = e.errno
+  return error
+
+
 def atomic_write(path: str, data: bytes | str) -> None:
-  """Writes data to path via a temporary file and os.replace: readers never see half a file."""
+  """Writes data to path via a synced temporary file and os.replace.
+
+  Readers, and a rerun after the process is killed at any moment, see the previous or the new
+  file whole, never a part. A failed write (disk full, ...) removes the temporary file and
+  raises WriteError naming path; the previous file is untouched.
+  """
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
   mode = 'wb' if isinstance(data, bytes) else 'w'
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-' + os.path.basename(path))
+  try:
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX + os.path.basename(path))
+  except OSError as e:
+    raise _write_error(path, e) from e
   try:
     with os.fdopen(fd, mode) as f:
+      if KILL_AT:
+        _kill_point('before_write', path)
+        _kill_point('mid_write', path, lambda: (f.write(data[:len(data) // 2]), f.flush(),
+                                                os.fsync(f.fileno())))
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
+    if KILL_AT:
+      _kill_point('before_replace', path)
     os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
+  except BaseException as e:
+    try:
       os.remove(tmp)
+    except OSError:
+      pass
+    if isinstance(e, OSError):
+      raise _write_error(path, e) from e
     raise
+  if KILL_AT:
+    _kill_point('after_replace', path)
+  _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+  """fsync of a directory, so a rename in it survives a power cut (POSIX; best effort)."""
+  try:
+    fd = os.open(directory, os.O_RDONLY)
+  except OSError:  # e.g. Windows: directories cannot be opened
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
+
+
+def remove_temps(output_dir: str) -> None:
+  """Removes the temporary files of atomic_write left under output_dir by a killed run."""
+  for directory, _, names in os.walk(output_dir):
+    for name in names:
+      if name.startswith(TEMP_PREFIX):
+        try:
+          os.remove(os.path.join(directory, name))
+        except FileNotFoundError:
+          pass
 
 
 def config_hash(config_dict: dict) -> str:
@@ -178,3 +263,144 @@ def load_checkpoint(output_dir: str, scheme: str, states, diverged):
     raise ValueError(f'{path}: does not fit the states of this run ({e}); remove '
                      f'{output_dir} or choose another --output_dir') from None
   return int(restored['step']), restored['states'], np.array(restored['diverged'])
+
+
+# The lock of an output directory: DIR/.lock, created atomically (O_CREAT | O_EXCL) and
+# holding {pid, host, boot, started} of the run writing DIR. A second run into DIR is refused.
+LOCK = '.lock'
+STALE_UNREADABLE_S = 10  # an unreadable lock older than this: killed between create and write
+_held = {}  # {absolute lock path: its content} of the locks this process holds
+
+
+def _boot_id() -> str:
+  """This machine's boot id ('' where unknown): a lock of an earlier boot is stale."""
+  try:
+    with open('/proc/sys/kernel/random/boot_id') as f:
+      return f.read().strip()
+  except OSError:
+    return ''
+
+
+def _alive(pid: int) -> bool:
+  """Whether a process with this pid runs on this host."""
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's process
+    return True
+  return True
+
+
+def _read_lock(path: str):
+  """The lock's {pid, host, ...}, or None when it is not such a JSON object."""
+  try:
+    with open(path) as f:
+      holder = json.load(f)
+  except ValueError:  # JSONDecodeError and UnicodeDecodeError: empty or cut short
+    return None
+  ok = (isinstance(holder, dict) and isinstance(holder.get('pid'), int)
+        and not isinstance(holder['pid'], bool) and holder['pid'] > 0)
+  return holder if ok else None
+
+
+def _stale(path: str, holder):
+  """Why the lock at path is stale (its run is gone), or None when it may still run.
+
+  Stale: its host is this one (same host name and boot) and its pid no longer runs (a killed
+  run), or is this process's own (the pid reused after a restart); a lock of an earlier boot
+  of this host; an unreadable lock older than STALE_UNREADABLE_S. A lock of another host
+  is held: this host cannot tell whether that run is alive.
+  """
+  if holder is None:
+    age = time.time() - os.stat(path).st_mtime
+    return f'unreadable, {age:.0f} s old' if age > STALE_UNREADABLE_S else None
+  if holder.get('host') != socket.gethostname():
+    return None
+  if holder.get('boot') and _boot_id() and holder['boot'] != _boot_id():
+    return 'this host has restarted since'
+  if holder['pid'] == os.getpid() or not _alive(holder['pid']):
+    return 'that process no longer runs'
+  return None
+
+
+def _holder_text(holder) -> str:
+  """Who holds a lock, in words."""
+  if holder is None:
+    return 'a run not identified: the lock is empty or cut short'
+  return (f'pid {holder["pid"]} on host {holder.get("host")!r} since '
+          f'{holder.get("started", "?")}')
+
+
+def acquire_lock(output_dir: str, *, log=print) -> None:
+  """Takes output_dir/.lock for this process (release_lock gives it back).
+
+  A stale lock (see _stale: a run killed with SIGKILL, or the machine restarted) is taken
+  over with a one-line notice through log. Taking a lock this process already holds does
+  nothing.
+
+  Raises:
+    ValueError naming --output_dir and the holder when another run holds the lock;
+    WriteError when the lock cannot be written.
+  """
+  path = os.path.join(output_dir, LOCK)
+  if _holds(path):
+    return
+  mine = {'pid': os.getpid(), 'host': socket.gethostname(), 'boot': _boot_id(),
+          'started': datetime.datetime.now().isoformat(timespec='seconds')}
+  for _ in range(3):  # again after removing a stale lock; a lost race is checked again
+    try:
+      fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+      try:
+        holder = _read_lock(path)
+        why = _stale(path, holder)
+      except FileNotFoundError:  # released meanwhile
+        continue
+      if why is None:
+        raise ValueError(
+            f'--output_dir: {output_dir!r} is in use by another run ({_holder_text(holder)}); '
+            f'wait for it to end or choose another --output_dir; if no run uses it, remove '
+            f'{path}') from None
+      log(f'divbench: taking over {path}, the lock of {_holder_text(holder)} ({why})')
+      grave = f'{path}.{os.getpid()}.stale'
+      try:
+        os.rename(path, grave)  # of two runs taking over at once, one moves the stale lock
+      except FileNotFoundError:
+        continue
+      if _read_lock(grave) != holder:  # moved the lock the other had just taken: give it back
+        try:
+          os.link(grave, path)
+        except OSError:
+          pass
+      os.remove(grave)
+      continue
+    try:
+      with os.fdopen(fd, 'w') as f:
+        json.dump(mine, f)
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      os.remove(path)
+      raise _write_error(path, e, previous=False) from e
+    _held[os.path.abspath(path)] = mine
+    return
+  raise ValueError(f'--output_dir: {output_dir!r}: another run keeps taking {path}; '
+                   'choose another --output_dir')
+
+
+def _holds(path: str) -> bool:
+  """Whether this process holds the lock at path (and it is still there)."""
+  mine = _held.get(os.path.abspath(path))
+  try:
+    return mine is not None and _read_lock(path) == mine
+  except FileNotFoundError:  # removed by hand
+    return False
+
+
+def release_lock(output_dir: str) -> None:
+  """Removes output_dir/.lock if this process holds it (else does nothing)."""
+  path = os.path.join(output_dir, LOCK)
+  if _holds(path):
+    os.remove(path)
+  _held.pop(os.path.abspath(path), None)

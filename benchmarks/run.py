@@ -95,6 +95,10 @@ def main(argv):
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except OSError as e:  # a failed write (disk full, ...): the files written before are whole
+    print(f'error: {e}; fix the cause and rerun the same command: it resumes from the '
+          'files written so far', file=sys.stderr)
+    sys.exit(2)
   if train.is_main_process():
     print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
           '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)

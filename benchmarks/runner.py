@@ -110,7 +110,12 @@ def scheme_names(config):
 
 
 def validate(config) -> None:
-  """Raises ValueError naming the offending flag; runs before any compilation."""
+  """Raises ValueError naming the offending flag; runs before any compilation.
+
+  The last check refuses a --num_seeds whose estimated memory exceeds the machine's
+  (benchmarks/memory.py: pure arithmetic on the config; DIVBENCH_MEMORY_LIMIT_BYTES overrides
+  the limit).
+  """
   from benchmarks import train
   from models import oracle, sampling
   for field in _POSITIVE_INTS:
@@ -130,6 +135,10 @@ def validate(config) -> None:
     if _get(config, field) < 2:
       raise ValueError(f'{_flag(field)}: a standard error needs at least 2 samples, got '
                        f'{_get(config, field)}')
+  k = config.eval.exposure_samples
+  if config.eval.exposure_bias and not (isinstance(k, int) and (k == 0 or k >= 2)):
+    raise ValueError('--config.eval.exposure_samples: must be 0 (all samples) or at least 2 '
+                     f'(for a standard error), got {k!r}')
   if tc.num_steps % tc.eval_every:
     raise ValueError(f'--config.train.num_steps: {tc.num_steps} is not a multiple of '
                      f'--config.train.eval_every ({tc.eval_every})')
@@ -176,6 +185,10 @@ def validate(config) -> None:
   if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
     raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
+  # Last: the estimate assumes sizes checked above. Schemes run one at a time; the warm
+  # start is an MLE run of every seed.
+  from benchmarks import memory
+  memory.check(config, scheme_names(config) + (['mle'] if ws else []))
 
 
 # Which generator of each run the α sweep (config.eval.alphas) evaluates.
@@ -238,7 +251,18 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
   validate, prepare the directory (resume or refuse), build the problem, the warm start when
   config.train.warm_start_steps > 0, then each scheme, writing results, checkpoints and the
   report after each. Raises ValueError (naming the flag) before any compute on bad input.
+  Process 0 holds output_dir/.lock (prepare_output_dir) until it returns or raises.
   """
+  from benchmarks import results
+  try:
+    return _execute(config, output_dir, variants=variants, overwrite=overwrite, log=log,
+                    title=title)
+  finally:
+    results.release_lock(output_dir)  # taken by prepare_output_dir; no-op if not held
+
+
+def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
+  """execute(), output_dir's lock released by the caller."""
   validate(config)
   resolved = resolve_variants(config, variants)
   import jax
@@ -246,10 +270,14 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
   from models import oracle
   import objectives
 
+  from benchmarks import memory
+  jax.devices()  # the backend is up from here: the memory check sees the devices' limit
+  schemes = [n for n, _ in resolved.values()]
+  memory.check(config, schemes + (['mle'] if config.train.warm_start_steps else []))
   main_process = train.is_main_process()
   # Every process checks the directory; only process 0 writes (all see the same files).
   config_hash = prepare_output_dir(output_dir, config, overwrite=overwrite, write=main_process,
-                                   variants=variants)
+                                   variants=variants, log=log)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices('output_dir prepared')
@@ -260,14 +288,21 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
   say(f'divbench: preset {config.preset}, schemes {",".join(resolved)}, {config.num_seeds} '
       f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
   problem = oracle.make_problem(config.problem)
+  # The run ETA of the progress lines: steps still to train per phase, rates measured so far.
+  phases = [(label, name, cfg.train.num_steps) for label, (name, cfg) in resolved.items()]
+  if config.train.warm_start_steps:
+    phases.insert(0, (train.WARM_START, 'mle', config.train.warm_start_steps))
+  to_go, rates = train.steps_to_go(store.rows, phases), {}
   warm = None
   if config.train.warm_start_steps:
     warm, _ = train.warm_start(problem, config, store, output_dir=output_dir,
-                               config_hash=config_hash, log=say)
-  for label, (name, cfg) in resolved.items():
+                               config_hash=config_hash, log=say, upcoming=to_go[1:],
+                               rates=rates)
+  for i, (label, (name, cfg)) in enumerate(resolved.items(), start=len(phases) - len(resolved)):
     scheme = objectives.make(name, cfg, problem)
     train.train_scheme(label, scheme, problem, cfg, store, output_dir=output_dir,
-                       config_hash=config_hash, log=say, warm=warm, base_scheme=name)
+                       config_hash=config_hash, log=say, warm=warm, base_scheme=name,
+                       upcoming=to_go[i + 1:], rates=rates)
     if main_process:
       report.write_report(output_dir, store.rows, title=title)
   return store.rows
@@ -300,13 +335,19 @@ def _saved_hash(path: str):
 
 
 def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True,
-                       variants=None) -> str:
-  """Creates output_dir and writes config.json; returns the config hash.
+                       variants=None, log=print) -> str:
+  """Creates output_dir, takes its lock and writes config.json; returns the config hash.
 
-  Raises ValueError naming --output_dir when it cannot be written, or when it holds a run
-  of a different config (unless overwrite), and naming config.json when it is unreadable
-  (with overwrite: discarded like a different config's). A run of the same config is
-  resumed. With write=False (the other processes of a multi-host run) it only checks.
+  The lock (output_dir/.lock, results.acquire_lock; a stale one of a killed run is taken
+  over with a notice through log) is held on return: the caller releases it
+  (results.release_lock; execute does). The temporary files of a killed run are removed.
+
+  Raises ValueError naming --output_dir when it cannot be written, when another run holds
+  it, or when it holds a run of a different config (unless overwrite), and naming
+  config.json when it is unreadable (with overwrite: discarded like a different config's);
+  then no file of the run in output_dir has changed and the lock is released. A run of the
+  same config is resumed. With write=False (the other processes of a multi-host run) it
+  only checks and takes no lock.
   """
   from benchmarks import results
   config_dict = config.to_dict()
@@ -325,24 +366,104 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool 
     os.remove(probe)
   except OSError as e:
     raise ValueError(f'--output_dir: cannot write to {output_dir!r} ({e.strerror})') from None
+  if write:  # process 0 holds output_dir from here on: no other run writes it
+    results.acquire_lock(output_dir, log=log)
+    results.remove_temps(output_dir)  # of a killed run: unused
+  try:
+    _check_saved_config(path, output_dir, config_hash, overwrite=overwrite, write=write,
+                        saved=saved, log=log)
+    if write:
+      results.atomic_write(path, json.dumps(dict(saved, hash=config_hash),
+                                            indent=2, sort_keys=True, default=str))
+  except BaseException:
+    results.release_lock(output_dir)
+    raise
+  return config_hash
+
+
+def without_added_defaults(saved, current, default):
+  """`current` less the fields that `saved` lacks and that hold `default`'s value.
+
+  A field added to configs/base.py after a run was written must default to the behaviour
+  from before it (a development rule), so a config that differs from the saved one only by
+  such fields describes the same run. Nested dicts recurse; a field the saved config lacks
+  but whose value is not the default stays (and so makes the configs differ).
+  """
+  if not (isinstance(saved, dict) and isinstance(current, dict)):
+    return current
+  default = default if isinstance(default, dict) else {}
+  out = {}
+  for k, v in current.items():
+    if k not in saved:
+      if k in default and _as_json(v) == _as_json(default[k]):
+        continue
+      out[k] = v
+    else:
+      out[k] = without_added_defaults(saved[k], v, default.get(k))
+  return out
+
+
+def _as_json(value):
+  """value as config.json holds it (tuples as lists, other objects as str)."""
+  return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _same_run_before_new_fields(path: str, saved: dict) -> list:
+  """When config.json differs from `saved` (the config now) only by fields added since at
+  their defaults: those fields' dotted names; else []."""
+  from benchmarks.configs import base
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return []
+  if not isinstance(old, dict) or not isinstance(old.get('config'), dict):
+    return []
+  old = {k: v for k, v in old.items() if k != 'hash'}
+  old.setdefault('variants', None)
+  now = _as_json(dict(saved, variants=saved.get('variants')))
+  default = _as_json({'config': base.get_config().to_dict()})
+  pruned = without_added_defaults(old, now, default)
+  if pruned != old:
+    return []
+  added = []
+  def walk(a, b, prefix):
+    for k, v in b.items():
+      if k not in a:
+        added.append(prefix + k)
+      elif isinstance(v, dict) and isinstance(a[k], dict):
+        walk(a[k], v, prefix + k + '.')
+  walk(old['config'], now['config'], '')
+  return added
+
+
+def _check_saved_config(path: str, output_dir: str, config_hash: str, *, overwrite: bool,
+                        write: bool, saved=None, log=print) -> None:
+  """Refuses (ValueError) a config.json that is unreadable or of another config, unless
+  overwrite: then, with write, removes that run's results, summary, checkpoints and plots.
+  A config.json written before fields were added, equal to `saved` once those fields are at
+  their defaults, is the same run: it resumes (and config.json is rewritten by the caller)."""
   if os.path.exists(path):
     old = _saved_hash(path)
     if old is None and not overwrite:
       raise ValueError(f'{path}: not valid JSON (truncated write?); pass --overwrite to '
                        f'discard the results in {output_dir}, or choose another --output_dir')
+    added = (_same_run_before_new_fields(path, saved)
+             if old is not None and old != config_hash and saved is not None else [])
+    if added:
+      if write:
+        log(f'divbench: {path} was written before {", ".join(sorted(added))} existed; '
+            'at their defaults they describe the same run: resuming')
+      return
     if old != config_hash:
       if not overwrite:
         raise ValueError(f'--output_dir: {output_dir!r} holds results of a different config '
                          f'(hash {old}, now {config_hash}); pass --overwrite or choose '
                          'another directory')
       if not write:
-        return config_hash
+        return
       for name in ('results.jsonl', 'summary.md'):
         if os.path.exists(os.path.join(output_dir, name)):
           os.remove(os.path.join(output_dir, name))
       shutil.rmtree(os.path.join(output_dir, 'checkpoints'), ignore_errors=True)
       shutil.rmtree(os.path.join(output_dir, 'plots'), ignore_errors=True)
-  if write:
-    results.atomic_write(path, json.dumps(dict(saved, hash=config_hash),
-                                          indent=2, sort_keys=True, default=str))
-  return config_hash

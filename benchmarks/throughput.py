@@ -11,6 +11,11 @@ run. With PyTorch installed (extra `[compare]`), it times the same model and ste
 per-seed PyTorch loop (nn.LSTM, Adam, clipping), and `torch.multinomial` sampling. Writes
 throughput.json, throughput.md and throughput.png.
 
+Competing processes distort these numbers (a PyTorch per-seed loop slows several-fold when
+others share the cores), so the load averages and the matmul rate are recorded before and
+after the measurements (`machine_state`; result['machine']), and when `machine_was_busy`
+gives reasons, throughput.md opens with a warning and stderr says so.
+
 FLOP count of one MLE step of one seed (multiply-add = 2 FLOPs), batch B, length T:
   forward  F = 2·B·T·(4H·(E + H) + H·V)   (gate projections, recurrence, output projection)
   backward ≈ 2F (gradients w.r.t. inputs and weights), so a step ≈ 3F.
@@ -19,8 +24,10 @@ so the count is a lower bound on the work done.
 """
 
 import json
+import math
 import os
 import statistics
+import sys
 import time
 
 from absl import app
@@ -92,6 +99,75 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
   f = jax.jit(lambda x: x @ x)
   jax.block_until_ready(f(a))
   return 2 * n ** 3 / _median_time(lambda: f(a), repeats)
+
+
+_START = (time.monotonic(), time.process_time())  # the first window of `machine_state`
+BUSY_LOAD = 0.5      # busy: other processes' load > BUSY_LOAD x cores (before or after)
+BUSY_RATE = 0.2      # busy: matmul rate after differs from before by more than 20%
+
+
+def cores() -> int:
+  """The cores this process may run on."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+
+
+def _busy_cpu_s():
+  """Seconds of CPU time all processes have spent busy since boot (/proc/stat), or None."""
+  try:
+    with open('/proc/stat') as f:
+      fields = [int(x) for x in f.readline().split()[1:]]
+  except (OSError, ValueError):
+    return None
+  idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+  return (sum(fields[:8]) - idle) / os.sysconf('SC_CLK_TCK')
+
+
+def machine_state(previous=None, matmul_flops=None) -> dict:
+  """The machine's load now: load averages, an estimate of this process's share of the 1-min
+  one, the matmul rate (measured unless given) and counters for the next window.
+
+  own_load: this process's CPU seconds per second over the window since `previous` (or since
+  import), weighted by the 1-min load average's memory: own cores x (1 - exp(-window / 60 s)).
+  others_cores (with `previous`, where /proc/stat exists): the cores other processes kept busy
+  on average over the window (all CPU time minus this process's, per second).
+  """
+  now, cpu, busy = time.monotonic(), time.process_time(), _busy_cpu_s()
+  t0, cpu0 = (previous['clock'], previous['cpu_s']) if previous else _START
+  window = max(now - t0, 1e-9)
+  own = (cpu - cpu0) / window
+  state = dict(load_avg=list(os.getloadavg()), own_load=own * (1 - math.exp(-window / 60)),
+               matmul_flops=matmul_rate() if matmul_flops is None else matmul_flops,
+               clock=now, cpu_s=cpu, busy_cpu_s=busy)
+  if previous and busy is not None and previous.get('busy_cpu_s') is not None:
+    state['others_cores'] = max((busy - previous['busy_cpu_s']) / window - own, 0.0)
+  return state
+
+
+def machine_was_busy(before, after, cores) -> list:
+  """Reasons (sentences) to distrust the timings taken between two `machine_state`s; [] = idle.
+
+  Busy when the 1-min load average minus this process's share (own_load) exceeds
+  BUSY_LOAD x cores before or after, when other processes kept more than BUSY_LOAD x cores busy
+  on average in between (others_cores, where measured), or when the matmul rate after differs
+  from the one before by more than BUSY_RATE.
+  """
+  limit = BUSY_LOAD * cores
+  reasons = []
+  for when, state in (('before', before), ('after', after)):
+    load, own = state['load_avg'][0], state.get('own_load', 0.0)
+    if load - own > limit:
+      reasons.append(f'1-min load average {when} the measurements {load:.2f} ({load - own:.2f} '
+                     f'beyond this process) > {BUSY_LOAD:g} x {cores} cores')
+  others = after.get('others_cores')
+  if others is not None and others > limit:
+    reasons.append(f'other processes kept {others:.2f} cores busy on average during the '
+                   f'measurements (> {BUSY_LOAD:g} x {cores} cores)')
+  change = after['matmul_flops'] / before['matmul_flops'] - 1
+  if abs(change) > BUSY_RATE:
+    reasons.append(f'matmul rate {change:+.0%} after the measurements '
+                   f'({before["matmul_flops"] / 1e9:.1f} -> {after["matmul_flops"] / 1e9:.1f} '
+                   f'GFLOP/s; more than {BUSY_RATE:.0%})')
+  return reasons
 
 
 def jax_chunks(config, problem, seeds, strategy, steps, scheme_name='mle'):
@@ -301,9 +377,29 @@ def _scaling_table(rows, step_flops=None, matmul_flops=None):
   return lines
 
 
+def machine_markdown(machine) -> list:
+  """Markdown lines on the machine's load around the measurements (result['machine'])."""
+  b, a = machine['before'], machine['after']
+  line = (f'Machine ({machine["cores"]} cores): 1-min load average {b["load_avg"][0]:.2f} before '
+          f'(this process ~{b["own_load"]:.2f}), {a["load_avg"][0]:.2f} after (this process '
+          f'~{a["own_load"]:.2f})')
+  if a.get('others_cores') is not None:
+    line += f'; other processes used {a["others_cores"]:.2f} cores on average in between'
+  line += (f'; matmul rate {b["matmul_flops"] / 1e9:.1f} GFLOP/s before, '
+           f'{a["matmul_flops"] / 1e9:.1f} after.')
+  lines = [line]
+  if machine['busy']:
+    lines = ['**Warning: the machine was busy, so these timings (and the ratios to PyTorch, '
+             'whose per-seed loop suffers most) are not trustworthy:** '
+             + '; '.join(machine['busy']) + '. Rerun on an idle machine.', ''] + lines
+  return lines
+
+
 def markdown(result) -> str:
-  lines = [f'# Throughput: preset {result["preset"]} on {result["device"]}', '',
-           f'Measured dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.']
+  lines = [f'# Throughput: preset {result["preset"]} on {result["device"]}', '']
+  if result.get('machine'):
+    lines += machine_markdown(result['machine']) + ['']
+  lines.append(f'Measured dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.')
   if result.get('jax'):
     lines += ['', f'## MLE ({result["steps"]} steps per call; analytic '
               f'{result["step_flops"] / 1e9:.3f} GFLOP per seed-step)', '']
@@ -365,9 +461,10 @@ def main(argv):
   strategy = _STRATEGY.value or ('map' if platform == 'cpu' else 'vmap')
   device = f'{platform}:{jax.devices()[0].device_kind} x{jax.device_count()}'
   print(f'throughput: preset {_PRESET.value}, device {device}, strategy {strategy}', flush=True)
+  before = machine_state()  # load averages and the matmul rate before any measurement
   problem = oracle.make_problem(config.problem)
   result = dict(preset=_PRESET.value, device=device, strategy=strategy, steps=_STEPS.value,
-                step_flops=step_flops(config), matmul_flops=matmul_rate(),
+                step_flops=step_flops(config), matmul_flops=before['matmul_flops'],
                 samples=_SAMPLES.value, eval_samples=config.eval.num_samples)
   has_torch = False
   if _TORCH.value:
@@ -389,6 +486,15 @@ def main(argv):
     result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
   if 'memory' in _PARTS.value:
     result['eval_memory'] = eval_memory(config, problem)
+  after = machine_state(before)
+  public = ('load_avg', 'own_load', 'matmul_flops', 'others_cores')
+  result['machine'] = dict(
+      cores=cores(), busy=machine_was_busy(before, after, cores()),
+      **{k: {f: v for f, v in s.items() if f in public} for k, s in (('before', before),
+                                                                       ('after', after))})
+  if result['machine']['busy']:
+    print('WARNING: the machine was busy during the measurements: '
+          + '; '.join(result['machine']['busy']), file=sys.stderr, flush=True)
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.json'),
                        json.dumps(result, indent=2))

@@ -23,6 +23,7 @@ temperature α (logits × α) with the key fold_in(run key, ALPHA_SALT), the sam
 """
 
 import functools
+import os
 import time
 from typing import NamedTuple, Sequence
 
@@ -319,13 +320,43 @@ def _duration(seconds: float) -> str:
   return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
 
 
-def progress(done: int, remaining: int, elapsed: float) -> str:
+def run_eta(remaining: int, rate: float, upcoming=(), rates=None) -> float:
+  """Seconds left in the whole run: this scheme's remaining steps at its rate, plus each
+  upcoming (base scheme, steps to go) at the rate measured for that base scheme in this
+  invocation when known (`rates`: {base scheme: steps/s}), else at this scheme's rate.
+
+  Deliberately simple: steps of different schemes are only told apart by a measured rate;
+  the α sweep and compilation of schemes to come are not counted. NaN when rate is unknown.
+  """
+  rates = rates or {}
+  if not (rate == rate and rate > 0):
+    return float('nan')
+  return remaining / rate + sum(steps / rates.get(base, rate) for base, steps in upcoming)
+
+
+def progress(done: int, remaining: int, elapsed: float, upcoming=None, rates=None) -> str:
   """'12.3s, 45.6 steps/s, ETA 1m05s' for one scheme: steps done in `elapsed` seconds of this
-  invocation (compilation included, so early rates are low) and steps still to go."""
+  invocation (compilation included, so early rates are low) and steps still to go; with
+  `upcoming` (the schemes still to train after this one, see `run_eta`), also
+  ', run ETA 12m30s' for the whole run."""
   rate = done / elapsed if elapsed > 0 and done > 0 else float('nan')
   eta = remaining / rate if rate == rate and rate > 0 else float('nan')
-  return (f'{elapsed:.1f}s, {rate:.3g} steps/s, ETA '
-          f'{_duration(eta) if eta == eta else "?"}')
+  text = f'{elapsed:.1f}s, {rate:.3g} steps/s, ETA {_duration(eta) if eta == eta else "?"}'
+  if upcoming is not None:
+    total = run_eta(remaining, rate, upcoming, rates)
+    text += f', run ETA {_duration(total) if total == total else "?"}'
+  return text
+
+
+def steps_to_go(rows, schemes) -> list:
+  """[(base scheme, steps still to train)] of schemes = [(label, base scheme, num_steps)]:
+  num_steps minus the last step of the label's curve rows in rows (the rows run ahead of the
+  checkpoint by at most one chunk; a finished scheme counts zero)."""
+  done = {}
+  for r in rows:
+    if r.get('phase') != ALPHA:
+      done[r['scheme']] = max(done.get(r['scheme'], 0), r['step'])
+  return [(base, max(steps - done.get(label, 0), 0)) for label, base, steps in schemes]
 
 
 def _describe(evals, diverged) -> str:
@@ -341,7 +372,8 @@ def _describe(evals, diverged) -> str:
 
 
 def train_scheme(name, scheme, problem, config, store, *, output_dir, config_hash,
-                 log=print, warm=None, phase='train', key_salt=None, base_scheme=None):
+                 log=print, warm=None, phase='train', key_salt=None, base_scheme=None,
+                 upcoming=None, rates=None):
   """Trains all runs of one scheme, evaluating, saving and logging after every chunk.
 
   Resumes from output_dir/checkpoints/<name>.msgpack when present. A run whose generator
@@ -355,7 +387,15 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   Args (beyond the obvious): warm, the generator variables of each seed stacked [S, ...]
   (host arrays, seed index on the leading axis) that every run of that seed starts from;
   phase, the rows' 'phase'; key_salt, when set the run keys are fold_in(run key, key_salt);
-  base_scheme, the rows' 'base_scheme' (the registered scheme of a labelled variant).
+  base_scheme, the rows' 'base_scheme' (the registered scheme of a labelled variant);
+  upcoming, the [(base scheme, steps to go)] of the schemes the run trains after this one
+  (`steps_to_go`): progress lines then add the run's ETA (`run_eta`); rates, a dict
+  {base scheme: steps/s} this invocation's rate is recorded into and upcoming schemes'
+  rates are read from (shared by all schemes of a run).
+
+  With config.train.tensorboard, process 0 also writes each evaluation's rows as TensorBoard
+  events under output_dir/tensorboard/<name>/ (`benchmarks.events`), flushed after each
+  chunk; a fresh start (no checkpoint) first removes that directory's stale events.
 
   Returns:
     (states, diverged): the final stacked states of all runs (padding included), as the
@@ -397,6 +437,13 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
             'value': to_global(np.full(len(all_runs), np.inf, np.float32), devices),
             'step': to_global(np.zeros(len(all_runs), np.int32), devices)}
   restored = results.load_checkpoint(output_dir, name, states, diverged)
+  rates = {} if rates is None else rates
+  writer = None
+  if main and tc.tensorboard:
+    from benchmarks import events  # local: tensorboardX only when writing
+    writer = events.Writer(os.path.join(output_dir, events.DIRECTORY))
+    if restored is None:  # events of an overwritten run, or of one killed before a checkpoint
+      writer.clear(name)
   t0 = time.time()
 
   def track_best(evals, step):
@@ -418,10 +465,14 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     store.truncate(name, -1)
     evals = to_host(runner.evaluate(states, keys, 0))
     track_best(evals, 0)
-    store.add(_rows(name, runs, 0, evals, {}, diverged,
-                    dict(extra, wall_time=0.0, pis_grid=config.pis)))
+    rows = _rows(name, runs, 0, evals, {}, diverged,
+                 dict(extra, wall_time=0.0, pis_grid=config.pis))
+    store.add(rows)
     if main:
       store.save()
+      if writer is not None:
+        writer.write(rows)
+        writer.flush()
     log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: '
         f'{_describe(evals, diverged[:len(runs)])}')
 
@@ -437,17 +488,23 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     diverged = diverged | ~healthy
     evals = to_host(runner.evaluate(states, keys, step))
     track_best(evals, step)
-    store.add(_rows(name, runs, step, evals, metrics, diverged,
-                    dict(extra, wall_time=time.time() - t0, pis_grid=config.pis)))
+    rows = _rows(name, runs, step, evals, metrics, diverged,
+                 dict(extra, wall_time=time.time() - t0, pis_grid=config.pis))
+    store.add(rows)
     host_states = to_host(states)  # a collective on multi-host: every process gathers
     host_best = None if best is None else to_host(best)
     if main:
       store.save()
+      if writer is not None:  # after results.jsonl, before the checkpoint: a kill in between
+        writer.write(rows)    # repeats at most this step's (identical) points on resume
+        writer.flush()
       if host_best is not None:  # before the main checkpoint (see the resume above)
         results.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
       results.save_checkpoint(output_dir, name, step, host_states, diverged)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
-    timing = progress(step - first, tc.num_steps - step, time.time() - t0)
+    elapsed = time.time() - t0
+    rates[base_scheme or name] = (step - first) / elapsed
+    timing = progress(step - first, tc.num_steps - step, elapsed, upcoming, rates)
     log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
         f'{_describe(evals, diverged[:len(runs)])}{note}')
@@ -467,13 +524,17 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     log(f'[{name}] α sweep: {len(alphas)} inverse temperatures x {len(runs)} runs of the '
         f'{"last" if best is None else "nll_test-selected"} generators in '
         f'{time.time() - t_alpha:.1f}s')
+  if writer is not None:
+    writer.close()
   return states, diverged[:len(runs)]
 
 
-def warm_start(problem, config, store, *, output_dir, config_hash, log=print):
+def warm_start(problem, config, store, *, output_dir, config_hash, log=print, upcoming=None,
+               rates=None):
   """The warm-start phase: MLE for config.train.warm_start_steps steps, once per seed.
 
-  Resumes from its checkpoint like a scheme (a finished phase is not rerun).
+  Resumes from its checkpoint like a scheme (a finished phase is not rerun). upcoming and
+  rates: the run ETA's, as in `train_scheme`.
 
   Returns:
     (generator variables stacked [S, ...] on the host, seed index first; diverged bool [S]).
@@ -487,7 +548,7 @@ def warm_start(problem, config, store, *, output_dir, config_hash, log=print):
   states, diverged = train_scheme(WARM_START, scheme, problem, cfg, store,
                                   output_dir=output_dir, config_hash=config_hash, log=log,
                                   phase=WARM_START, key_salt=WARM_START_SALT,
-                                  base_scheme='mle')
+                                  base_scheme='mle', upcoming=upcoming, rates=rates)
   num_seeds = config.num_seeds
   states = to_host(states)  # a collective on multi-host: every process calls warm_start
   params = jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_seeds],

@@ -284,3 +284,68 @@ def js_pi_scaled(
   denominator = jnp.where(at_zero | at_one, 1.0, pi * (1 - pi))
   scaled = js_pi(log_p, log_q, pi, axis=axis) / denominator
   return jnp.where(at_zero, kl_pq, jnp.where(at_one, kl_qp, scaled))
+
+
+def skew_kl(
+    log_p: jax.typing.ArrayLike,
+    log_q: jax.typing.ArrayLike,
+    alpha: jax.typing.ArrayLike,
+    *,
+    axis: int = -1,
+) -> jax.Array:
+  """Skew Kullback-Leibler divergence KL(P || α P + (1−α) Q) (DistiLLM's SKL_α).
+
+  α = 0 gives KL(P || Q) and α = 1 gives 0. Swapping the arguments gives the skew reverse
+  KL: `skew_kl(log_q, log_p, α)` = KL(Q || (1−α) P + α Q) = SRKL_α. With M = β P + (1−β) Q,
+  JS_β(P, Q) = β SKL_β(P, Q) + (1−β) SRKL_{1−β}(P, Q). Finite for α > 0 whatever the
+  supports (the mixture covers P), +inf at α = 0 on a support mismatch, never NaN.
+
+  Args:
+    log_p: log-probabilities of P (log-space), shape `[..., n]`, support on `axis`.
+    log_q: log-probabilities of Q (log-space), same shape as `log_p`.
+    alpha: the weight of P in the mixture, in [0, 1]; a scalar or an array broadcastable
+      against the batch shape `[...]` (may be traced).
+    axis: the support axis.
+
+  Returns:
+    KL(P || α P + (1−α) Q) in nats, shape `broadcast([...], alpha.shape)`.
+
+  Raises:
+    TypeError: if an input is not floating.
+    ValueError: if the shapes differ.
+
+  References:
+    Ko, Kim, Chen, Yun, DistiLLM: Towards Streamlined Distillation for Large Language
+    Models, https://arxiv.org/abs/2402.03898, 2024.
+  """
+  log_p, log_q = jnp.asarray(log_p), jnp.asarray(log_q)
+  _check(log_p, log_q)
+  alpha = jnp.asarray(alpha, dtype=log_p.dtype)
+  log_a, log_1m_a = _log_weights(_expand_pi(alpha, log_p.shape, axis))
+  # p log(p / m) = −p log(m / p), log(m / p) = log(α + (1−α) q/p): exactly 0 at α = 1.
+  return jnp.sum(_kl_to_mixture_terms(log_p, log_q, log_a, log_1m_a), axis=axis)
+
+
+def total_variation(
+    log_p: jax.typing.ArrayLike, log_q: jax.typing.ArrayLike, *, axis: int = -1
+) -> jax.Array:
+  """Total variation distance TV(P, Q) = ½ Σ |p − q|, in [0, 1].
+
+  The gradient of |·| at p = q is taken as 0 (`jnp.abs`'s convention).
+
+  Args:
+    log_p: log-probabilities of P (log-space), shape `[..., n]`, support on `axis`.
+    log_q: log-probabilities of Q (log-space), same shape as `log_p`.
+    axis: the support axis.
+
+  Returns:
+    TV(P, Q), shape `[...]`.
+
+  Raises:
+    TypeError: if an input is not floating.
+    ValueError: if the shapes differ.
+  """
+  log_p, log_q = jnp.asarray(log_p), jnp.asarray(log_q)
+  _check(log_p, log_q)
+  # exp(−inf) = 0 with derivative 0: zero atoms need no special case.
+  return 0.5 * jnp.sum(jnp.abs(jnp.exp(log_p) - jnp.exp(log_q)), axis=axis)

@@ -12,6 +12,9 @@ Metrics (per token):
   kl_pq = E_P[log P − log Q] = KL(P || Q)
   kl_qp = E_Q[log Q − log P] = KL(Q || P)
   js_pi = π E_P[log P − log M] + (1−π) E_Q[log Q − log M], M = π P + (1−π) Q
+Exposure bias (`exposure_bias`, `exact_exposure`), A(x) = Σ_t KL(P(·|x_<t) || Q(·|x_<t)):
+  exposure_model = E_Q[A] / T   exposure_oracle = E_P[A] / T (= kl_pq)
+  exacc_err = exposure_model / exposure_oracle − 1
 """
 
 from collections.abc import Callable
@@ -21,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from divergences import categorical
 from divergences.categorical import _check_float
 from divergences.categorical import _log_mixture_ratio
 from divergences.categorical import _log_weights
@@ -303,3 +307,172 @@ def exact(
       'mass_p': on_p[_MASS],
       'mass_q': on_q[_MASS],
   }
+
+
+# Exposure bias (Arora et al. 2022): the per-step forward KL accumulated along prefixes drawn
+# from the model (R) against along prefixes drawn from the oracle (ε).
+
+
+def accumulated_kl(
+    p_next_log_probs: jax.typing.ArrayLike, q_next_log_probs: jax.typing.ArrayLike
+) -> jax.Array:
+  """Σ_t KL(P_t || Q_t) along each sequence, with P_t = P(· | x_<t), Q_t = Q(· | x_<t).
+
+  The forward KL between the two next-token distributions over the full
+  vocabulary at every prefix of a given sequence x, summed over its T
+  positions. Its mean over x ~ P is KL(P || Q) (chain rule); over x ~ Q it is
+  the error accumulated on the model's own prefixes (see `exposure_bias`).
+
+  Args:
+    p_next_log_probs: log P(v | x_<t) (log-space, normalised over v), shape
+      `[..., T, V]`: row t is the distribution of x_t given the prefix x_<t.
+    q_next_log_probs: log Q(v | x_<t), the same shape.
+
+  Returns:
+    Σ_t KL(P_t || Q_t) in nats per sequence (not divided by T), shape `[...]`.
+
+  Raises:
+    TypeError, ValueError: as `divergences.categorical.kl`, or rank < 2.
+  """
+  p_next_log_probs = jnp.asarray(p_next_log_probs)
+  if p_next_log_probs.ndim < 2:
+    raise ValueError(
+        'p_next_log_probs must have shape [..., T, V]; got shape '
+        f'{p_next_log_probs.shape}.'
+    )
+  return jnp.sum(categorical.kl(p_next_log_probs, q_next_log_probs), axis=-1)
+
+
+def exposure_bias(
+    acc_on_q: jax.typing.ArrayLike, acc_on_p: jax.typing.ArrayLike, *, seq_len: int
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+  """Monte-Carlo exposure-bias diagnostic (Arora et al. 2022), with standard errors.
+
+  With A(x) = Σ_t KL(P_t || Q_t) along x (`accumulated_kl`):
+    exposure_model  R = E_{x~Q}[A(x)] / T   (the model's own prefixes),
+    exposure_oracle ε = E_{x~P}[A(x)] / T   (oracle prefixes; = KL(P || Q) / T
+                                             exactly in expectation, chain rule),
+    exacc_err       (R − ε) / ε             (Arora et al.'s ExAccErr, as a
+                                             fraction, not %; R/ε = 1 + exacc_err).
+  R and ε are plain means with se = std(ddof=1)/sqrt(n). The two sample sets
+  are independent, so the ratio's se is the delta method's
+  sqrt(se_R² + (R/ε)² se_ε²) / ε. Works under `jax.jit` and `jax.vmap`.
+
+  Args:
+    acc_on_q: A(x) for M samples x ~ Q, shape `[M]`, M >= 2.
+    acc_on_p: A(x) for N samples x ~ P, shape `[N]`, N >= 2.
+    seq_len: T, the per-token normaliser.
+
+  Returns:
+    {'exposure_model', 'exposure_oracle', 'exacc_err'} -> (mean, se), scalars.
+  """
+  sides = {'acc_on_q': jnp.asarray(acc_on_q), 'acc_on_p': jnp.asarray(acc_on_p)}
+  for name, values in sides.items():
+    _check_float(name, values)
+    if values.ndim != 1 or values.shape[0] < 2:
+      raise ValueError(
+          f'{name} must be 1-D with at least 2 samples (one entry per sequence); '
+          f'got shape {values.shape}.'
+      )
+  r, se_r = mean_and_se(sides['acc_on_q'] / seq_len)
+  eps, se_eps = mean_and_se(sides['acc_on_p'] / seq_len)
+  ratio = r / eps
+  # Delta method: Var(R/ε) ≈ (Var R + (R/ε)² Var ε) / ε² for independent R and ε.
+  se_ratio = jnp.sqrt(se_r**2 + (ratio * se_eps) ** 2) / eps
+  return {
+      'exposure_model': (r, se_r),
+      'exposure_oracle': (eps, se_eps),
+      'exacc_err': (ratio - 1.0, se_ratio),
+  }
+
+
+def _kahan_sum(chunk_sums: Callable[[jax.Array], jax.Array], n_chunks: int,
+               zeros: jax.Array) -> jax.Array:
+  """Σ_i chunk_sums(i) over i < n_chunks (`lax.scan`, Kahan-compensated), shaped `zeros`."""
+
+  def step(carry, i):
+    total, compensation = carry
+    y = chunk_sums(i) - compensation
+    new_total = total + y
+    # The low-order bits lost in the addition; 0 once a sum is inf.
+    compensation = jnp.where(jnp.isfinite(new_total), (new_total - total) - y, 0.0)
+    return (new_total, compensation), None
+
+  (total, _), _ = jax.lax.scan(step, (zeros, zeros), jnp.arange(n_chunks))
+  return total
+
+
+def exact_exposure(
+    next_log_probs_p: Callable[[jax.Array], jax.Array],
+    next_log_probs_q: Callable[[jax.Array], jax.Array],
+    *,
+    vocab_size: int,
+    seq_len: int,
+    chunk_size: int = 4096,
+    max_sequences: int = 10**7,
+) -> dict[str, jax.Array]:
+  """The exposure-bias diagnostic exactly, by enumerating all V^T sequences.
+
+  Σ_x Q(x) A(x) / T and Σ_x P(x) A(x) / T with A(x) = Σ_t KL(P_t || Q_t) along
+  x (`accumulated_kl`); P(x) and Q(x) are read off the same next-token
+  distributions. exposure_oracle equals `exact(...)['kl_pq']` up to rounding.
+  Chunked in `lax.scan` with Kahan-compensated sums, as `exact`; memory is
+  O(chunk_size · T · V).
+
+  Args:
+    next_log_probs_p: callable, tokens int32 `[n, T]` -> log P(v | x_<t)
+      (log-space, normalised) `[n, T, V]`.
+    next_log_probs_q: callable, the same for Q.
+    vocab_size: V.
+    seq_len: T.
+    chunk_size: sequences per chunk.
+    max_sequences: refuse to enumerate more than this many sequences.
+
+  Returns:
+    {'exposure_model': R, 'exposure_oracle': ε, 'exacc_err': (R − ε)/ε},
+    scalars (per token; exacc_err a fraction).
+
+  Raises:
+    ValueError: if V^T exceeds `max_sequences`, or a callable returns the
+      wrong shape.
+  """
+  num = vocab_size**seq_len
+  if num > max_sequences:
+    raise ValueError(
+        f'Exact enumeration of V^T = {vocab_size}^{seq_len} = {num} sequences '
+        f'exceeds max_sequences={max_sequences}; use exposure_bias instead.'
+    )
+  chunk = min(chunk_size, num)
+  n_chunks = -(-num // chunk)
+  if n_chunks * chunk > _MAX_INDEX:
+    raise ValueError(f'{n_chunks * chunk} padded sequences overflow int32 indices.')
+  tokens = jax.ShapeDtypeStruct((chunk, seq_len), jnp.int32)
+  outs = [jax.eval_shape(f, tokens) for f in (next_log_probs_p, next_log_probs_q)]
+  for name, out in zip(('next_log_probs_p', 'next_log_probs_q'), outs):
+    if out.shape != (chunk, seq_len, vocab_size):
+      raise ValueError(
+          f'{name} must map int32 [n, T] to [n, T, V]; got {out.shape} for n={chunk}, '
+          f'T={seq_len}, V={vocab_size}.'
+      )
+  dtype = jnp.result_type(*(out.dtype for out in outs))
+
+  def chunk_sums(i):
+    start = i * chunk
+    x = enumerate_sequences(vocab_size, seq_len, start, chunk)
+    valid = start + jnp.arange(chunk) < num
+    lp = next_log_probs_p(x).astype(dtype)
+    lq = next_log_probs_q(x).astype(dtype)
+    acc = accumulated_kl(lp, lq)  # [chunk]
+
+    def weighted_sum(next_log_probs):
+      log_w = jnp.take_along_axis(next_log_probs, x[..., None], axis=-1)[..., 0].sum(-1)
+      # 0 · A = 0 for sequences of weight 0 (and padded rows), even where A = inf.
+      positive = valid & ~jnp.isneginf(log_w)
+      terms = jnp.exp(jnp.where(positive, log_w, 0.0)) * jnp.where(positive, acc, 0.0)
+      return jnp.sum(jnp.where(positive, terms, 0.0))
+
+    return jnp.stack([weighted_sum(lq), weighted_sum(lp)])
+
+  on_q, on_p = _kahan_sum(chunk_sums, n_chunks, jnp.zeros(2, dtype))
+  r, eps = on_q / seq_len, on_p / seq_len
+  return {'exposure_model': r, 'exposure_oracle': eps, 'exacc_err': (r - eps) / eps}

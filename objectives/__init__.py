@@ -3,6 +3,7 @@
 
 from objectives import cot
 from objectives import direct
+from objectives import distill
 from objectives import gan_pi
 from objectives import gumbel_gan
 from objectives import mle
@@ -16,6 +17,7 @@ from objectives.base import GeneratorState, Scheme
 REGISTRY = {
     'cot': cot,
     'direct': direct,
+    'distill': distill,
     'gan_pi': gan_pi,
     'gumbel_gan': gumbel_gan,
     'mle': mle,

@@ -1,11 +1,20 @@
-"""Faults end to end through `python -m benchmarks.run`: an injected NaN, damaged files."""
+"""Faults end to end through `python -m benchmarks.run`: an injected NaN, damaged files, a
+held output directory (its lock), a write that fails halfway (disk full).
 
+SIGKILL at any moment: tests/test_kill.py.
+"""
+
+import errno
 import json
 import os
+import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -14,6 +23,7 @@ import numpy as np
 
 import _smoke
 import objectives
+from benchmarks import results
 from models import oracle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,9 +32,9 @@ ARGS = ('--preset=smoke', '--schemes=mle', '--num_seeds=3', '--config.train.num_
 PER_INVOCATION = ('wall_time', 'config_hash')  # row fields that differ between two runs
 
 
-def _run(*args):
+def _run(*args, preexec_fn=None):
   return subprocess.run([sys.executable, '-m', 'benchmarks.run', *ARGS, *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600)
+                        capture_output=True, text=True, timeout=600, preexec_fn=preexec_fn)
 
 
 def _rows(out):
@@ -50,7 +60,9 @@ class FaultsTest(parameterized.TestCase):
     super().setUpClass()
     cls.tmp = tempfile.mkdtemp()
     cls.clean = os.path.join(cls.tmp, 'clean')
+    t0 = time.time()
     proc = _run(f'--output_dir={cls.clean}')
+    cls.clean_seconds = time.time() - t0  # imports, compiles and 10 steps
     assert proc.returncode == 0, proc.stderr[-3000:]
 
   @classmethod
@@ -102,6 +114,239 @@ class FaultsTest(parameterized.TestCase):
     self.assertIn(out, errors[0][len(f'error: {path}'):])  # what to do names the directory
     self.assertEqual(proc.stdout, '')  # nothing ran
     self.assertEqual(_files(out), before)
+
+  def _refused(self, out, *, preexec_fn=None):
+    """The one error line of a run into out that must fail; checks out is left as it was."""
+    before = _files(out)
+    t0 = time.time()
+    proc = _run(f'--output_dir={out}', preexec_fn=preexec_fn)
+    elapsed = time.time() - t0
+    self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertEqual(proc.stdout, '')  # nothing ran
+    self.assertLess(elapsed, self.clean_seconds / 2)  # well below a compile
+    self.assertEqual(_files(out), before)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    self.assertEqual(errors, [proc.stderr.strip().splitlines()[-1]])
+    return errors[0]
+
+  def test_held_output_dir_refused_and_left_alone(self):
+    out = os.path.join(self.tmp, 'held')
+    shutil.copytree(self.clean, out)
+    with open(os.path.join(out, results.LOCK), 'w') as f:  # this test's process: alive
+      json.dump({'pid': os.getpid(), 'host': socket.gethostname(), 'started': 'noon'}, f)
+    self.assertEqual(self._refused(out), (
+        f"error: --output_dir: {out!r} is in use by another run (pid {os.getpid()} on host "
+        f"{socket.gethostname()!r} since noon); wait for it to end or choose another "
+        f"--output_dir; if no run uses it, remove {out}/.lock"))
+
+  def test_write_failing_halfway_leaves_previous_files_whole(self):
+    # A resume rewrites config.json; a file size limit makes the kernel refuse that write
+    # after its first 1000 bytes, as a full disk would (test_kill: the same in a checkpoint).
+    out = os.path.join(self.tmp, 'full')
+    shutil.copytree(self.clean, out)
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # noqa: E731
+    self.assertEqual(self._refused(out, preexec_fn=limit), (
+        f'error: {out}/config.json: could not be written (File too large); its previous '
+        'version, if any, is intact; fix the cause and rerun the same command: it resumes '
+        'from the files written so far'))
+    self.assertLen(results.read_rows(os.path.join(out, 'results.jsonl')), 9)
+    results.read_checkpoint(results.checkpoint_path(out, 'mle'))
+
+
+def _tempdir(test):
+  """A fresh directory, removed after the test."""
+  path = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+class _FullDisk:
+  """os.fdopen whose files write half of what they are given, then fail: no space left."""
+
+  def __init__(self):
+    self.fdopen = os.fdopen
+
+  def __call__(self, fd, mode):
+    f = self.fdopen(fd, mode)
+    write = f.write
+
+    def half_then_full(data):
+      write(data[:len(data) // 2])
+      f.flush()
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    f.write = half_then_full
+    return f
+
+
+def _no_space(*args):
+  raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class FailedWriteTest(parameterized.TestCase):
+  """A write that fails (disk full) at each step of results.atomic_write."""
+
+  @parameterized.named_parameters(
+      ('halfway', 'fdopen', _FullDisk()),
+      ('at_fsync', 'fsync', _no_space),  # delayed allocation: the error comes at fsync
+      ('at_replace', 'replace', _no_space),
+  )
+  def test_rows_kept_whole_and_no_temporary_file_left(self, name, failing):
+    out = _tempdir(self)
+    store = results.Store(out)
+    store.add([{'scheme': 'mle', 'step': 0, 'nll_test': 2.5}])
+    store.save()
+    with open(store.path, 'rb') as f:
+      before = f.read()
+    store.add([{'scheme': 'mle', 'step': 5, 'nll_test': 2.25}] * 100)
+    with mock.patch.object(os, name, failing):
+      with self.assertRaises(results.WriteError) as caught:
+        store.save()
+    self.assertEqual(str(caught.exception), f'{store.path}: could not be written (No space '
+                     'left on device); its previous version, if any, is intact')
+    self.assertEqual(caught.exception.errno, errno.ENOSPC)
+    with open(store.path, 'rb') as f:
+      self.assertEqual(f.read(), before)
+    self.assertEqual(os.listdir(out), ['results.jsonl'])
+    self.assertEqual(results.Store(out).rows, [{'scheme': 'mle', 'step': 0, 'nll_test': 2.5}])
+
+  def test_previous_checkpoint_kept_whole(self):
+    out = _tempdir(self)
+    states = {'w': np.arange(6, dtype=np.float32).reshape(2, 3)}
+    results.save_checkpoint(out, 'mle', 5, states, np.array([False, False]))
+    with mock.patch.object(os, 'fdopen', _FullDisk()):
+      with self.assertRaisesRegex(results.WriteError, 'checkpoints/mle.msgpack: could not be'):
+        results.save_checkpoint(out, 'mle', 10, {'w': states['w'] + 1}, np.array([False, True]))
+    self.assertEqual(os.listdir(os.path.join(out, 'checkpoints')), ['mle.msgpack'])
+    step, restored, diverged = results.load_checkpoint(out, 'mle', states, np.zeros(2, bool))
+    self.assertEqual(step, 5)
+    np.testing.assert_array_equal(restored['w'], states['w'])
+    np.testing.assert_array_equal(diverged, [False, False])
+
+
+def _hold(directory, **holder):
+  """Writes directory/.lock as another run would; returns its path."""
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, results.LOCK)
+  with open(path, 'w') as f:
+    json.dump(dict({'host': socket.gethostname(), 'started': 'noon'}, **holder), f)
+  return path
+
+
+def _dead_pid():
+  child = subprocess.Popen(['true'])
+  child.wait()
+  return child.pid
+
+
+class LockTest(absltest.TestCase):
+  """results.acquire_lock / release_lock: who holds a directory, and when a lock is stale."""
+
+  def setUp(self):
+    super().setUp()
+    self.out = _tempdir(self)
+    self.notices = []
+
+  def acquire(self):
+    results.acquire_lock(self.out, log=self.notices.append)
+    self.addCleanup(results.release_lock, self.out)
+
+  def assertHeld(self, path, holder_text):
+    with open(path) as f:
+      before = f.read()
+    with self.assertRaises(ValueError) as caught:
+      self.acquire()
+    self.assertEqual(str(caught.exception), (
+        f'--output_dir: {self.out!r} is in use by another run ({holder_text}); wait for it '
+        f'to end or choose another --output_dir; if no run uses it, remove {path}'))
+    with open(path) as f:
+      self.assertEqual(f.read(), before)
+    self.assertEqual(self.notices, [])
+
+  def assertTakenOver(self, path, holder_text, why):
+    self.acquire()
+    self.assertEqual(self.notices, [f'divbench: taking over {path}, the lock of '
+                                    f'{holder_text} ({why})'])
+    with open(path) as f:
+      self.assertEqual(json.load(f)['pid'], os.getpid())
+
+  def test_acquire_release_and_again(self):
+    path = os.path.join(self.out, results.LOCK)
+    self.acquire()
+    with open(path) as f:
+      holder = json.load(f)
+    self.assertEqual((holder['pid'], holder['host']), (os.getpid(), socket.gethostname()))
+    self.acquire()  # this process holds it already: nothing happens
+    results.release_lock(self.out)
+    self.assertEqual(os.listdir(self.out), [])
+    self.acquire()
+    self.assertEqual(self.notices, [])
+
+  def test_live_process_on_this_host_holds(self):
+    path = _hold(self.out, pid=os.getppid())
+    self.assertHeld(path, f'pid {os.getppid()} on host {socket.gethostname()!r} since noon')
+
+  def test_another_host_holds_whatever_its_pid(self):
+    pid = _dead_pid()
+    path = _hold(self.out, pid=pid, host='elsewhere')
+    self.assertHeld(path, f"pid {pid} on host 'elsewhere' since noon")
+
+  def test_killed_run_taken_over(self):
+    pid = _dead_pid()
+    path = _hold(self.out, pid=pid)
+    self.assertTakenOver(path, f'pid {pid} on host {socket.gethostname()!r} since noon',
+                         'that process no longer runs')
+
+  def test_own_pid_reused_taken_over(self):  # e.g. a container restarted: the same pid
+    path = _hold(self.out, pid=os.getpid())
+    self.assertTakenOver(path, f'pid {os.getpid()} on host {socket.gethostname()!r} since '
+                         'noon', 'that process no longer runs')
+
+  def test_earlier_boot_taken_over(self):
+    if not results._boot_id():
+      self.skipTest('no boot id on this system')
+    path = _hold(self.out, pid=os.getppid(), boot='an-earlier-boot')
+    self.assertTakenOver(path, f'pid {os.getppid()} on host {socket.gethostname()!r} since '
+                         'noon', 'this host has restarted since')
+
+  def test_unreadable_lock_held_while_new_then_stale(self):
+    path = os.path.join(self.out, results.LOCK)
+    with open(path, 'w') as f:
+      f.write('{"pid": 12')  # a run killed (or still) between creating and writing it
+    unknown = 'a run not identified: the lock is empty or cut short'
+    self.assertHeld(path, unknown)
+    old = time.time() - results.STALE_UNREADABLE_S - 5
+    os.utime(path, (old, old))
+    self.assertTakenOver(path, unknown, f'unreadable, {results.STALE_UNREADABLE_S + 5} s old')
+
+  def test_release_leaves_another_runs_lock(self):
+    self.acquire()
+    path = _hold(self.out, pid=os.getppid())  # removed by hand, then taken by another run
+    results.release_lock(self.out)
+    with open(path) as f:
+      self.assertEqual(json.load(f)['pid'], os.getppid())
+
+
+class ExperimentLockTest(absltest.TestCase):
+
+  def test_experiment_and_run_directories_locked_apart(self):
+    from benchmarks import experiment as experiment_lib
+    from benchmarks.experiments import base
+    tiny = base.Experiment('tiny', 'a claim', draw=lambda rows, out, options: '',
+                           runs=lambda options: {'a': base.Run('smoke', {}, {'mle': ('mle', {})})})
+    root = _tempdir(self)
+    out = os.path.join(root, 'tiny')
+    own = _hold(out, pid=os.getppid())  # a second invocation of the experiment: refused
+    with self.assertRaisesRegex(ValueError, f"--output_dir: '{out}' is in use by another run"):
+      experiment_lib.run_experiment(tiny, base.Options(), root, log=lambda s: None)
+    self.assertEqual(os.listdir(out), [results.LOCK])  # nothing written
+    os.remove(own)
+    run_dir = os.path.join(out, 'runs', 'a')
+    _hold(run_dir, pid=os.getppid())  # a run's own directory held (e.g. by benchmarks.run)
+    with self.assertRaisesRegex(ValueError, f"--output_dir: '{run_dir}' is in use by another"):
+      experiment_lib.run_experiment(tiny, base.Options(), root, log=lambda s: None)
+    self.assertFalse(os.path.exists(own))  # the experiment's lock is released on error
+    self.assertEqual(sorted(os.listdir(run_dir)), [results.LOCK])
 
 
 class BadInjectNanTest(parameterized.TestCase):

@@ -65,10 +65,43 @@ class GradientFidelityTest(absltest.TestCase):
     np.testing.assert_allclose(r[:, 1], reward, rtol=1e-6)
     np.testing.assert_allclose(r[:, 0], [0.25, 0.25, 0.5 / 0.6, 0.5 / 0.6], rtol=1e-6)
 
+  def test_distill_rows_exact_cases(self):
+    # Provably exact: fkl on teacher prefixes is ∇KL(P‖Q) (either cost_to_go), rkl on
+    # student prefixes with the cost-to-go is ∇KL(Q‖P); rkl without it is not.
+    options = gf.Options(seq_len=2, num_inits=2, pis=(0.5,))
+
+    def distill_kl_rows(setup):
+      return gf.distill_rows(setup, names=('fkl', 'rkl'), with_mc=False)
+
+    out = gf.run(options, builders=[distill_kl_rows], log=lambda s: None)
+    rows = {r['estimator']: r for r in out['rows']}
+    self.assertLen(rows, 12)  # 2 divergences x 6 prefix sources / cost_to_go
+    for name, target in (('fkl, teacher', 'kl_pq'), ('rkl, student, full', 'kl_qp')):
+      self.assertEqual(rows[name]['divergence'], target)
+      self.assertGreater(rows[name]['cosine_min'], 1 - 1e-6, msg=name)
+      self.assertLess(rows[name]['rel_err_max'], 1e-4, msg=name)
+    self.assertGreater(rows['rkl, student, none']['rel_err'], 1e-2)
+    for r in out['rows']:
+      self.assertTrue(np.isfinite([r['cosine'], r['rel_err'], r['norm_ratio']]).all())
+
+  def test_sequence_divergences_of_the_enumerated_distributions(self):
+    # The whole-sequence targets agree with divergences.exact where both exist (JS_π scaled
+    # by π(1−π)), and TV with numpy on the enumerated probabilities.
+    setup = gf.make_setup(gf.Options(seq_len=2, num_inits=1))
+    params, pi = setup.inits[0], jnp.float32(0.3)
+    exact = gf.exact_divergences(setup)(params, pi)
+    value = lambda name: float(gf.sequence_divergence(setup, name)(params, pi))
+    np.testing.assert_allclose(value('js_pi_scaled') * 0.3 * 0.7, exact['js_pi'][0], rtol=1e-5)
+    p = np.exp(np.asarray(setup.log_p_all, np.float64))
+    q = np.exp(np.asarray(setup.log_q(params, setup.sequences), np.float64))
+    np.testing.assert_allclose(value('tv'), 0.5 * np.abs(p - q).sum() / 2, rtol=1e-5)
+    skew = np.sum(p * np.log(p / (0.1 * p + 0.9 * q))) / 2
+    np.testing.assert_allclose(value('skew_kl_pq'), skew, rtol=1e-4)
+
   def test_default_builders(self):
     names = [b.__name__ for b in gf.ROW_BUILDERS]
     self.assertEqual(names, ['mle_rows', 'direct_rows', 'cot_rows', 'gan_pi_rows',
-                             'seqgan_rows'])
+                             'seqgan_rows', 'distill_rows'])
 
 
 if __name__ == '__main__':

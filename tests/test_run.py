@@ -2,9 +2,11 @@
 
 import json
 import os
+import resource
+import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -28,7 +30,7 @@ class SmokeRunTest(absltest.TestCase):
     proc = _run(*args)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     self.assertNotIn('Unable to initialize backend', proc.stdout + proc.stderr)
-    self.assertRegex(proc.stdout, r'step 20/20 \(.*steps/s, ETA 0s, 2/2 ok\)')
+    self.assertRegex(proc.stdout, r'step 20/20 \(.*steps/s, ETA 0s, run ETA 0s, 2/2 ok\)')
     for name in ('config.json', 'results.jsonl', 'summary.md', 'plots/metrics.png',
                  'checkpoints/mle.msgpack'):
       self.assertTrue(os.path.exists(os.path.join(out, name)), name)
@@ -82,58 +84,157 @@ class HelpTest(absltest.TestCase):
       self.assertRegex(proc.stdout, rf'\n\s+{name}: \S')
 
 
+def _files(directory):
+  """{relative path: bytes} of every file under directory ({} when it does not exist)."""
+  found = {}
+  for parent, _, names in os.walk(directory):
+    for name in names:
+      path = os.path.join(parent, name)
+      with open(path, 'rb') as f:
+        found[os.path.relpath(path, directory)] = f.read()
+  return found
+
+
+def _damage(out, name):
+  """Damages out/name as a crash mid-write would: config.json garbage, results.jsonl a last
+  row cut short (line 5), a checkpoint its first half."""
+  path = os.path.join(out, name)
+  with open(path, 'rb') as f:
+    data = f.read()
+  damaged = {'config.json': b'{"garbage', 'results.jsonl': data + b'{"scheme": "mle", "se'}
+  with open(path, 'wb') as f:
+    f.write(damaged.get(name, data[:len(data) // 2]))
+
+
+# Issue 13 item 4: every bad input fails with exit 2 and one line naming the flag or file,
+# before any compilation (JAX_LOG_COMPILES=1 would add a line per compile to stderr), leaving
+# the previous run's files in --output_dir byte-identical. Damaged files of a real finished
+# run: tests/test_faults.py; a held lock and failing writes: tests/test_faults.py too.
+# Columns: name, arguments after `--preset=smoke --schemes=mle --output_dir=OUT` ('{out}' is
+# OUT, 'BLOCKER' a regular file), extra environment, file of OUT to damage first, the start of
+# the one line (after 'error: '; '{out}' is OUT).
+BAD_INPUTS = (
+    ('preset', ['--preset=nope'], {}, None, '--preset: unknown preset'),
+    ('scheme', ['--schemes=mle,nope'], {}, None, '--schemes: unknown scheme(s) nope'),
+    ('scheme_twice', ['--schemes=mle,cot,mle'], {}, None, '--schemes: mle named more than once'),
+    ('num_seeds', ['--num_seeds=0'], {}, None, '--num_seeds: must be a positive integer'),
+    ('size', ['--config.problem.vocab_size=0'], {}, None, '--config.problem.vocab_size: must'),
+    ('one_eval_sample', ['--config.eval.num_samples=1'], {}, None,
+     '--config.eval.num_samples: a standard error needs at least 2 samples'),
+    ('one_test_sample', ['--config.problem.num_test=1'], {}, None,
+     '--config.problem.num_test: a standard error needs at least 2 samples'),
+    ('one_exposure_sample', ['--config.eval.exposure_samples=1'], {}, None,
+     '--config.eval.exposure_samples: must be 0 (all samples) or at least 2'),
+    ('batch_over_data', ['--config.problem.num_train=8'], {}, None,
+     '--config.problem.num_train: 8 is smaller than --config.train.batch_size (16)'),
+    ('unknown_config_field', ['--config.nope=1'], {}, None, '--config.nope: no such config field'),
+    ('unknown_nested_field', ['--config.train.nope=1'], {}, None,
+     '--config.train.nope: no such config field'),
+    ('scheme_field', ['--schemes=direct', '--config.direct.divergence=kl_pp'], {}, None,
+     '--config.direct.divergence'),
+    ('pi_high', ['--pis=0.5,1.5'], {}, None, '--pis: π = 1.5 is outside [0, 1]'),
+    ('pi_text', ['--pis=half'], {}, None, '--pis: expected comma-separated numbers'),
+    ('strategy', ['--config.train.seed_strategy=pmap'], {}, None,
+     "--config.train.seed_strategy: 'pmap' is not one of"),
+    ('bad_alphas', ['--config.eval.alphas=(1.0,0.0)'], {}, None,
+     '--config.eval.alphas: must be positive inverse temperatures'),
+    ('bad_select', ['--config.eval.select=best'], {}, None,
+     "--config.eval.select: 'best' is not one of"),
+    ('memory', ['--num_seeds=100000'], {'DIVBENCH_MEMORY_LIMIT_BYTES': str(4 * 2 ** 30)}, None,
+     '--num_seeds: 100000 seeds of mle need an estimated'),
+    ('process_id_alone', ['--process_id=1'], {}, None,
+     '--process_id: only meaningful with --distributed'),
+    ('num_processes', ['--distributed', '--num_processes=0'], {}, None,
+     '--num_processes: must be a positive integer'),
+    ('distributed_without_cluster', ['--distributed'], {}, None, '--distributed: '),
+    ('unwritable_output_dir', ['--output_dir=BLOCKER/sub'], {}, None,
+     '--output_dir: cannot write to'),
+    ('damaged_results', [], {}, 'results.jsonl',
+     '{out}/results.jsonl: line 5 is not valid JSON (truncated write?)'),
+    ('damaged_config', [], {}, 'config.json',
+     '{out}/config.json: not valid JSON (truncated write?); pass --overwrite'),
+    ('damaged_checkpoint', [], {}, 'checkpoints/mle.msgpack',
+     '{out}/checkpoints/mle.msgpack: not a readable checkpoint (truncated write?)'),
+)
+
+
+def _previous_run(out):
+  """Writes the files of a finished `--preset=smoke --schemes=mle` run into out, without
+  training: its config.json, two rows per seed, a summary and a checkpoint."""
+  import numpy as np
+  from benchmarks import results
+  from benchmarks import runner
+  config = runner.build_config('smoke', {}, schemes='mle')
+  runner.prepare_output_dir(out, config, overwrite=False, log=lambda s: None)
+  results.release_lock(out)
+  with open(os.path.join(out, 'results.jsonl'), 'w') as f:
+    for step in (0, 10):
+      for seed in (0, 1):
+        f.write(json.dumps({'scheme': 'mle', 'seed': seed, 'step': step, 'kl_pq': 1.0}) + '\n')
+  with open(os.path.join(out, 'summary.md'), 'w') as f:
+    f.write('| scheme |\n|---|\n| mle |\n')
+  os.makedirs(os.path.join(out, 'checkpoints'))
+  results.save_checkpoint(out, 'mle', 10, {'w': np.zeros((2, 3), np.float32)},
+                          np.zeros(2, bool))
+
+
+def _run_cpu(*args, env):
+  """_run and the CPU time (user + system, seconds) the command took."""
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
+  proc = _run(*args, env=env)
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return proc, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _bad_input_env(extra):
+  """The environment of a bad-input run: no cluster variables (--distributed must find no
+  cluster), every compilation logged, and extra."""
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(('SLURM_', 'OMPI_', 'JAX_', 'DIVBENCH_'))}
+  return dict(env, JAX_LOG_COMPILES='1', **extra)
+
+
 class BadInputTest(parameterized.TestCase):
+  """The bad-input table through the CLI: one subprocess per row."""
 
-  @parameterized.named_parameters(
-      ('preset', ['--preset=nope'], '--preset'),
-      ('scheme', ['--schemes=mle,nope'], '--schemes'),
-      ('num_seeds', ['--num_seeds=0'], '--num_seeds'),
-      ('size', ['--config.problem.vocab_size=0'], '--config.problem.vocab_size'),
-      ('negative_size', ['--config.train.batch_size=-3'], '--config.train.batch_size'),
-      ('pi_high', ['--pis=0.5,1.5'], '--pis'),
-      ('pi_negative', ['--pis=-0.1'], '--pis'),
-      ('pi_text', ['--pis=half'], '--pis'),
-      ('strategy', ['--config.train.seed_strategy=pmap'], '--config.train.seed_strategy'),
-      ('process_id_alone', ['--process_id=1'], '--process_id'),
-      ('num_processes', ['--distributed', '--num_processes=0'], '--num_processes'),
-      ('distributed_without_cluster', ['--distributed'], '--distributed'),
-      ('unknown_config_field', ['--config.nope=1'], '--config.nope: no such config field'),
-      ('unknown_nested_field', ['--config.train.nope=1'], '--config.train.nope'),
-      ('scheme_twice', ['--schemes=mle,cot,mle'], '--schemes: mle named more than once'),
-      ('one_eval_sample', ['--config.eval.num_samples=1'],
-       '--config.eval.num_samples: a standard error needs at least 2 samples'),
-      ('one_test_sample', ['--config.problem.num_test=1'], '--config.problem.num_test'),
-      ('bad_alphas', ['--config.eval.alphas=(1.0,0.0)'], '--config.eval.alphas'),
-      ('bad_select', ['--config.eval.select=best'], '--config.eval.select'),
-  )
-  def test_rejected_before_compute(self, args, flag):
-    out = os.path.join(tempfile.mkdtemp(), 'never')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('SLURM_', 'OMPI_', 'JAX_'))}
-    proc = _run('--preset=smoke', f'--output_dir={out}', *args, env=env)
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn(flag, proc.stderr)
-    self.assertFalse(os.path.exists(out), 'no partial results for bad input')
-    self.assertNotIn('Compiling', proc.stderr)
-    self.assertEqual(proc.stdout, '')
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp()
+    cls.template = os.path.join(cls.tmp, 'template')
+    _previous_run(cls.template)
+    # The most CPU time a failure may take: twice that of a failure in validation (python,
+    # jax, flax and the schemes imported, nothing compiled: ~1 s), plus 1 s. A smoke run
+    # that compiles takes over 7 s of CPU even when it only resumes. CPU time, not wall
+    # time: on the shared 2-core CI machine wall time measures the load.
+    proc, cls.baseline_cpu = _run_cpu('--preset=smoke', '--num_seeds=0',
+                                      env=_bad_input_env({}))
+    assert proc.returncode == 2, proc.stderr[-2000:]
 
-  def test_scheme_section_rejected_before_compute(self):
-    # A scheme's own --config.<scheme>.* field fails in validation, like the sizes above.
-    out = os.path.join(tempfile.mkdtemp(), 'never')
-    proc = _run('--preset=smoke', f'--output_dir={out}', '--schemes=direct',
-                '--config.direct.divergence=kl_pp')
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn('--config.direct.divergence', proc.stderr)
-    self.assertFalse(os.path.exists(out))
-    self.assertEqual(proc.stdout, '')
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
 
-  def test_unwritable_output_dir(self):
-    blocker = os.path.join(tempfile.mkdtemp(), 'a_file')
-    with open(blocker, 'w') as f:
-      f.write('x')
-    proc = _run('--preset=smoke', f'--output_dir={blocker}/sub')
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn('--output_dir', proc.stderr)
+  @parameterized.named_parameters(*BAD_INPUTS)
+  def test_rejected_before_compile_leaving_files_alone(self, args, env, damage, message):
+    out = os.path.join(tempfile.mkdtemp(dir=self.tmp), 'run')
+    shutil.copytree(self.template, out)
+    if damage:
+      _damage(out, damage)
+    blocker = os.path.join(out, 'summary.md')  # a regular file: no directory inside it
+    args = [a.replace('BLOCKER', blocker) for a in args]
+    if not any(a.startswith('--output_dir=') for a in args):
+      args.append(f'--output_dir={out}')
+    before = _files(out)
+    proc, cpu = _run_cpu('--preset=smoke', '--schemes=mle', *args, env=_bad_input_env(env))
+    self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertEqual(proc.stdout, '')
+    lines = proc.stderr.splitlines()
+    self.assertLen(lines, 1, proc.stderr[-3000:])  # also: no 'Compiling' line of JAX
+    self.assertStartsWith(lines[0], 'error: ' + message.replace('{out}', out))
+    self.assertLess(cpu, 2 * self.baseline_cpu + 1)
+    self.assertEqual(_files(out), before)
 
 
 class SchemeConfigTest(parameterized.TestCase):

@@ -57,5 +57,49 @@ class VariantsTest(parameterized.TestCase):
                                 variants={'x': ('gan_pi', {'gan_pi.d_steps': 3})})
 
 
+class AddedFieldsTest(absltest.TestCase):
+  """A config.json written before a field existed resumes when that field is at its default."""
+
+  def test_pruning_keeps_changed_and_drops_default_added_fields(self):
+    saved = {'a': 1, 'sec': {'x': 1}}
+    default = {'a': 1, 'new': True, 'sec': {'x': 1, 'y': (1, 2)}}
+    self.assertEqual(runner.without_added_defaults(
+        saved, {'a': 1, 'new': True, 'sec': {'x': 1, 'y': [1, 2]}}, default), saved)
+    self.assertEqual(runner.without_added_defaults(
+        saved, {'a': 1, 'new': False, 'sec': {'x': 1}}, default),
+        {'a': 1, 'new': False, 'sec': {'x': 1}})
+    self.assertEqual(runner.without_added_defaults(saved, {'a': 2, 'sec': {'x': 1}}, default),
+                     {'a': 2, 'sec': {'x': 1}})
+
+  def _written_before(self, field, value=None):
+    """An output dir whose config.json lacks train.<field> (as if written before it existed)."""
+    out = tempfile.mkdtemp()
+    runner.prepare_output_dir(out, smoke_config(), overwrite=False)
+    path = os.path.join(out, 'config.json')
+    with open(path) as f:
+      saved = json.load(f)
+    saved['config']['train'].pop(field)
+    saved['hash'] = 'written-before'
+    with open(path, 'w') as f:
+      json.dump(saved, f)
+    config = smoke_config()
+    if value is not None:
+      config.train[field] = value
+    return out, config
+
+  def test_a_field_added_at_its_default_resumes_and_rewrites_config_json(self):
+    out, config = self._written_before('tensorboard')
+    logged = []
+    h = runner.prepare_output_dir(out, config, overwrite=False, log=logged.append)
+    self.assertTrue(any('train.tensorboard' in line and 'resuming' in line for line in logged))
+    with open(os.path.join(out, 'config.json')) as f:
+      self.assertEqual(json.load(f)['hash'], h)
+
+  def test_a_field_added_at_another_value_is_a_different_config(self):
+    out, config = self._written_before('tensorboard', value=False)
+    with self.assertRaisesRegex(ValueError, '--output_dir: .* different config'):
+      runner.prepare_output_dir(out, config, overwrite=False)
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -53,6 +53,58 @@ class ThroughputTest(absltest.TestCase):
     self.assertEqual({k: len(v) for k, v in times.items()}, {'a': 3, 'b': 3})
 
 
+def _state(load, own=0.0, gflops=50.0, others=None):
+  state = dict(load_avg=[load, load, load], own_load=own, matmul_flops=gflops * 1e9)
+  if others is not None:
+    state['others_cores'] = others
+  return state
+
+
+class MachineWasBusyTest(absltest.TestCase):
+
+  def test_idle_machine_gives_no_reason(self):
+    # 2 cores: the limit is 1.0 of load beyond this process; 19% slower matmul is tolerated.
+    self.assertEqual(throughput.machine_was_busy(
+        _state(0.9), _state(2.9, own=1.95, gflops=40.5, others=0.99), 2), [])
+
+  def test_each_reason(self):
+    (reason,) = throughput.machine_was_busy(_state(1.2), _state(1.1, own=0.2, others=0.3), 2)
+    self.assertIn('load average before the measurements 1.20 (1.20 beyond this process) > '
+                  '0.5 x 2 cores', reason)
+    (reason,) = throughput.machine_was_busy(_state(0.2), _state(1.5, own=0.2, others=0.3), 2)
+    self.assertIn('load average after the measurements 1.50 (1.30 beyond this process)', reason)
+    (reason,) = throughput.machine_was_busy(_state(0.2), _state(0.2, others=1.5), 2)
+    self.assertIn('other processes kept 1.50 cores busy', reason)
+    (reason,) = throughput.machine_was_busy(_state(0.2), _state(0.2, gflops=30.0), 2)
+    self.assertIn('matmul rate -40%', reason)
+    (reason,) = throughput.machine_was_busy(_state(0.2), _state(0.2, gflops=61.0), 2)
+    self.assertIn('matmul rate +22%', reason)
+    self.assertLen(throughput.machine_was_busy(_state(3.0), _state(3.0, gflops=10.0), 4), 3)
+
+  def test_markdown_warns_when_busy(self):
+    machine = dict(cores=2, busy=['matmul rate -40% after the measurements'],
+                   before=_state(0.2), after=_state(0.3, own=0.1, gflops=30.0, others=0.2))
+    md = throughput.markdown(dict(preset='smoke', device='cpu', matmul_flops=5e10,
+                                  machine=machine))
+    self.assertTrue(md.splitlines()[2].startswith('**Warning: the machine was busy'))
+    self.assertIn('matmul rate -40% after the measurements. Rerun on an idle machine.', md)
+    self.assertIn('1-min load average 0.20 before (this process ~0.00), 0.30 after (this '
+                  'process ~0.10); other processes used 0.20 cores on average in between; '
+                  'matmul rate 50.0 GFLOP/s before, 30.0 after.', md)
+    machine['busy'] = []
+    self.assertNotIn('Warning', throughput.markdown(
+        dict(preset='smoke', device='cpu', matmul_flops=5e10, machine=machine)))
+
+  def test_machine_state_window(self):
+    before = throughput.machine_state(matmul_flops=1.0)
+    after = throughput.machine_state(before, matmul_flops=2.0)
+    self.assertLen(after['load_avg'], 3)
+    self.assertGreaterEqual(after['own_load'], 0.0)
+    self.assertEqual((before['matmul_flops'], after['matmul_flops']), (1.0, 2.0))
+    if after['busy_cpu_s'] is not None:  # Linux
+      self.assertGreaterEqual(after['others_cores'], 0.0)
+
+
 class ThroughputEndToEndTest(absltest.TestCase):
 
   def test_runs_and_writes_its_outputs(self):
@@ -72,6 +124,11 @@ class ThroughputEndToEndTest(absltest.TestCase):
     self.assertTrue(all(r['seed_steps_per_s'] > 0 for r in result['jax']))
     self.assertEqual(set(result['sampling']), {'jax_icdf', 'jax_gumbel'})
     self.assertGreater(result['eval_memory']['temp_bytes'], 0)
+    machine = result['machine']
+    self.assertEqual(set(machine), {'cores', 'busy', 'before', 'after'})
+    self.assertEqual(machine['before']['matmul_flops'], result['matmul_flops'])
+    self.assertGreater(machine['after']['matmul_flops'], 0)
+    self.assertEqual(bool(machine['busy']), 'WARNING: the machine was busy' in proc.stderr)
     for name in ('throughput.md', 'throughput.png'):
       self.assertTrue(os.path.exists(os.path.join(out, name)), name)
 

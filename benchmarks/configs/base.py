@@ -42,6 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.seed_strategy = 'map'   # 'map' (lax.map, CPU), 'vmap' (accelerators), 'batched'
   c.train.map_batch_size = 2      # seeds per vmapped group under 'batched'
   c.train.shard = True            # split the run axis over all local devices (when > 1)
+  # TensorBoard event files of every evaluation under OUTPUT_DIR/tensorboard/ (one run per
+  # scheme × seed × π; `tensorboard --logdir OUTPUT_DIR`). Viewing only: numbers unchanged.
+  c.train.tensorboard = True
   # MLE steps trained once per seed before any scheme; every scheme's runs of that seed start
   # from that generator (paired comparisons). 0 = every scheme starts from a fresh init.
   # A multiple of eval_every.
@@ -71,6 +74,15 @@ def get_config() -> ml_collections.ConfigDict:
   # self_bleu with standard errors over the samples.
   c.eval.bleu = False
   c.eval.bleu_n = 4
+  # Exposure-bias diagnostic (Arora et al. 2022): per-step KL(P_t ‖ Q_t) over the full
+  # vocabulary summed along the generator's own samples (exposure_model, R) and along the P
+  # side (exposure_oracle, ε = kl_pq in expectation), and exacc_err = (R − ε)/ε; exact too with
+  # eval.exact. Logits held per chunk: generator.logits_chunk_bytes.
+  c.eval.exposure_bias = True
+  # Sequences of each side the diagnostic scores: the first min(this, num_samples) Q samples
+  # and min(this, num_test) of the P side; 0 = all. It costs about as much as the rest of the
+  # evaluation per sequence (full-vocabulary logits of both models), hence the cap.
+  c.eval.exposure_samples = 1_000
   c.eval.exact = False            # also enumerate all V^T sequences for exact divergences
   c.eval.max_enumerate = 1_000_000
   c.eval.enumerate_chunk = 4_096
@@ -117,6 +129,33 @@ def get_config() -> ml_collections.ConfigDict:
   c.direct.baseline = 'loo'         # 'loo' (leave-one-out batch mean) | 'none'
   c.direct.learning_rate = 0.01     # Adam
   c.direct.grad_clip = 5.0          # global-norm clipping
+
+  # Distillation from the oracle as teacher (objectives/distill.py): per-token D(P_t, Q_t)
+  # over the full vocabulary on prefixes of data, teacher or student rows. Defaults: TRL's GKD
+  # (β = ½ from --pis, λ = ½, data prefixes), except the sampling temperature (TRL: 0.9).
+  c.distill = ml_collections.ConfigDict()
+  # 'fkl' KL(P‖Q) | 'rkl' KL(Q‖P) | 'jsd' JS_β/(β(1−β)) with β = the run's π (swept by --pis;
+  # β = 0, 1 give fkl, rkl exactly) | 'skl' KL(P‖αP+(1−α)Q) | 'srkl' KL(Q‖(1−α)P+αQ) |
+  # 'tvd' ½‖P−Q‖₁
+  c.distill.divergence = 'jsd'
+  # Source of the rows that are not the student's own: 'data' (the training batch) |
+  # 'teacher' (fresh oracle samples, sequence-level KD) | 'student' (every row is the
+  # student's sample; lmbda is then ignored).
+  c.distill.prefix = 'data'
+  c.distill.lmbda = 0.5             # P(a row is the student's own sample), a Bernoulli per row
+  c.distill.skew_alpha = 0.1        # α of skl / srkl (DistiLLM)
+  # 'none': per-token surrogate, no gradient through the prefixes (the papers, TRL) |
+  # 'full': + the score-function term of the student rows' own law (cost-to-go Σ_{s>t} D_s),
+  # so the expected update is ∇E_Q[Σ_t D_t] (rkl: exactly ∇KL(Q‖P), as `direct`).
+  c.distill.cost_to_go = 'none'
+  c.distill.baseline = 'loo'        # 'full' only: 'loo' (other student rows' mean) | 'none'
+  # Student samples are drawn from softmax(logits / temperature), no top-k / top-p: 1.0 draws
+  # from exactly Q. The loss always scores Q at temperature 1, so another value trains on
+  # prefixes of a law other than the one scored (TRL's GKD samples at 0.9); refused with
+  # cost_to_go='full', whose score term is that of Q's own law.
+  c.distill.temperature = 1.0
+  c.distill.learning_rate = 0.01    # Adam
+  c.distill.grad_clip = 5.0         # global-norm clipping
 
   # Discriminator sizes shared by gan_pi, gumbel_gan and seqgan (models/discriminator.py).
   c.discriminator = ml_collections.ConfigDict()

@@ -4,6 +4,7 @@
 it. To add one: a module with `EXPERIMENT = base.Experiment(...)` (see base.py), listed here.
 """
 
+from benchmarks.experiments import distill
 from benchmarks.experiments import fedus
 from benchmarks.experiments import gan_sweep
 from benchmarks.experiments import huszar_1d
@@ -20,4 +21,5 @@ REGISTRY = {e.name: e for e in (
     gan_sweep.EXPERIMENT,
     temperature.EXPERIMENT,
     seqgan_table.EXPERIMENT,
+    distill.EXPERIMENT,
 )}

@@ -1,0 +1,393 @@
+"""distill — which divergence should a student minimise, on which prefixes, when the teacher's
+density is known (the language-model distillation family: GKD, SKD, SeqKD, MiniLLM,
+on-policy distillation, DistiLLM, TaiLr's target)?
+
+The oracle is the teacher P, the generator the student Q. Every objective is the `distill`
+scheme (objectives/distill.py): a per-token divergence D(P_t, Q_t) over the full vocabulary
+summed along prefixes that are data rows, teacher samples or the student's own samples (a
+Bernoulli(λ) per row), with or without the score-function term of the student rows' own law
+(`cost_to_go`). The grid: every divergence × {data (λ=0), teacher (λ=0), λ=0.5 mixture,
+student (λ=1)} × cost_to_go ∈ {none, full} where it differs (with λ=0 no row is the student's,
+so `full` adds nothing and is not run); jsd at every β of the π grid (one compile). The
+references `mle` (KL[P‖Q]) and `direct` KL[Q‖P] train beside them; every variant starts from
+the same MLE warm start of its seed.
+
+Runs:
+  enumerable    the misspecified enumerable problem of pi_sweep (E = H = 4 student against
+                an E = H = 16 teacher, V = 6, T = 6): exact divergences by enumeration;
+  capacity_h8,  the same problem with a student of E = H = 8 and 16 (the capacity axis;
+  capacity_h16  H = 4 is the `enumerable` run), for a subset of the objectives;
+  small         the `small` preset (V = 500, T = 20): Monte-Carlo divergences.
+The sequence-level skew KLs and TV are not evaluation metrics; the gradient-fidelity rows
+(`python -m benchmarks.gradient_fidelity`) answer whether those surrogates descend them.
+"""
+
+import math
+
+import numpy as np
+
+from benchmarks import figures
+from benchmarks import report
+from benchmarks.experiments import base
+
+DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
+# setting -> distill overrides (the prefixes and the gradient through them)
+SETTINGS = {
+    'data': {'prefix': 'data', 'lmbda': 0.0},
+    'teacher': {'prefix': 'teacher', 'lmbda': 0.0},
+    'mix': {'prefix': 'data', 'lmbda': 0.5},
+    'mix_full': {'prefix': 'data', 'lmbda': 0.5, 'cost_to_go': 'full'},
+    'student': {'prefix': 'student'},
+    'student_full': {'prefix': 'student', 'cost_to_go': 'full'},
+}
+MARKERS = {'data': 'o', 'teacher': 's', 'mix': '^', 'mix_full': 'v', 'student': 'D',
+           'student_full': 'P'}
+COLORS = {'fkl': 'tab:red', 'rkl': 'tab:purple', 'jsd': 'tab:blue', 'skl': 'tab:orange',
+          'srkl': 'tab:green', 'tvd': 'tab:brown', 'mle': 'k', 'direct_kl_qp': 'k',
+          'warm start': 'tab:gray'}
+REFERENCES = {'mle': ('mle', {}), 'direct_kl_qp': ('direct', {'direct.divergence': 'kl_qp'})}
+# The sequence-level divergence each objective is named after, as evaluation metrics.
+NAMED = {'fkl': 'kl_pq', 'rkl': 'kl_qp', 'jsd': 'js_scaled'}
+PIS = (0.1, 0.25, 0.5, 0.75, 0.9)
+WIDTH, QUICK_WIDTH = 4, 2  # the `enumerable` run's student E = H (teacher: 16; --quick: 8)
+CAPACITY = ('mle', 'direct_kl_qp', 'fkl_teacher', 'rkl_student', 'rkl_student_full', 'jsd_mix')
+QUICK = ('mle', 'fkl_data', 'rkl_student_full', 'jsd_mix', 'skl_teacher', 'srkl_mix_full',
+         'tvd_student')
+
+
+def variant(divergence: str, setting: str):
+  """(scheme, overrides) of one objective."""
+  return 'distill', {'distill.divergence': divergence,
+                     **{f'distill.{k}': v for k, v in SETTINGS[setting].items()}}
+
+
+def all_variants():
+  """{label: (scheme, overrides)}: the references, then every divergence × setting."""
+  out = dict(REFERENCES)
+  for d in DIVERGENCES:
+    for s in SETTINGS:
+      out[f'{d}_{s}'] = variant(d, s)
+  return out
+
+
+def split_label(label: str):
+  """'rkl_student_full' -> ('rkl', 'student_full'); references -> (label, None)."""
+  head, _, tail = label.partition('_')
+  return (head, tail) if head in DIVERGENCES else (label, None)
+
+
+def runs(options):
+  """The enumerable run, the capacity runs and the `small` run (see the module docstring)."""
+  every = all_variants()
+  if options.quick:
+    tiny = {'problem.vocab_size': 3, 'problem.seq_len': 3, 'problem.embed_dim': 8,
+            'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
+            'generator.embed_dim': QUICK_WIDTH, 'generator.hidden_dim': QUICK_WIDTH,
+            'train.batch_size': 16,
+            'train.num_steps': 10, 'train.eval_every': 10, 'train.warm_start_steps': 10,
+            'eval.num_samples': 64, 'eval.batch_size': 64, 'pis': (0.1, 0.9),
+            'num_seeds': 2}
+    return {
+        'enumerable': base.Run('enumerable', tiny, {k: every[k] for k in QUICK}),
+        'capacity_h4': base.Run('enumerable', dict(tiny, **{'generator.embed_dim': 4,
+                                                           'generator.hidden_dim': 4}),
+                                {k: every[k] for k in ('rkl_student',)}),
+        'small': base.Run('small', base.tiny_sizes(**{'train.warm_start_steps': 10,
+                                                     'pis': (0.5,)}),
+                          {k: every[k] for k in ('jsd_student',)}),
+    }
+  enum = {'generator.embed_dim': WIDTH, 'generator.hidden_dim': WIDTH,
+          'train.num_steps': 1_000,
+          'train.eval_every': 250, 'train.warm_start_steps': 500, 'eval.num_samples': 2_000,
+          'pis': PIS, 'num_seeds': 5}
+  out = {'enumerable': base.Run('enumerable', enum, every)}
+  for h in (8, 16):
+    out[f'capacity_h{h}'] = base.Run(
+        'enumerable', dict(enum, **{'generator.embed_dim': h, 'generator.hidden_dim': h}),
+        {k: every[k] for k in CAPACITY})
+  out['small'] = base.Run('small', {'train.num_steps': 1_000, 'train.eval_every': 500,
+                                    'train.warm_start_steps': 1_000,
+                                    'pis': (0.1, 0.5, 0.9), 'num_seeds': 5}, every)
+  return out
+
+
+# --------------------------------------------------------------------------- rows -> numbers
+
+def final_rows(rows):
+  """{(run, label, π): [rows of the last training step, not diverged]} (phase 'train')."""
+  out = {}
+  for (run, label, pi), steps in report.groups(
+      [r for r in rows if r.get('phase') == 'train'], by=('run', 'scheme', 'pi')).items():
+    out[(run, label, pi)] = [r for r in steps[max(steps)] if not r['diverged']]
+  return out
+
+
+def warm_rows(rows, run):
+  """The last warm-start evaluation of `run` (one row per seed)."""
+  ws = [r for r in rows if r.get('phase') == 'warm_start' and r.get('run') == run]
+  if not ws:
+    return []
+  last = max(r['step'] for r in ws)
+  return [r for r in ws if r['step'] == last and not r['diverged']]
+
+
+def exact_prefix(rows) -> str:
+  """'exact_' when the rows have enumeration-exact divergences, else ''."""
+  return 'exact_' if any('exact_kl_pq' in r for r in rows) else ''
+
+
+def value(row, metric: str, pi=None, prefix: str = ''):
+  """A row's metric; 'js_scaled' = JS_π / (π(1−π)) at π (the scaled jsd's sequence level)."""
+  if metric == 'js_scaled':
+    js = (row.get(prefix + 'js_pi') or {}).get(f'{pi:g}')
+    return None if js is None else js / (pi * (1 - pi))
+  return row.get(prefix + metric)
+
+
+def values(rows, metric, pi=None, prefix=''):
+  return [value(r, metric, pi, prefix) for r in rows]
+
+
+def paired(a_rows, b_rows, metric, pi=None, prefix=''):
+  """Per seed present in both: value(a) − value(b)."""
+  b = {r['seed']: r for r in b_rows}
+  out = []
+  for r in a_rows:
+    if r['seed'] in b:
+      x, y = value(r, metric, pi, prefix), value(b[r['seed']], metric, pi, prefix)
+      if x is not None and y is not None:
+        out.append(x - y)
+  return out
+
+
+def objectives(final, run):
+  """[(label, π, rows)] of one run: every variant (jsd at each π) in first-seen order."""
+  return [(label, pi, rs) for (r, label, pi), rs in final.items() if r == run and rs]
+
+
+def frontier(points):
+  """Labels of the points (label, kl_qp, kl_pq) that no other point beats in both KLs."""
+  out = []
+  for label, x, y in points:
+    if not any((x2 <= x and y2 <= y) and (x2 < x or y2 < y) for _, x2, y2 in points):
+      out.append(label)
+  return out
+
+
+def _name(label, pi):
+  return label if pi is None else f'{label} β={pi:g}'
+
+
+def findings(rows, final, run):
+  """Sentences computed from the rows of one run (never a hard-coded conclusion)."""
+  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  kind = 'exact' if pre else 'Monte-Carlo'
+  objs = objectives(final, run)
+  if not objs:
+    return [f'- `{run}`: no finished variant yet.']
+  means = [(_name(label, pi), report.mean_ci(values(rs, 'kl_qp', prefix=pre))[0],
+            report.mean_ci(values(rs, 'kl_pq', prefix=pre))[0]) for label, pi, rs in objs]
+  means = [m for m in means if math.isfinite(m[1]) and math.isfinite(m[2])]
+  lines = []
+  if means:
+    best_pq = min(means, key=lambda m: m[2])
+    best_qp = min(means, key=lambda m: m[1])
+    front = frontier(means)
+    lines.append(
+        f'- `{run}` ({kind}): the lowest KL[P‖Q] is reached by `{best_pq[0]}` '
+        f'({best_pq[2]:.4f}, its KL[Q‖P] {best_pq[1]:.4f}), the lowest KL[Q‖P] by '
+        f'`{best_qp[0]}` ({best_qp[1]:.4f}, its KL[P‖Q] {best_qp[2]:.4f}). '
+        f'{len(front)} of {len(means)} objectives are on the trade-off front (no other '
+        f'beats them in both KLs): {", ".join(f"`{f}`" for f in front)}.')
+  # Does on-policy sampling matter? student (λ=1) against data prefixes, paired by seed.
+  on_policy = []
+  for d in DIVERGENCES:
+    metric = 'kl_qp' if d in ('rkl', 'srkl') else 'kl_pq'
+    for pi in _pis(final, run, f'{d}_data'):
+      diff = paired(final.get((run, f'{d}_student', pi), []),
+                    final.get((run, f'{d}_data', pi), []), metric, prefix=pre)
+      m, h, n = report.mean_ci(diff)
+      if n >= 2 and math.isfinite(h):
+        verdict = ('lower' if m + h < 0 else 'higher' if m - h > 0 else 'no clear difference')
+        on_policy.append(f'{_name(d, pi)}: {m:+.4f} ± {h:.2g} on {metric} ({verdict})')
+  if on_policy:
+    lines.append(f'- `{run}`: student prefixes minus data prefixes, paired by seed (95% CI): '
+                 + '; '.join(on_policy) + '.')
+  # Do the surrogates descend the divergences they are named after?
+  warm = warm_rows(rows, run)
+  descent = []
+  for label, pi, rs in objs:
+    d, setting = split_label(label)
+    if d not in NAMED or not warm:
+      continue
+    diff = paired(rs, warm, NAMED[d], pi, pre)
+    m, h, n = report.mean_ci(diff)
+    if n:
+      down = sum(x < 0 for x in diff)
+      descent.append((_name(label, pi), m, h, down, n))
+  if descent:
+    fell = [x for x in descent if x[3] == x[4]]
+    rose = [x for x in descent if x[3] == 0]
+    lines.append(
+        f'- `{run}`: from the warm start, the sequence-level divergence an objective is named '
+        f'after (fkl: KL[P‖Q], rkl: KL[Q‖P], jsd: JS_β/(β(1−β))) fell in every seed for '
+        f'{len(fell)} of {len(descent)} objectives and rose in every seed for {len(rose)}'
+        + (': ' + ', '.join(f'`{x[0]}` ({x[1]:+.4f})' for x in rose) if rose else '') + '.')
+  # Exposure bias: on-policy vs off-policy ExAccErr.
+  ex = {}
+  for label, pi, rs in objs:
+    _, setting = split_label(label)
+    if setting is not None:
+      ex.setdefault(setting, []).extend(values(rs, 'exacc_err', prefix=pre))
+  if ex:
+    lines.append(f'- `{run}`: ExAccErr (R − ε)/ε by prefix setting, pooled over divergences: '
+                 + '; '.join(f'{s} {report.fmt_ci(v)}' for s, v in ex.items()) + '.')
+  return lines
+
+
+def _pis(final, run, label):
+  return [pi for (r, l, pi) in final if r == run and l == label] or [None]
+
+
+# --------------------------------------------------------------------------- drawings
+
+def _point(label, pi, rs, pre, **kw):
+  d, setting = split_label(label)
+  return dict({'label': label if setting is None else f'{d}', 'color': COLORS.get(d, 'k'),
+               'marker': MARKERS.get(setting, 'x' if label == 'mle' else '+'),
+               'kl_qp': values(rs, 'kl_qp', prefix=pre),
+               'kl_pq': values(rs, 'kl_pq', prefix=pre)}, **kw)
+
+
+def draw_plane(ax, rows, final, run):
+  """Every objective of `run` on the KL[Q‖P]–KL[P‖Q] plane (jsd at β = ½ and its β curve)."""
+  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  warm = warm_rows(rows, run)
+  points = []
+  if warm:
+    points.append({'label': 'warm start', 'color': COLORS['warm start'], 'marker': '*',
+                   'kl_qp': values(warm, 'kl_qp', prefix=pre),
+                   'kl_pq': values(warm, 'kl_pq', prefix=pre)})
+  for label, pi, rs in objectives(final, run):
+    if pi is None or abs(pi - 0.5) < 1e-9:
+      points.append(_point(label, pi, rs, pre))
+  figures.kl_plane(ax, points, annotate=False)
+  for label in {l for (r, l, pi) in final if r == run and pi is not None}:
+    xy = sorted((pi, report.mean_ci(values(rs, 'kl_qp', prefix=pre))[0],
+                 report.mean_ci(values(rs, 'kl_pq', prefix=pre))[0])
+                for (r, l, pi), rs in final.items() if r == run and l == label and rs)
+    ax.plot([x for _, x, _ in xy], [y for _, _, y in xy], color=COLORS['jsd'], lw=0.6,
+            alpha=0.5, marker=MARKERS[split_label(label)[1]], ms=2)
+  ax.set_title(f'{run}: {"exact" if pre else "Monte-Carlo"}; jsd at β=½ (line: β grid)',
+               fontsize=8)
+  for s, m in MARKERS.items():  # a legend of the markers (prefix settings)
+    ax.plot([], [], m, color='gray', label=f'[{s}]', ls='')
+  figures.dedupe_legend(ax, fontsize=6, ncol=2)
+
+
+def draw(rows, output_dir, options):
+  """Figures: KL planes, the jsd β sweep, exposure bias, capacity; the tables."""
+  final = final_rows(rows)
+  runs_present = list(dict.fromkeys(r['run'] for r in rows if 'run' in r))
+  plane_runs = [r for r in ('enumerable', 'small') if r in runs_present]
+  fig, axes = figures.subplots(1, max(1, len(plane_runs)), width=6.0, height=5.0)
+  for ax, run in zip(axes.flat, plane_runs):
+    draw_plane(ax, rows, final, run)
+  figures.save(fig, f'{output_dir}/distill_plane.png')
+
+  # The β sweep of jsd (each prefix setting), on the enumerable run (or the first present).
+  run = plane_runs[0] if plane_runs else (runs_present[0] if runs_present else None)
+  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  fig, axes = figures.subplots(1, 2, width=4.6, height=3.6)
+  for ax, metric, title in zip(axes.flat, ('kl_pq', 'kl_qp'), ('KL[P‖Q]', 'KL[Q‖P]')):
+    for s in SETTINGS:
+      pis = sorted(pi for (r, l, pi) in final if r == run and l == f'jsd_{s}' and pi is not None)
+      if pis:
+        figures.band(ax, pis, [values(final[(run, f'jsd_{s}', p)], metric, prefix=pre)
+                               for p in pis], label=f'jsd [{s}]', marker=MARKERS[s])
+    for ref, ls in (('mle', '--'), ('direct_kl_qp', ':')):
+      m = report.mean_ci(values(final.get((run, ref, None), []), metric, prefix=pre))[0]
+      if math.isfinite(m):
+        ax.axhline(m, color='k', ls=ls, lw=1, label=ref)
+    ax.set_xlabel('β (the run\'s π)')
+    ax.set_title(f'{title} per token after jsd ({run})', fontsize=8)
+  figures.dedupe_legend(axes[0, 0], fontsize=6)
+  figures.save(fig, f'{output_dir}/distill_beta.png')
+
+  # Exposure bias by objective (ExAccErr; jsd at β = ½).
+  fig, axes = figures.subplots(1, max(1, len(plane_runs)), width=5.5, height=7.0)
+  for ax, run in zip(axes.flat, plane_runs):
+    pre = exact_prefix([r for r in rows if r.get('run') == run])
+    items = [('warm start', warm_rows(rows, run))] + [
+        (label, rs) for label, pi, rs in objectives(final, run)
+        if pi is None or abs(pi - 0.5) < 1e-9]
+    m, h, _ = figures.mean_ci_arrays([values(rs, 'exacc_err', prefix=pre) for _, rs in items])
+    ypos = np.arange(len(items))
+    colors = [COLORS.get(split_label(l)[0], 'k') if l != 'warm start' else 'gray'
+              for l, _ in items]
+    ax.barh(ypos, np.nan_to_num(m), xerr=np.nan_to_num(h), color=colors, alpha=0.7)
+    ax.set_yticks(ypos, [l for l, _ in items], fontsize=6)
+    ax.axvline(0, color='k', lw=0.6)
+    ax.set_xlabel('ExAccErr = (R − ε)/ε')
+    ax.set_title(f'{run}: exposure bias ({"exact" if pre else "MC"})', fontsize=8)
+  figures.save(fig, f'{output_dir}/distill_exposure.png')
+
+  # Capacity: KLs against the student's width.
+  cap_runs = sorted((int(r.split('_h')[1]), r) for r in runs_present if r.startswith('capacity_h'))
+  if 'enumerable' in runs_present:
+    cap_runs = sorted(cap_runs + [(QUICK_WIDTH if options.quick else WIDTH, 'enumerable')])
+  if cap_runs:
+    fig, axes = figures.subplots(1, 2, width=4.6, height=3.6)
+    hs = [h for h, _ in cap_runs]
+    for ax, metric, title in zip(axes.flat, ('kl_pq', 'kl_qp'), ('KL[P‖Q]', 'KL[Q‖P]')):
+      for label in CAPACITY:
+        pi = 0.5 if label.startswith('jsd') else None
+        groups = [values(final.get((r, label, pi), []), metric,
+                         prefix=exact_prefix([x for x in rows if x.get('run') == r]))
+                  for _, r in cap_runs]
+        if any(groups):
+          d, s = split_label(label)
+          figures.band(ax, hs, groups, label=_name(label, pi), color=COLORS.get(d, 'k'),
+                       marker=MARKERS.get(s, 'x'))
+      ax.set_xscale('log', base=2)
+      ax.set_xlabel('student E = H (teacher: 16)')
+      ax.set_title(f'{title} per token', fontsize=8)
+    figures.dedupe_legend(axes[0, 0], fontsize=6)
+    figures.save(fig, f'{output_dir}/distill_capacity.png')
+
+  lines = []
+  for run in runs_present:
+    lines += table(rows, final, run) + ['']
+  lines += ['**What was measured.**'] + [x for run in runs_present
+                                        for x in findings(rows, final, run)]
+  return '\n'.join(lines) + '\n'
+
+
+def table(rows, final, run):
+  """The markdown table of one run: every objective's KLs, entropy and ExAccErr."""
+  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  warm = warm_rows(rows, run)
+  lines = [f'### {run} ({"exact, by enumeration" if pre else "Monte-Carlo"}; per token, '
+           'mean ± 95% CI over seeds)', '',
+           '| objective | β | seeds | KL[P‖Q] | KL[Q‖P] | H(Q) | ExAccErr | named divergence '
+           'Δ from warm start |', '|---|---|---|---|---|---|---|---|']
+  items = [('warm start', None, warm)] + objectives(final, run)
+  for label, pi, rs in items:
+    d, _ = split_label(label)
+    delta = (report.fmt_ci(paired(rs, warm, NAMED[d], pi, pre))
+             if d in NAMED and label != 'warm start' else '–')
+    lines.append(f'| {label} | {"–" if pi is None else f"{pi:g}"} | {len(rs)} | '
+                 + ' | '.join(report.fmt_ci(values(rs, m, prefix=pre))
+                              for m in ('kl_pq', 'kl_qp', 'entropy_q', 'exacc_err'))
+                 + f' | {delta} |')
+  return lines
+
+
+EXPERIMENT = base.Experiment(
+    name='distill',
+    claim=('Distillation objectives (GKD, SKD, SeqKD, on-policy distillation, MiniLLM, '
+           'DistiLLM, TaiLr) each choose a per-token divergence and a prefix source; with a '
+           'teacher of known density we measure which sequence-level trade-off each reaches, '
+           'whether on-policy prefixes matter, and whether the token-level surrogates descend '
+           'the sequence-level divergences they are named after.'),
+    runs=runs, draw=draw)

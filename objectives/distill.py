@@ -1,0 +1,321 @@
+"""Knowledge distillation from the oracle: per-token divergences on data, teacher or own prefixes.
+
+The oracle P is a teacher with known next-token distributions P_t = P(·|x_<t). The student Q
+minimises, on prefixes x of a batch, the per-token divergence over the full vocabulary
+
+  L(x) = (1/T) Σ_t D(P_t, Q_t),   differentiated through Q_t = Q(·|x_<t) only,
+
+with D (config.distill.divergence; TRL's names where it has them):
+  fkl   KL(P_t ‖ Q_t)                      (Hinton's KD, SKD, SeqKD)
+  rkl   KL(Q_t ‖ P_t)                      (on-policy distillation, MiniLLM's direction)
+  jsd   JS_β(P_t, Q_t) / (β(1−β)),         GKD's generalised JSD, M = βP_t + (1−β)Q_t,
+        JS_β = β KL(P_t‖M) + (1−β) KL(Q_t‖M), β = the run's π (swept by --pis, traced: one
+        compile). Scaled so that β = 0 and β = 1 give exactly fkl and rkl, the end points GKD's
+        code special-cases (unscaled JS_β → 0 there); 4·JS at β = ½. Same gradient direction
+        as GKD's unscaled loss at every β ∈ (0, 1); only the step size differs.
+  skl   KL(P_t ‖ αP_t + (1−α)Q_t)          (DistiLLM's skew KL, α = skew_alpha)
+  srkl  KL(Q_t ‖ (1−α)P_t + αQ_t)          (DistiLLM's skew reverse KL)
+  tvd   ½ ‖P_t − Q_t‖₁                     (TaiLr's total variation; the gradient of |·|)
+
+Prefixes (config.distill.prefix, lmbda): each row of the batch is, independently with
+probability λ = lmbda (a Bernoulli per row, keyed), a fresh sample of the student (GKD's
+on-policy rows), else a row of `prefix`'s source: 'data' (the training batch: supervised KD,
+GKD's off-policy rows), 'teacher' (fresh oracle samples: sequence-level KD, TRL's seq_kd).
+prefix = 'student' makes every row the student's sample (λ is then ignored). Student samples
+are ancestral samples of softmax(logits / temperature) — exactly Q at temperature 1 (the
+default), no top-k / top-p — and are constants (no gradient through the sampling); the loss
+always scores Q at temperature 1.
+
+Cost-to-go (config.distill.cost_to_go). The chain rule for a prefix law R:
+  ∇ E_{x~R}[Σ_t D_t] = E_R[Σ_t ∇D_t] + E_R[Σ_t ∇log R(x_t | x_<t) · C_t],  C_t = Σ_{s>t} D_s.
+'none' keeps the first sum (the per-token surrogate of the distillation papers and TRL).
+'full' adds the second on the student's rows (R = Q), with the exact future per-token
+divergences as the cost (gradient stopped) less a baseline b_t (config.distill.baseline:
+'loo', the mean cost-to-go of the batch's *other* student rows at the same position, 0 when
+there is none, independent of the row so still unbiased; or 'none'). Data and teacher prefixes
+do not depend on θ: 'full' adds nothing there. So with 'full' the expected update on student
+rows is ∇E_{x~Q}[Σ_t D(P_t, Q_t)]/T, which for rkl is exactly ∇KL[Q‖P]/T (E_Q[Σ_t
+KL(Q_t‖P_t)] = KL[Q‖P] by the chain rule: `direct`'s per_step estimator); and fkl on teacher
+prefixes is exactly ∇KL[P‖Q]/T (MLE's gradient) with either setting. Every other pairing is a
+surrogate whose fidelity to the sequence-level divergence of the same name
+`benchmarks.gradient_fidelity` measures.
+
+The full-vocabulary logits of teacher and student are formed in row chunks of at most
+config.generator.logits_chunk_bytes each, under `jax.checkpoint` (the backward pass
+recomputes a chunk's logits), so memory stays O(chunk × V) at V = 5000.
+
+Differences from the papers' own methods (README maps settings to methods): GKD's sampling
+temperature (0.9 in TRL, scored at 1) is temperature=1 here unless configured; MiniLLM
+optimises a length-normalised reward-to-go with PPO-style clipping and a teacher-mixed
+sampler, here plain score-function with exact per-token costs; DistiLLM's adaptive
+off-policy schedule and replay buffer are not implemented (a fixed λ); TaiLr's weighted NLL
+is replaced by the TV distance itself.
+
+References:
+  Agarwal et al., On-Policy Distillation of Language Models: Learning from Self-Generated
+  Mistakes (GKD), ICLR 2024. Gu et al., MiniLLM: Knowledge Distillation of Large Language
+  Models, ICLR 2024. Ko et al., DistiLLM, ICML 2024. Ji et al., Tailoring Language Generation
+  Models under Total Variation Distance (TaiLr), ICLR 2023. Kim & Rush, Sequence-Level
+  Knowledge Distillation, EMNLP 2016.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from divergences import categorical
+from models import output_layer
+from objectives import base
+
+DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
+PREFIXES = ('data', 'teacher', 'student')
+COSTS_TO_GO = ('none', 'full')
+BASELINES = ('loo', 'none')
+
+
+def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergence: str,
+                     skew_alpha=0.1) -> jax.Array:
+  """D(P_t, Q_t) of next-token distributions: [..., V] log-probs (log-space) -> [...].
+
+  Args:
+    log_p: log P(v | x_<t), the teacher's, [..., V].
+    log_q: log Q(v | x_<t), the student's, same shape.
+    beta: β ∈ [0, 1] of 'jsd' (scalar, may be traced); unused otherwise.
+    divergence: one of DIVERGENCES (module docstring).
+    skew_alpha: α of 'skl' / 'srkl'.
+  """
+  if divergence == 'fkl':
+    return categorical.kl(log_p, log_q)
+  if divergence == 'rkl':
+    return categorical.kl(log_q, log_p)
+  if divergence == 'jsd':
+    return categorical.js_pi_scaled(log_p, log_q, beta)
+  if divergence == 'skl':
+    return categorical.skew_kl(log_p, log_q, skew_alpha)
+  if divergence == 'srkl':
+    return categorical.skew_kl(log_q, log_p, skew_alpha)
+  if divergence == 'tvd':
+    return categorical.total_variation(log_p, log_q)
+  raise ValueError(f'--config.distill.divergence: unknown {divergence!r}; known: '
+                   f'{", ".join(DIVERGENCES)}')
+
+
+def _logits_from_hidden(module, hidden: jax.Array) -> jax.Array:
+  """An LSTMLM's output layer on given hidden states: [..., H] -> [..., V]."""
+  return hidden @ module.Wo + module.bo
+
+
+def _in_row_chunks(fn: Callable, num_chunks: int, *arrays: jax.Array):
+  """fn over row chunks of [N, ...] arrays under jax.checkpoint; outputs [N, ...] each."""
+  rows = arrays[0].shape[0]
+  size = -(-rows // num_chunks)
+
+  def split(x):  # zero rows pad the last chunk; their outputs are dropped below
+    x = jnp.pad(x, [(0, num_chunks * size - rows)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape((num_chunks, size) + x.shape[1:])
+
+  outs = jax.lax.map(jax.checkpoint(lambda args: fn(*args)), tuple(map(split, arrays)))
+  return jax.tree.map(lambda y: y.reshape((-1,) + y.shape[2:])[:rows], outs)
+
+
+def per_token_terms(teacher_logits_fn: Callable, teacher_hidden: jax.Array,
+                    student_logits_fn: Callable, student_hidden: jax.Array,
+                    tokens: jax.Array, beta=None, *, divergence: str, skew_alpha=0.1,
+                    chunk_bytes: int = output_layer.CHUNK_BYTES):
+  """Per-position divergences and the realised tokens' student log-probs, in row chunks.
+
+  Args:
+    teacher_logits_fn: hidden [n, Hp] -> the teacher's logits [n, V] (constants).
+    teacher_hidden: [B, T, Hp] the teacher's teacher-forced hidden states on `tokens`.
+    student_logits_fn: hidden [n, Hq] -> the student's logits [n, V] (differentiable).
+    student_hidden: [B, T, Hq] the student's hidden states on `tokens` (differentiable).
+    tokens: int [B, T], the prefixes' sequences (row t of a sequence is conditioned on x_<t).
+    beta, divergence, skew_alpha: as in `token_divergence`.
+    chunk_bytes: at most this many bytes of float32 logits per model and chunk.
+
+  Returns:
+    (d, log_q_tok), each [B, T]: d_t = D(P(·|x_<t), Q(·|x_<t)) and log Q(x_t | x_<t).
+  """
+  b, t = tokens.shape
+  vocab = jax.eval_shape(student_logits_fn, student_hidden[0, :1]).shape[-1]
+
+  def chunk(h_p, h_q, x):
+    log_p = jax.nn.log_softmax(teacher_logits_fn(h_p), axis=-1)
+    log_q = jax.nn.log_softmax(student_logits_fn(h_q), axis=-1)
+    d = token_divergence(log_p, log_q, beta, divergence=divergence, skew_alpha=skew_alpha)
+    return d, jnp.take_along_axis(log_q, x[:, None], axis=-1)[:, 0]
+
+  n = output_layer.num_chunks(b * t, vocab, chunk_bytes)
+  d, log_q_tok = _in_row_chunks(chunk, n, teacher_hidden.reshape(b * t, -1),
+                                student_hidden.reshape(b * t, -1), tokens.reshape(-1))
+  return d.reshape(b, t), log_q_tok.reshape(b, t)
+
+
+def student_baseline(costs: jax.Array, is_student: jax.Array, baseline) -> jax.Array:
+  """The baseline b [B, T] subtracted from the cost-to-go `costs` [B, T] of student rows.
+
+  Args:
+    costs: C_t of every row, [B, T].
+    is_student: bool [B], the rows that are the student's samples.
+    baseline: 'loo' (for each student row, the mean of the other student rows' costs at the
+      same position; 0 if it is the only one), 'none' (0) or a constant broadcastable to
+      [B, T]. Entries of non-student rows are unused.
+  """
+  if isinstance(baseline, str):
+    if baseline == 'none':
+      return jnp.zeros_like(costs)
+    if baseline != 'loo':
+      raise ValueError(f'--config.distill.baseline: unknown {baseline!r}; known: '
+                       f'{", ".join(BASELINES)}')
+    mask = is_student.astype(costs.dtype)[:, None]
+    others = mask.sum(axis=0, keepdims=True) - mask  # student rows other than this one
+    total = (costs * mask).sum(axis=0, keepdims=True) - costs * mask
+    return jnp.where(others > 0, total / jnp.maximum(others, 1.0), 0.0)
+  return jnp.broadcast_to(jnp.asarray(baseline, costs.dtype), costs.shape)
+
+
+def surrogate(d: jax.Array, log_q_tok: jax.Array, is_student: jax.Array, *, cost_to_go: str,
+              baseline='loo') -> jax.Array:
+  """Per-row loss from per-token divergences: value (1/T) Σ_t d_t; gradient as configured.
+
+  Args:
+    d: D(P_t, Q_t) per position, differentiable through Q_t, [B, T].
+    log_q_tok: log Q(x_t | x_<t) of the rows' tokens (differentiable), [B, T].
+    is_student: bool [B], rows sampled from the student (the only ones 'full' changes).
+    cost_to_go: 'none' (gradient (1/T) Σ_t ∇d_t) or 'full' (plus, on student rows,
+      (1/T) Σ_t (C_t − b_t) ∇log Q(x_t | x_<t), C_t = Σ_{s>t} d_s held fixed).
+    baseline: see `student_baseline`.
+
+  Returns:
+    [B]. With 'full', the Q-expectation of a student row's gradient is ∇E_Q[Σ_t d_t]/T.
+  """
+  seq_len = d.shape[-1]
+  if cost_to_go == 'none':
+    return d.sum(axis=-1) / seq_len
+  if cost_to_go != 'full':
+    raise ValueError(f'--config.distill.cost_to_go: unknown {cost_to_go!r}; known: '
+                     f'{", ".join(COSTS_TO_GO)}')
+  k = jax.lax.stop_gradient(d)
+  # C_t = Σ_{s>t} d_s: the future divergences, those whose prefixes contain x_t.
+  cost = jnp.cumsum(k[:, ::-1], axis=1)[:, ::-1] - k
+  advantage = (cost - student_baseline(cost, is_student, baseline)) * is_student[:, None]
+  advantage = jax.lax.stop_gradient(advantage)
+  score = advantage * (log_q_tok - jax.lax.stop_gradient(log_q_tok))  # value 0
+  return (d + score).sum(axis=-1) / seq_len
+
+
+def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student: jax.Array,
+         beta=None, *, divergence: str, skew_alpha=0.1, cost_to_go: str = 'none',
+         baseline='loo', chunk_bytes: int = output_layer.CHUNK_BYTES) -> jax.Array:
+  """The distillation loss of each row of a batch of prefixes.
+
+  Args:
+    student: the student module (an LSTMLM); params: its variables (differentiated).
+    teacher: the teacher module (the oracle LSTMLM); teacher_params: its variables.
+    tokens: int32 [B, T] prefixes (constants), from `prefixes`.
+    is_student: bool [B], which rows are the student's samples.
+    beta: β of 'jsd' (scalar, may be traced); unused otherwise.
+    divergence, skew_alpha: see `token_divergence`; cost_to_go, baseline: see `surrogate`.
+    chunk_bytes: bound on the logits held at once (see `per_token_terms`).
+
+  Returns:
+    [B]: (1/T) Σ_t D(P_t, Q_t) per row (value), with the configured gradient.
+  """
+  h_p = jax.lax.stop_gradient(teacher.apply(teacher_params, tokens, method='hidden_states'))
+  h_q = student.apply(params, tokens, method='hidden_states')
+  d, log_q_tok = per_token_terms(
+      lambda h: jax.lax.stop_gradient(teacher.apply(teacher_params, h,
+                                                    method=_logits_from_hidden)), h_p,
+      lambda h: student.apply(params, h, method=_logits_from_hidden), h_q, tokens, beta,
+      divergence=divergence, skew_alpha=skew_alpha, chunk_bytes=chunk_bytes)
+  return surrogate(d, log_q_tok, is_student, cost_to_go=cost_to_go, baseline=baseline)
+
+
+def prefixes(key: jax.Array, batch: jax.Array, sample_student: Callable,
+             sample_teacher: Callable, *, prefix: str, lmbda: float):
+  """The batch of prefixes of one step, and which rows are the student's samples.
+
+  Args:
+    key: PRNG key of the step's draws.
+    batch: int32 [B, T], the training batch (the rows of prefix 'data').
+    sample_student: (key, num) -> int32 [num, T] samples of the student.
+    sample_teacher: (key, num) -> int32 [num, T] samples of the teacher.
+    prefix: 'data' | 'teacher' | 'student' (then every row is the student's; lmbda unused).
+    lmbda: probability that a row is the student's sample (static); 0 and 1 draw only the
+      source they use.
+
+  Returns:
+    (tokens int32 [B, T], is_student bool [B]): row i is the student's sample where
+    is_student[i] (a Bernoulli(λ) per row), else `prefix`'s.
+  """
+  if prefix not in PREFIXES:
+    raise ValueError(f'--config.distill.prefix: unknown {prefix!r}; known: '
+                     f'{", ".join(PREFIXES)}')
+  num = batch.shape[0]
+  lam = 1.0 if prefix == 'student' else float(lmbda)
+  k_rows, k_student, k_teacher = jax.random.split(key, 3)
+  # uniform < 0 never holds and uniform < 1 always does: λ ∈ {0, 1} are exact.
+  is_student = jax.random.bernoulli(k_rows, lam, (num,))
+  if lam == 1.0:
+    return sample_student(k_student, num), is_student
+  other = batch if prefix == 'data' else sample_teacher(k_teacher, num)
+  if lam == 0.0:
+    return other, is_student
+  return jnp.where(is_student[:, None], sample_student(k_student, num), other), is_student
+
+
+def check_config(config) -> None:
+  """ValueError naming the first invalid --config.distill.* field; no compute."""
+  dc = config.distill
+  base.check_choice('distill', 'divergence', dc.divergence, DIVERGENCES)
+  base.check_choice('distill', 'prefix', dc.prefix, PREFIXES)
+  base.check_choice('distill', 'cost_to_go', dc.cost_to_go, COSTS_TO_GO)
+  base.check_choice('distill', 'baseline', dc.baseline, BASELINES)
+  for field in ('lmbda', 'skew_alpha'):
+    value = dc[field]
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= 1):
+      raise ValueError(f'--config.distill.{field}: must be a number in [0, 1], got {value!r}')
+  for field in ('temperature', 'learning_rate', 'grad_clip'):
+    base.check_positive('distill', field, dc[field])
+  if dc.temperature != 1 and dc.cost_to_go == 'full':
+    raise ValueError(f"--config.distill.temperature: cost_to_go='full' needs prefixes drawn "
+                     f'from Q itself (temperature 1): its score-function term is that of '
+                     f"Q's law, which the loss scores; got {dc.temperature!r}")
+
+
+def make(config, problem) -> base.Scheme:
+  """Distillation from the oracle (config.distill); uses π as β only for divergence='jsd'."""
+  check_config(config)
+  dc = config.distill
+  model = base.generator_from_config(config)
+  optimizer = base.optimizer_from_config(dc)
+  teacher, teacher_params = problem.model, problem.params
+  uses_beta = dc.divergence == 'jsd'
+  chunk_bytes = config.generator.logits_chunk_bytes
+
+  def loss_fn(params, tokens, is_student, beta):
+    return loss(model, params, teacher, teacher_params, tokens, is_student, beta,
+                divergence=dc.divergence, skew_alpha=dc.skew_alpha,
+                cost_to_go=dc.cost_to_go, baseline=dc.baseline,
+                chunk_bytes=chunk_bytes).mean()
+
+  def init(key, generator_params=None):
+    return base.init_network(model, optimizer, key, generator_params)
+
+  def step(state, batch, key, pi):
+    # The teacher is the fixed oracle: the state is the student's alone.
+    params = state.params
+    tokens, is_student = prefixes(
+        key, batch,
+        lambda k, n: model.apply(params, k, n, dc.temperature, method='sample'),
+        lambda k, n: teacher.apply(teacher_params, k, n, method='sample'),
+        prefix=dc.prefix, lmbda=dc.lmbda)
+    beta = pi if uses_beta else None  # π is NaN in runs of a scheme that takes none
+    value, grads = jax.value_and_grad(loss_fn)(params, tokens, is_student, beta)
+    metrics = {'loss': value, 'student_share': is_student.mean(dtype=jnp.float32)}
+    return base.apply_gradients(optimizer, state, grads), metrics
+
+  return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
+                     generator=model, uses_pi=uses_beta)

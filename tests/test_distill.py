@@ -1,0 +1,389 @@
+"""Tests of objectives/distill.py: the per-token divergences, the two exact cases by
+enumeration, the per-row choice of prefixes, and smoke training through the CLI."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+from jax.flatten_util import ravel_pytree
+import jax.numpy as jnp
+import numpy as np
+import scipy.special
+
+import divergences
+from divergences import categorical
+import objectives
+from benchmarks import configs
+from models import oracle as oracle_lib
+from objectives import distill
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+V, T = 3, 3
+
+
+def _log(p):
+  """Log of a numpy probability array, float32, with log 0 = -inf."""
+  with np.errstate(divide='ignore'):
+    return np.log(np.asarray(p, np.float64)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _setup():
+  """An enumerable problem (27 sequences) and a student far from the teacher."""
+  config = configs.get_preset('smoke')
+  config.problem.update(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, num_train=64,
+                        num_test=32)
+  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=1.0)
+  problem = oracle_lib.make_problem(config.problem)
+  scheme = objectives.make('distill', config, problem)
+  params = scheme.init(jax.random.PRNGKey(1)).params
+  return config, problem, scheme.generator, params
+
+
+def _loss_fn(divergence, cost_to_go, baseline=0.0, chunk_bytes=2 ** 22):
+  """(params, tokens [n, T], is_student [n], beta) -> per-row losses [n] on the setup."""
+  _, problem, gen, _ = _setup()
+
+  def fn(params, tokens, is_student, beta):
+    return distill.loss(gen, params, problem.model, problem.params, tokens, is_student, beta,
+                        divergence=divergence, cost_to_go=cost_to_go, baseline=baseline,
+                        chunk_bytes=chunk_bytes)
+  return fn
+
+
+# One compile per divergence: β and α are traced.
+_token_divergence = jax.jit(distill.token_divergence, static_argnames='divergence')
+
+
+def _rel_err(a, b):
+  fa, fb = (ravel_pytree(t)[0] for t in (a, b))
+  return float(jnp.linalg.norm(fa - fb) / jnp.linalg.norm(fb))
+
+
+@functools.lru_cache(maxsize=None)
+def _exact():
+  """(values, ∇KL(P‖Q)/T, ∇KL(Q‖P)/T) at the setup's student, by autodiff through enumeration."""
+  _, problem, gen, params = _setup()
+
+  def values(prm):
+    return divergences.exact(lambda x: problem.model.apply(problem.params, x, method='log_prob'),
+                             lambda x: gen.apply(prm, x, method='log_prob'), vocab_size=V,
+                             seq_len=T, pis=jnp.array([0.5]), chunk_size=V ** T)
+
+  @jax.jit
+  def fn(prm):
+    return (values(prm), jax.grad(lambda p: values(p)['kl_pq'])(prm),
+            jax.grad(lambda p: values(p)['kl_qp'])(prm))
+  return fn(params)
+
+
+class TokenDivergenceTest(parameterized.TestCase):
+  """Each divergence on explicit next-token distributions (rows with zero atoms included)."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(0)
+    self.p = rng.dirichlet(np.ones(5), size=4)
+    self.q = rng.dirichlet(np.ones(5), size=4)
+    self.p[0, 1] = 0.0  # a zero atom of P in row 0 and of Q in row 1
+    self.q[1, 3] = 0.0
+    self.p /= self.p.sum(-1, keepdims=True)
+    self.q /= self.q.sum(-1, keepdims=True)
+    self.log_p, self.log_q = _log(self.p), _log(self.q)
+
+  def _d(self, divergence, beta=0.5, alpha=0.1):
+    return np.asarray(_token_divergence(self.log_p, self.log_q, beta, divergence=divergence,
+                                        skew_alpha=alpha))
+
+  def test_kl_directions_and_jsd_against_categorical(self):
+    np.testing.assert_array_equal(self._d('fkl'), categorical.kl(self.log_p, self.log_q))
+    np.testing.assert_array_equal(self._d('rkl'), categorical.kl(self.log_q, self.log_p))
+    for beta in (0.1, 0.5, 0.9):
+      np.testing.assert_allclose(
+          self._d('jsd', beta), categorical.js_pi_scaled(self.log_p, self.log_q, beta),
+          rtol=1e-6)
+
+  def test_scaled_jsd_end_points_are_the_two_kls(self):
+    # β = 0 and β = 1 are exactly fkl and rkl (GKD's special cases), and the interior
+    # approaches them; 4·JS at β = ½.
+    fkl, rkl = self._d('fkl'), self._d('rkl')
+    np.testing.assert_allclose(self._d('jsd', 0.0), fkl, rtol=1e-6)
+    np.testing.assert_allclose(self._d('jsd', 1.0), rkl, rtol=1e-6)
+    # Rows 0 / 1 have a zero atom, so KL(Q‖P) / KL(P‖Q) is infinite there.
+    self.assertEqual(rkl[0], np.inf)
+    self.assertEqual(fkl[1], np.inf)
+    np.testing.assert_allclose(self._d('jsd', 1e-5)[2:], fkl[2:], rtol=1e-2)
+    np.testing.assert_allclose(self._d('jsd', 1 - 1e-5)[2:], rkl[2:], rtol=1e-2)
+    m = 0.5 * (self.p + self.q)
+    js = 0.5 * (scipy.special.rel_entr(self.p, m) + scipy.special.rel_entr(self.q, m)).sum(-1)
+    np.testing.assert_allclose(self._d('jsd', 0.5), 4 * js, rtol=1e-5)
+
+  @parameterized.parameters(0.1, 0.5, 1.0)
+  def test_skew_kls_and_tvd_against_numpy(self, alpha):
+    p, q = self.p, self.q
+    skl = scipy.special.rel_entr(p, alpha * p + (1 - alpha) * q).sum(-1)
+    srkl = scipy.special.rel_entr(q, (1 - alpha) * p + alpha * q).sum(-1)
+    np.testing.assert_allclose(self._d('skl', alpha=alpha), skl, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(self._d('srkl', alpha=alpha), srkl, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(self._d('tvd'), 0.5 * np.abs(p - q).sum(-1), rtol=1e-5)
+
+  def test_skew_kl_limits_and_the_js_identity(self):
+    # α = 0: the plain KLs; JS_β = β SKL_β + (1−β) SRKL_{1−β} (reference/README.md).
+    np.testing.assert_allclose(self._d('skl', alpha=0.0), self._d('fkl'), rtol=1e-6)
+    np.testing.assert_allclose(self._d('srkl', alpha=0.0), self._d('rkl'), rtol=1e-6)
+    for beta in (0.1, 0.5, 0.9):
+      js = categorical.js_pi(self.log_p, self.log_q, beta)
+      mix = (beta * self._d('skl', alpha=beta)
+             + (1 - beta) * self._d('srkl', alpha=1 - beta))
+      np.testing.assert_allclose(mix, js, rtol=1e-5, atol=1e-7)
+
+  def test_gradients_finite_with_zero_atoms(self):
+    logits = jnp.asarray(np.log(self.q + 0.01), jnp.float32)
+
+    @jax.jit
+    def grads(z):
+      # Rows 2, 3 for the divergences whose value is infinite in row 0 or 1.
+      out = {d: jax.grad(lambda z, d=d: distill.token_divergence(
+          self.log_p[2:], jax.nn.log_softmax(z), 0.3, divergence=d).sum())(z[2:])
+             for d in distill.DIVERGENCES}
+      out['fkl_all_rows'] = jax.grad(lambda z: distill.token_divergence(
+          self.log_p, jax.nn.log_softmax(z), divergence='fkl').sum())(z)
+      return out
+
+    out = grads(logits)
+    chex.assert_tree_all_finite(out)
+    # d KL(P‖softmax z)/dz = softmax z − p, also where P has zeros.
+    np.testing.assert_allclose(out['fkl_all_rows'], jax.nn.softmax(logits) - self.p, atol=1e-6)
+
+  def test_unknown_divergence_names_the_flag(self):
+    with self.assertRaisesRegex(ValueError, '--config.distill.divergence'):
+      distill.token_divergence(self.log_p, self.log_q, divergence='kl')
+
+
+class LossTest(absltest.TestCase):
+
+  def test_row_chunks_change_nothing(self):
+    # 27 sequences × 3 positions = 81 rows of 3 logits: 12 bytes a row, so 100 bytes gives
+    # 10 chunks of 9 rows (the last one padded); values and gradients equal one chunk's.
+    _, _, _, params = _setup()
+    xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+    mask = jnp.arange(V ** T) % 2 == 0
+
+    def total(chunk_bytes):
+      f = _loss_fn('rkl', 'full', 'loo', chunk_bytes)
+      return jax.jit(jax.value_and_grad(lambda p: f(p, xs, mask, None).sum()))(params)
+
+    (v1, g1), (v10, g10) = total(2 ** 22), total(100)
+    np.testing.assert_allclose(v10, v1, rtol=1e-6)
+    chex.assert_trees_all_close(g10, g1, rtol=1e-5, atol=1e-7)
+
+  def test_exact_cases_by_enumeration(self):
+    # fkl on teacher prefixes: Σ_x P(x) ∇L(x) = ∇KL(P‖Q)/T; rkl on student prefixes with
+    # cost_to_go='full' (any constant baseline): Σ_x Q(x) ∇L(x), Q held fixed, = ∇KL(Q‖P)/T.
+    # Values: KL(P‖Q)/T, KL(Q‖P)/T. Without the score term, rkl on student prefixes is not
+    # ∇KL(Q‖P).
+    _, problem, gen, params = _setup()
+    xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+    log_p = problem.model.apply(problem.params, xs, method='log_prob')
+    n = xs.shape[0]
+
+    @jax.jit
+    def expected(params):
+      q = jax.lax.stop_gradient(jnp.exp(gen.apply(params, xs, method='log_prob')))
+      p = jnp.exp(log_p)
+      student, teacher = jnp.ones(n, bool), jnp.zeros(n, bool)
+      out = {}
+      for name, w, div, ctg, rows, baseline in (
+          ('fkl_teacher', p, 'fkl', 'none', teacher, 0.0),
+          ('rkl_student_full', q, 'rkl', 'full', student, 0.7),
+          ('rkl_student_none', q, 'rkl', 'none', student, 0.0)):
+        f = _loss_fn(div, ctg, baseline)
+        out[name] = jax.value_and_grad(lambda prm: jnp.sum(w * f(prm, xs, rows, None)))(params)
+      return out
+
+    out = expected(params)
+    values, g_pq, g_qp = _exact()
+    self.assertGreater(float(values['kl_qp']), 0.05)  # Q is far from P
+    np.testing.assert_allclose(out['fkl_teacher'][0], values['kl_pq'], rtol=1e-5)
+    self.assertLess(_rel_err(out['fkl_teacher'][1], g_pq), 1e-4)
+    np.testing.assert_allclose(out['rkl_student_full'][0], values['kl_qp'], rtol=1e-5)
+    self.assertLess(_rel_err(out['rkl_student_full'][1], g_qp), 1e-4)
+    self.assertGreater(_rel_err(out['rkl_student_none'][1], g_qp), 0.05)
+
+  def test_leave_one_out_baseline_over_student_rows_is_unbiased(self):
+    # Batches of 2 rows, both the student's: each row's baseline is the other's cost-to-go.
+    # The expectation over all (x1, x2) ~ Q × Q (27² pairs, enumerated) is ∇KL(Q‖P)/T.
+    _, problem, gen, params = _setup()
+    xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+    n = xs.shape[0]
+    pairs = jnp.stack([jnp.repeat(xs, n, axis=0), jnp.tile(xs, (n, 1))], axis=1)
+    f = _loss_fn('rkl', 'full', 'loo')
+
+    @jax.jit
+    def expected(params):
+      log_q = gen.apply(params, xs, method='log_prob')
+      w = jax.lax.stop_gradient(jnp.exp(log_q[:, None] + log_q[None, :]).reshape(-1))
+      per_pair = lambda prm, pair: f(prm, pair, jnp.ones(2, bool), None).mean()
+      return jax.grad(lambda prm: jnp.sum(w * jax.vmap(per_pair, (None, 0))(prm, pairs)))(
+          params)
+
+    _, _, g_qp = _exact()
+    self.assertLess(_rel_err(expected(params), g_qp), 1e-4)
+
+  def test_student_baseline(self):
+    costs = jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    mask = jnp.array([True, False, True, True])
+    b = distill.student_baseline(costs, mask, 'loo')
+    # Student rows 0, 2, 3: the mean of the other two student rows.
+    np.testing.assert_allclose(np.asarray(b)[[0, 2, 3]], [[6.0, 7.0], [4.0, 5.0], [3.0, 4.0]])
+    only_one = distill.student_baseline(costs, jnp.array([False, True, False, False]), 'loo')
+    np.testing.assert_array_equal(only_one[1], 0.0)
+    np.testing.assert_array_equal(distill.student_baseline(costs, mask, 'none'), 0.0)
+
+  def test_score_term_only_on_student_rows(self):
+    # Value: (1/T) Σ_t d_t for every row; the gradient w.r.t. log Q(x_t|x_<t) is the
+    # cost-to-go Σ_{s>t} d_s / T on student rows only (baseline 0), and 0 with 'none'.
+    d = jnp.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    log_q_tok = jnp.zeros((2, 3))
+    mask = jnp.array([True, False])
+    for ctg, expected in (('full', [[6 / 3, 4 / 3, 0.0], [0.0, 0.0, 0.0]]),
+                          ('none', np.zeros((2, 3)))):
+      f = lambda lq, c=ctg: distill.surrogate(d, lq, mask, cost_to_go=c, baseline=0.0)
+      np.testing.assert_allclose(f(log_q_tok), [7 / 3, 7 / 3])
+      np.testing.assert_allclose(jax.grad(lambda lq: f(lq).sum())(log_q_tok), expected)
+
+  def test_shapes_under_vmap_and_finite_gradients(self):
+    # As the runner maps runs: vmapped over (params, β), here jsd at β ∈ {0, ½, 1}, with the
+    # score term and the loo baseline (every divergence trains in CliTest).
+    _, problem, _, params = _setup()
+    stacked = jax.tree.map(lambda x: jnp.stack([x, 0.5 * x, 2.0 * x]), params)  # 3 students
+    xs = problem.train[:8]
+    mask = jnp.arange(8) < 5
+    f = lambda p, beta: _loss_fn('jsd', 'full', 'loo')(p, xs, mask, beta)
+    one = lambda p, beta: (f(p, beta), jax.grad(lambda p: f(p, beta).mean())(p))
+    losses, grads = jax.jit(jax.vmap(one))(stacked, jnp.array([0.0, 0.5, 1.0]))
+    chex.assert_shape(losses, (3, 8))
+    chex.assert_trees_all_equal_shapes(grads, stacked)
+    chex.assert_tree_all_finite((losses, grads))
+    self.assertGreater(float(jnp.abs(grads['params']['Wo']).min(axis=(1, 2)).max()), 0.0)
+
+
+class PrefixesTest(parameterized.TestCase):
+  """The rows used: data (0s), teacher samples (2s) or student samples (1s)."""
+
+  def _prefixes(self, prefix, lmbda, key=0, num=64):
+    batch = jnp.zeros((num, 4), jnp.int32)
+    student = lambda k, n: jnp.ones((n, 4), jnp.int32)
+    teacher = lambda k, n: jnp.full((n, 4), 2, jnp.int32)
+    return distill.prefixes(jax.random.PRNGKey(key), batch, student, teacher, prefix=prefix,
+                            lmbda=lmbda)
+
+  @parameterized.parameters('data', 'teacher')
+  def test_lambda_zero_uses_no_student_rows_and_one_only_student_rows(self, prefix):
+    other = 0 if prefix == 'data' else 2
+    tokens, is_student = self._prefixes(prefix, 0.0)
+    self.assertFalse(is_student.any())
+    np.testing.assert_array_equal(tokens, other)
+    tokens, is_student = self._prefixes(prefix, 1.0)
+    self.assertTrue(is_student.all())
+    np.testing.assert_array_equal(tokens, 1)
+
+  def test_prefix_student_ignores_lambda(self):
+    for lmbda in (0.0, 0.5):
+      tokens, is_student = self._prefixes('student', lmbda)
+      self.assertTrue(is_student.all())
+      np.testing.assert_array_equal(tokens, 1)
+
+  def test_mixture_rows_follow_the_per_row_choice(self):
+    shares = []
+    for key in range(4):
+      tokens, is_student = self._prefixes('teacher', 0.5, key=key)
+      np.testing.assert_array_equal(tokens, np.where(is_student, 1, 2)[:, None] * np.ones(4))
+      shares.append(float(is_student.mean()))
+    self.assertTrue(all(0 < s < 1 for s in shares), shares)  # 64 fair coins per key
+    self.assertGreater(len(set(shares)), 1)  # keyed: other keys, other rows
+
+
+class ConfigTest(parameterized.TestCase):
+
+  def test_uses_pi_only_for_jsd(self):
+    config, problem, _, _ = _setup()
+    for div in distill.DIVERGENCES:
+      c = config.copy_and_resolve_references()
+      c.distill.divergence = div
+      self.assertEqual(objectives.make('distill', c, problem).uses_pi, div == 'jsd')
+
+  @parameterized.parameters(
+      ({'divergence': 'kl'}, 'divergence'),
+      ({'prefix': 'mixed'}, 'prefix'),
+      ({'lmbda': 1.5}, 'lmbda'),
+      ({'skew_alpha': -0.1}, 'skew_alpha'),
+      ({'cost_to_go': 'partial'}, 'cost_to_go'),
+      ({'baseline': 'mean'}, 'baseline'),
+      ({'temperature': 0.0}, 'temperature'),
+      ({'temperature': 0.9, 'cost_to_go': 'full'}, 'temperature'),
+      ({'learning_rate': -1.0}, 'learning_rate'),
+  )
+  def test_bad_field_names_its_flag(self, fields, flag):
+    config = configs.get_preset('smoke')
+    config.distill.update(fields)
+    with self.assertRaisesRegex(ValueError, f'--config.distill.{flag}:'):
+      objectives.check_config('distill', config)
+
+  def test_a_sampling_temperature_is_allowed_without_the_score_term(self):
+    config = configs.get_preset('smoke')
+    config.distill.update(temperature=0.9, cost_to_go='none')
+    objectives.check_config('distill', config)
+
+
+# One persistent compilation cache for the CLI runs of this test session (shared by the
+# pytest-xdist workers): their initialisation and evaluation programs are the same for every
+# divergence, only the training step differs; a hit skips XLA's compilation, nothing else.
+_CACHE = os.path.join(tempfile.gettempdir(), 'divbench_test_distill_jax_cache_'
+                      + os.environ.get('PYTEST_XDIST_TESTRUNUID', str(os.getpid())))
+
+
+class CliTest(parameterized.TestCase):
+
+  # skl, srkl and tvd train through the CLI in `benchmarks.experiment distill --quick`
+  # (tests/test_experiment.py), which runs every divergence in one process.
+  @parameterized.parameters(('fkl', 0.0), ('rkl', 1.0), ('jsd', 0.5))
+  def test_smoke_trains_through_the_cli(self, divergence, lmbda):
+    # One seed, two steps of the score term on teacher prefixes mixed with student rows;
+    # jsd sweeps β ∈ {0, 1} (one compile). λ = 0 and λ = 1 report no and only student rows.
+    out = os.path.join(tempfile.mkdtemp(), 'run')
+    pis = '0,1' if divergence == 'jsd' else '0.5'
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=_CACHE,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.run', '--preset=smoke', '--schemes=distill',
+         '--num_seeds=1', f'--pis={pis}', f'--output_dir={out}',
+         f'--config.distill.divergence={divergence}', '--config.distill.prefix=teacher',
+         f'--config.distill.lmbda={lmbda}', '--config.distill.cost_to_go=full',
+         '--config.train.num_steps=2', '--config.train.eval_every=2',
+         '--config.eval.num_samples=16', '--config.eval.batch_size=16'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'results.jsonl')) as f:
+      last = [r for r in map(json.loads, f) if r['step'] == 2]
+    pis = sorted(r['pi'] for r in last) if divergence == 'jsd' else [r['pi'] for r in last]
+    self.assertEqual(pis, [0.0, 1.0] if divergence == 'jsd' else [None])  # β only for jsd
+    for r in last:
+      self.assertFalse(r['diverged'])
+      for key in ('train_loss', 'kl_pq', 'kl_qp'):
+        self.assertTrue(np.isfinite(r[key]), msg=key)
+      if lmbda in (0.0, 1.0):
+        self.assertEqual(r['train_student_share'], lmbda)
+      else:
+        self.assertBetween(r['train_student_share'], 0.0, 1.0)
+
+
+if __name__ == '__main__':
+  absltest.main()
