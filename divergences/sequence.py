@@ -207,6 +207,18 @@ def _expectation_sums(
   return jnp.sum(terms, axis=-1)
 
 
+def _enumerable(vocab_size: int, seq_len: int, max_sequences: int, instead: str) -> int:
+  """V^T, or ValueError when it exceeds max_sequences (naming the estimator to use instead)."""
+  num = vocab_size**seq_len
+  if num > max_sequences:
+    raise ValueError(
+        f'Exact enumeration of V^T = {vocab_size}^{seq_len} = {num} sequences '
+        f'(V={vocab_size}, T={seq_len}) exceeds max_sequences={max_sequences}; '
+        f'use {instead} instead, or raise max_sequences.'
+    )
+  return num
+
+
 def exact(
     log_prob_p: Callable[[jax.Array], jax.Array],
     log_prob_q: Callable[[jax.Array], jax.Array],
@@ -243,13 +255,7 @@ def exact(
     ValueError: if V^T exceeds `max_sequences`, or a callable returns the
       wrong shape.
   """
-  num = vocab_size**seq_len
-  if num > max_sequences:
-    raise ValueError(
-        f'Exact enumeration of V^T = {vocab_size}^{seq_len} = {num} sequences '
-        f'(V={vocab_size}, T={seq_len}) exceeds max_sequences={max_sequences}; '
-        'use monte_carlo instead, or raise max_sequences.'
-    )
+  num = _enumerable(vocab_size, seq_len, max_sequences, 'monte_carlo')
   chunk = min(chunk_size, num)
   n_chunks = -(-num // chunk)
   if n_chunks * chunk > _MAX_INDEX:
@@ -436,12 +442,7 @@ def exact_exposure(
     ValueError: if V^T exceeds `max_sequences`, or a callable returns the
       wrong shape.
   """
-  num = vocab_size**seq_len
-  if num > max_sequences:
-    raise ValueError(
-        f'Exact enumeration of V^T = {vocab_size}^{seq_len} = {num} sequences '
-        f'exceeds max_sequences={max_sequences}; use exposure_bias instead.'
-    )
+  num = _enumerable(vocab_size, seq_len, max_sequences, 'exposure_bias')
   chunk = min(chunk_size, num)
   n_chunks = -(-num // chunk)
   if n_chunks * chunk > _MAX_INDEX:

@@ -55,3 +55,17 @@ def traced_once_run(name, scheme, problem, config):
     train.train_scheme(name, scheme, problem, config, store, output_dir=out, config_hash='x',
                        log=lambda s: None)
   return calls, store.rows
+
+
+def enumerable_setup(scheme_name, vocab_size=3, seq_len=3):
+  """(config, problem, generator, params): a V^T-enumerable problem (27 sequences by default)
+  and `scheme_name`'s generator initialised N(0, 1), far from the oracle."""
+  import jax
+  config = configs.get_preset('smoke')
+  config.problem.update(vocab_size=vocab_size, seq_len=seq_len, embed_dim=4, hidden_dim=4,
+                        num_train=64, num_test=32)
+  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=1.0)
+  problem = oracle_lib.make_problem(config.problem)
+  scheme = objectives.make(scheme_name, config, problem)
+  params = scheme.init(jax.random.PRNGKey(1)).params
+  return config, problem, scheme.generator, params

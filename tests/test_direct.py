@@ -12,8 +12,7 @@ from jax.flatten_util import ravel_pytree
 import divergences
 from _smoke import final_rows, smoke_config
 import objectives
-from benchmarks import configs
-from models import oracle as oracle_lib
+import _smoke
 from objectives import direct
 
 V, T = 3, 3
@@ -22,14 +21,7 @@ V, T = 3, 3
 @functools.lru_cache(maxsize=None)
 def _setup():
   """An enumerable problem (27 sequences) and a generator far from the oracle."""
-  config = configs.get_preset('smoke')
-  config.problem.update(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, num_train=64,
-                        num_test=32)
-  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=1.0)
-  problem = oracle_lib.make_problem(config.problem)
-  scheme = objectives.make('direct', config, problem)
-  params = scheme.init(jax.random.PRNGKey(1)).params
-  return config, problem, scheme.generator, params
+  return _smoke.enumerable_setup('direct', V, T)
 
 
 def _losses(estimator, divergence, baseline):

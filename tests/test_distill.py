@@ -20,8 +20,8 @@ import scipy.special
 import divergences
 from divergences import categorical
 import objectives
+import _smoke
 from benchmarks import configs
-from models import oracle as oracle_lib
 from objectives import distill
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,14 +37,7 @@ def _log(p):
 @functools.lru_cache(maxsize=None)
 def _setup():
   """An enumerable problem (27 sequences) and a student far from the teacher."""
-  config = configs.get_preset('smoke')
-  config.problem.update(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, num_train=64,
-                        num_test=32)
-  config.generator.update(embed_dim=4, hidden_dim=4, init_scale=1.0)
-  problem = oracle_lib.make_problem(config.problem)
-  scheme = objectives.make('distill', config, problem)
-  params = scheme.init(jax.random.PRNGKey(1)).params
-  return config, problem, scheme.generator, params
+  return _smoke.enumerable_setup('distill', V, T)
 
 
 def _loss_fn(divergence, cost_to_go, baseline=0.0, chunk_bytes=2 ** 22):

@@ -278,8 +278,10 @@ def draw_plane(ax, rows, final, run):
                 for (r, l, pi), rs in final.items() if r == run and l == label and rs)
     ax.plot([x for _, x, _ in xy], [y for _, _, y in xy], color=COLORS['jsd'], lw=0.6,
             alpha=0.5, marker=MARKERS[split_label(label)[1]], ms=2)
-  ax.set_title(f'{run}: {"exact" if pre else "Monte-Carlo"}; jsd at β=½ (line: β grid)',
-               fontsize=8)
+  ax.set_xscale('log')  # the warm start sits an order of magnitude above the trained points
+  ax.set_yscale('log')
+  ax.set_title(f'{run}: {"exact" if pre else "Monte-Carlo"}; jsd at β=½ (line: β grid); '
+               'log axes', fontsize=8)
   for s, m in MARKERS.items():  # a legend of the markers (prefix settings)
     ax.plot([], [], m, color='gray', label=f'[{s}]', ls='')
   figures.dedupe_legend(ax, fontsize=6, ncol=2)
