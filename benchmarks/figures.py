@@ -1,16 +1,17 @@
 """Shared drawings of the experiments: curves with CI bands, the KL[Q‖P]–KL[P‖Q] plane.
 
 Every experiment draws with these (DESIGN.md: shared plots live in one place). Figures are
-written atomically (a temporary file, then os.replace).
+written atomically (results.atomic_write).
 """
 
+import io
 import math
-import os
 from typing import Sequence
 
 import numpy as np
 
 from benchmarks import report
+from benchmarks import results
 
 
 def pyplot():
@@ -28,14 +29,17 @@ def subplots(nrows: int = 1, ncols: int = 1, *, width: float = 4.4, height: floa
 
 
 def save(fig, path: str, dpi: int = 110) -> str:
-  """Writes fig to path (PNG) atomically and closes it; returns path."""
+  """Writes fig to path (PNG) with results.atomic_write and closes it; returns path.
+
+  A rerun after a kill sees the previous figure or the new one, never a part; a failed write
+  raises results.WriteError naming path.
+  """
   plt = pyplot()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.tight_layout()
-  tmp = path + '.tmp.png'
-  fig.savefig(tmp, dpi=dpi)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=dpi)
   plt.close(fig)
-  os.replace(tmp, path)
+  results.atomic_write(path, buffer.getvalue())
   return path
 
 

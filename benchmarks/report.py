@@ -122,9 +122,7 @@ def summary_markdown(rows, *, title: str = 'divbench results') -> str:
 
 def plot(rows, path: str) -> None:
   """Metrics against training step: one panel per metric, one line per (scheme, π)."""
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  from benchmarks import figures  # pylint: disable=import-outside-toplevel  (figures uses report)
 
   names = [n for n in PLOT_METRICS if n != 'js_pi']
   pis = list((rows[0].get('js_pi') or {}).keys())
@@ -132,7 +130,7 @@ def plot(rows, path: str) -> None:
     names.append(f'js_pi@{pis[len(pis) // 2]}')
   cols = 3
   nrows = math.ceil(len(names) / cols)
-  fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+  fig, axes = figures.subplots(nrows, cols, width=4.2, height=3.2)
   for ax, name in zip(axes.flat, names):
     for (scheme, pi), steps in groups(rows).items():
       xs = sorted(steps)
@@ -153,12 +151,7 @@ def plot(rows, path: str) -> None:
   for ax in axes.flat[len(names):]:
     ax.axis('off')
   axes.flat[0].legend(fontsize=7)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + '.tmp.png'
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, path)
+  figures.save(fig, path)
 
 
 ALPHA_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp')

@@ -288,10 +288,13 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   say(f'divbench: preset {config.preset}, schemes {",".join(resolved)}, {config.num_seeds} '
       f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
   problem = oracle.make_problem(config.problem)
-  # The run ETA of the progress lines: steps still to train per phase, rates measured so far.
-  phases = [(label, name, cfg.train.num_steps) for label, (name, cfg) in resolved.items()]
+  schemes = {label: objectives.make(name, cfg, problem) for label, (name, cfg) in resolved.items()}
+  # The run ETA of the progress lines: run-steps still to train per phase, rates so far.
+  phases = [(label, name, cfg.train.num_steps,
+             len(train.run_grid(schemes[label], range(cfg.num_seeds), cfg.pis)))
+            for label, (name, cfg) in resolved.items()]
   if config.train.warm_start_steps:
-    phases.insert(0, (train.WARM_START, 'mle', config.train.warm_start_steps))
+    phases.insert(0, (train.WARM_START, 'mle', config.train.warm_start_steps, config.num_seeds))
   to_go, rates = train.steps_to_go(store.rows, phases), {}
   warm = None
   if config.train.warm_start_steps:
@@ -299,8 +302,7 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
                                config_hash=config_hash, log=say, upcoming=to_go[1:],
                                rates=rates)
   for i, (label, (name, cfg)) in enumerate(resolved.items(), start=len(phases) - len(resolved)):
-    scheme = objectives.make(name, cfg, problem)
-    train.train_scheme(label, scheme, problem, cfg, store, output_dir=output_dir,
+    train.train_scheme(label, schemes[label], problem, cfg, store, output_dir=output_dir,
                        config_hash=config_hash, log=say, warm=warm, base_scheme=name,
                        upcoming=to_go[i + 1:], rates=rates)
     if main_process:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import configs
+from benchmarks import figures
 
 _PRESET = flags.DEFINE_string('preset', 'seqgan', 'Preset whose sizes are measured.')
 _NUM_SEEDS = flags.DEFINE_list('num_seeds', ['1', '2', '4'], 'Values of S to measure.')
@@ -331,10 +332,9 @@ def eval_memory(config, problem):
 
 
 def plot(result, path):
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(5.5, 4))
+  """Seed-steps/s against S (log-log), with linear scaling and the PyTorch loop for scale."""
+  fig, axes = figures.subplots(width=5.5, height=4)
+  ax = axes[0, 0]
   series = [('MLE', result['jax'], 'C0')]
   if result.get('adversarial'):
     series.append((result['adversarial']['scheme'], result['adversarial']['rows'], 'C2'))
@@ -354,9 +354,7 @@ def plot(result, path):
   ax.set_title(f'Training throughput, preset {result["preset"]}, {result["device"]}',
                fontsize=9)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  figures.save(fig, path)
 
 
 def _scaling_table(rows, step_flops=None, matmul_flops=None):

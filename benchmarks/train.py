@@ -320,43 +320,47 @@ def _duration(seconds: float) -> str:
   return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
 
 
-def run_eta(remaining: int, rate: float, upcoming=(), rates=None) -> float:
-  """Seconds left in the whole run: this scheme's remaining steps at its rate, plus each
-  upcoming (base scheme, steps to go) at the rate measured for that base scheme in this
-  invocation when known (`rates`: {base scheme: steps/s}), else at this scheme's rate.
+def run_eta(remaining: float, rate: float, upcoming=(), rates=None) -> float:
+  """Seconds left in the whole run, in run-steps (one training step of one (seed, π) run):
+  this scheme's `remaining` run-steps at its `rate` (run-steps/s), plus each upcoming
+  (base scheme, run-steps to go) at the rate measured for that base scheme in this
+  invocation when known (`rates`: {base scheme: run-steps/s}), else at this scheme's rate.
 
-  Deliberately simple: steps of different schemes are only told apart by a measured rate;
-  the α sweep and compilation of schemes to come are not counted. NaN when rate is unknown.
+  Counting run-steps, not steps, keeps a 15-run π sweep from pricing the 5-run schemes after
+  it at its own slow steps. Deliberately simple otherwise: the α sweep and compilation of
+  schemes to come are not counted. NaN when rate is unknown.
   """
   rates = rates or {}
   if not (rate == rate and rate > 0):
     return float('nan')
-  return remaining / rate + sum(steps / rates.get(base, rate) for base, steps in upcoming)
+  return remaining / rate + sum(work / rates.get(base, rate) for base, work in upcoming)
 
 
-def progress(done: int, remaining: int, elapsed: float, upcoming=None, rates=None) -> str:
-  """'12.3s, 45.6 steps/s, ETA 1m05s' for one scheme: steps done in `elapsed` seconds of this
-  invocation (compilation included, so early rates are low) and steps still to go; with
-  `upcoming` (the schemes still to train after this one, see `run_eta`), also
+def progress(done: int, remaining: int, elapsed: float, upcoming=None, rates=None,
+             runs: int = 1) -> str:
+  """'12.3s, 45.6 steps/s, ETA 1m05s' for one scheme of `runs` runs: steps done in `elapsed`
+  seconds of this invocation (compilation included, so early rates are low) and steps still
+  to go; with `upcoming` (the schemes still to train after this one, see `run_eta`), also
   ', run ETA 12m30s' for the whole run."""
   rate = done / elapsed if elapsed > 0 and done > 0 else float('nan')
   eta = remaining / rate if rate == rate and rate > 0 else float('nan')
   text = f'{elapsed:.1f}s, {rate:.3g} steps/s, ETA {_duration(eta) if eta == eta else "?"}'
   if upcoming is not None:
-    total = run_eta(remaining, rate, upcoming, rates)
+    total = run_eta(remaining * runs, rate * runs, upcoming, rates)
     text += f', run ETA {_duration(total) if total == total else "?"}'
   return text
 
 
 def steps_to_go(rows, schemes) -> list:
-  """[(base scheme, steps still to train)] of schemes = [(label, base scheme, num_steps)]:
-  num_steps minus the last step of the label's curve rows in rows (the rows run ahead of the
-  checkpoint by at most one chunk; a finished scheme counts zero)."""
+  """[(base scheme, run-steps still to train)] of schemes = [(label, base scheme, num_steps,
+  runs)]: (num_steps minus the last step of the label's curve rows in rows) × runs (the rows
+  run ahead of the checkpoint by at most one chunk; a finished scheme counts zero)."""
   done = {}
   for r in rows:
     if r.get('phase') != ALPHA:
       done[r['scheme']] = max(done.get(r['scheme'], 0), r['step'])
-  return [(base, max(steps - done.get(label, 0), 0)) for label, base, steps in schemes]
+  return [(base, max(steps - done.get(label, 0), 0) * runs)
+          for label, base, steps, runs in schemes]
 
 
 def _describe(evals, diverged) -> str:
@@ -388,9 +392,9 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   (host arrays, seed index on the leading axis) that every run of that seed starts from;
   phase, the rows' 'phase'; key_salt, when set the run keys are fold_in(run key, key_salt);
   base_scheme, the rows' 'base_scheme' (the registered scheme of a labelled variant);
-  upcoming, the [(base scheme, steps to go)] of the schemes the run trains after this one
-  (`steps_to_go`): progress lines then add the run's ETA (`run_eta`); rates, a dict
-  {base scheme: steps/s} this invocation's rate is recorded into and upcoming schemes'
+  upcoming, the [(base scheme, run-steps to go)] of the schemes the run trains after this
+  one (`steps_to_go`): progress lines then add the run's ETA (`run_eta`); rates, a dict
+  {base scheme: run-steps/s} this invocation's rate is recorded into and upcoming schemes'
   rates are read from (shared by all schemes of a run).
 
   With config.train.tensorboard, process 0 also writes each evaluation's rows as TensorBoard
@@ -503,8 +507,9 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
       results.save_checkpoint(output_dir, name, step, host_states, diverged)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     elapsed = time.time() - t0
-    rates[base_scheme or name] = (step - first) / elapsed
-    timing = progress(step - first, tc.num_steps - step, elapsed, upcoming, rates)
+    rates[base_scheme or name] = (step - first) * len(runs) / elapsed
+    timing = progress(step - first, tc.num_steps - step, elapsed, upcoming, rates,
+                      runs=len(runs))
     log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
         f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
         f'{_describe(evals, diverged[:len(runs)])}{note}')

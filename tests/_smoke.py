@@ -1,5 +1,6 @@
 """Shared by the scheme tests: a tiny `smoke` config and one end-to-end training run."""
 
+import os
 import tempfile
 
 import objectives
@@ -69,3 +70,14 @@ def enumerable_setup(scheme_name, vocab_size=3, seq_len=3):
   scheme = objectives.make(scheme_name, config, problem)
   params = scheme.init(jax.random.PRNGKey(1)).params
   return config, problem, scheme.generator, params
+
+
+def files_under(directory):
+  """{relative path: bytes} of every file under directory ({} when it does not exist)."""
+  found = {}
+  for parent, _, names in os.walk(directory):
+    for name in names:
+      path = os.path.join(parent, name)
+      with open(path, 'rb') as f:
+        found[os.path.relpath(path, directory)] = f.read()
+  return found

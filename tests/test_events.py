@@ -83,7 +83,7 @@ class ScalarsTest(absltest.TestCase):
 class RunEtaTest(absltest.TestCase):
 
   def test_run_eta_uses_measured_rates_where_known(self):
-    # 30 steps at 5/s, then gan_pi's 40 at its measured 2/s and mle's 50 at the current 5/s.
+    # 30 run-steps at 5/s, then gan_pi's 40 at its measured 2/s and mle's 50 at the current 5/s.
     self.assertEqual(train.run_eta(30, 5.0, [('gan_pi', 40), ('mle', 50)], {'gan_pi': 2.0}),
                      6 + 20 + 10)
     self.assertTrue(np.isnan(train.run_eta(30, float('nan'), [('mle', 5)])))
@@ -94,14 +94,21 @@ class RunEtaTest(absltest.TestCase):
                      '2.0s, 5 steps/s, ETA 6s, run ETA 12m36s')
     self.assertEqual(train.progress(0, 30, 0.0, []), '0.0s, nan steps/s, ETA ?, run ETA ?')
 
-  def test_steps_to_go_counts_finished_and_resumed_schemes(self):
+  def test_run_eta_counts_runs_not_steps(self):
+    # A 15-run scheme at 5 steps/s = 75 run-steps/s; 10 steps of a 5-run scheme after it
+    # (50 run-steps) take 50/75 s at that rate, not 10/5 s.
+    self.assertEqual(train.progress(10, 0, 2.0, [('distill', 50)], {}, runs=15),
+                     '2.0s, 5 steps/s, ETA 0s, run ETA 1s')
+    self.assertAlmostEqual(train.run_eta(0, 75.0, [('distill', 50)]), 50 / 75)
+
+  def test_steps_to_go_counts_finished_and_resumed_schemes_and_runs(self):
     rows = [dict(scheme='warm_start', phase='warm_start', step=s) for s in (0, 10)]
     rows += [dict(scheme='a', phase='train', step=s) for s in (0, 5)]
     rows += [dict(scheme='a', phase='alpha', step=20)]  # the α sweep's step: not progress
     self.assertEqual(
-        train.steps_to_go(rows, [('warm_start', 'mle', 10), ('a', 'gan_pi', 20),
-                                 ('b', 'mle', 20)]),
-        [('mle', 0), ('gan_pi', 15), ('mle', 20)])
+        train.steps_to_go(rows, [('warm_start', 'mle', 10, 2), ('a', 'gan_pi', 20, 6),
+                                 ('b', 'mle', 20, 2)]),
+        [('mle', 0), ('gan_pi', 90), ('mle', 40)])
 
 
 class EndToEndTest(absltest.TestCase):

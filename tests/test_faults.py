@@ -42,17 +42,6 @@ def _rows(out):
     return [json.loads(line) for line in f]
 
 
-def _files(out):
-  """{relative path: bytes} of every file under out."""
-  found = {}
-  for directory, _, names in os.walk(out):
-    for name in names:
-      path = os.path.join(directory, name)
-      with open(path, 'rb') as f:
-        found[os.path.relpath(path, out)] = f.read()
-  return found
-
-
 class FaultsTest(parameterized.TestCase):
 
   @classmethod
@@ -104,7 +93,7 @@ class FaultsTest(parameterized.TestCase):
       data = f.read()
     with open(path, 'wb') as f:  # a write cut short (mid-line), or garbage
       f.write(b'{"garbage' if name == 'config.json' else data[:len(data) // 2])
-    before = _files(out)
+    before = _smoke.files_under(out)
     proc = _run(f'--output_dir={out}')
     self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
@@ -113,11 +102,11 @@ class FaultsTest(parameterized.TestCase):
     self.assertStartsWith(errors[0], f'error: {path}: {message}')
     self.assertIn(out, errors[0][len(f'error: {path}'):])  # what to do names the directory
     self.assertEqual(proc.stdout, '')  # nothing ran
-    self.assertEqual(_files(out), before)
+    self.assertEqual(_smoke.files_under(out), before)
 
   def _refused(self, out, *, preexec_fn=None):
     """The one error line of a run into out that must fail; checks out is left as it was."""
-    before = _files(out)
+    before = _smoke.files_under(out)
     t0 = time.time()
     proc = _run(f'--output_dir={out}', preexec_fn=preexec_fn)
     elapsed = time.time() - t0
@@ -125,7 +114,7 @@ class FaultsTest(parameterized.TestCase):
     self.assertNotIn('Traceback', proc.stderr)
     self.assertEqual(proc.stdout, '')  # nothing ran
     self.assertLess(elapsed, self.clean_seconds / 2)  # well below a compile
-    self.assertEqual(_files(out), before)
+    self.assertEqual(_smoke.files_under(out), before)
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     self.assertEqual(errors, [proc.stderr.strip().splitlines()[-1]])
     return errors[0]

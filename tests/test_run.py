@@ -11,6 +11,8 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import _smoke
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROW_KEYS = ('scheme', 'seed', 'pi', 'step', 'nll_oracle', 'nll_test', 'entropy_q', 'kl_pq',
             'kl_qp', 'js_pi')
@@ -82,17 +84,6 @@ class HelpTest(absltest.TestCase):
       self.assertRegex(proc.stdout, rf'\n\s+{name}( \(default\))?: \S')
     for name in objectives.REGISTRY:
       self.assertRegex(proc.stdout, rf'\n\s+{name}: \S')
-
-
-def _files(directory):
-  """{relative path: bytes} of every file under directory ({} when it does not exist)."""
-  found = {}
-  for parent, _, names in os.walk(directory):
-    for name in names:
-      path = os.path.join(parent, name)
-      with open(path, 'rb') as f:
-        found[os.path.relpath(path, directory)] = f.read()
-  return found
 
 
 def _damage(out, name):
@@ -226,7 +217,7 @@ class BadInputTest(parameterized.TestCase):
     args = [a.replace('BLOCKER', blocker) for a in args]
     if not any(a.startswith('--output_dir=') for a in args):
       args.append(f'--output_dir={out}')
-    before = _files(out)
+    before = _smoke.files_under(out)
     proc, cpu = _run_cpu('--preset=smoke', '--schemes=mle', *args, env=_bad_input_env(env))
     self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertEqual(proc.stdout, '')
@@ -234,7 +225,7 @@ class BadInputTest(parameterized.TestCase):
     self.assertLen(lines, 1, proc.stderr[-3000:])  # also: no 'Compiling' line of JAX
     self.assertStartsWith(lines[0], 'error: ' + message.replace('{out}', out))
     self.assertLess(cpu, 2 * self.baseline_cpu + 1)
-    self.assertEqual(_files(out), before)
+    self.assertEqual(_smoke.files_under(out), before)
 
 
 class SchemeConfigTest(parameterized.TestCase):
