@@ -276,11 +276,16 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   memory.check(config, schemes + (['mle'] if config.train.warm_start_steps else []))
   main_process = train.is_main_process()
   # Every process checks the directory; only process 0 writes (all see the same files).
-  config_hash = prepare_output_dir(output_dir, config, overwrite=overwrite, write=main_process,
-                                   variants=variants, log=log)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices('output_dir prepared')
+  refusal = None
+  try:
+    config_hash = prepare_output_dir(output_dir, config, overwrite=overwrite,
+                                     write=main_process, variants=variants, log=log)
+  except (ValueError, OSError) as e:  # OSError: results.WriteError
+    refusal = e
+  if jax.process_count() > 1:  # all agree before any compute: none waits for a refused one
+    agree_or_raise(refusal is not None)
+  if refusal is not None:
+    raise refusal
   store = results.Store(output_dir)  # ValueError naming the file when unreadable
   results.check_checkpoints(output_dir)  # likewise, before any compute
   say = log if main_process else (lambda s: None)
@@ -308,6 +313,20 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
     if main_process:
       report.write_report(output_dir, store.rows, title=title)
   return store.rows
+
+
+def agree_or_raise(refused: bool) -> None:
+  """Multi-host: every process says whether it refused the output directory (a collective).
+
+  The processes that did not refuse raise ValueError naming the first one that did, so no
+  process waits forever at a later collective for a process that has already exited.
+  """
+  import numpy as np
+  from jax.experimental import multihost_utils
+  flags = np.asarray(multihost_utils.process_allgather(np.int32(refused))).reshape(-1)
+  if not refused and flags.any():
+    raise ValueError(f'--output_dir: refused by process {int(np.argmax(flags))} (see its '
+                     'error); this process wrote nothing')
 
 
 def check_distributed_flags(distributed: bool, coordinator, num_processes, process_id):

@@ -14,6 +14,8 @@ import tempfile
 
 from absl.testing import absltest
 
+from benchmarks import results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp')
 
@@ -44,16 +46,16 @@ class MultiHostTest(absltest.TestCase):
     multi_dir = os.path.join(tempfile.mkdtemp(), 'multi')
     env2 = dict(env, XLA_FLAGS='--xla_force_host_platform_device_count=2')
 
-    def run_two():
+    def run_two(expect=0):
       port = _free_port()
       procs = [subprocess.Popen(
           [sys.executable, '-m', 'benchmarks.run', *common, f'--output_dir={multi_dir}',
            '--distributed', f'--coordinator_address=localhost:{port}', '--num_processes=2',
            f'--process_id={i}'], cwd=ROOT, env=env2, stdout=subprocess.PIPE,
           stderr=subprocess.PIPE, text=True) for i in range(2)]
-      outs = [p.communicate(timeout=600) for p in procs]
+      outs = [p.communicate(timeout=600 if expect == 0 else 180) for p in procs]
       for p, (_, err) in zip(procs, outs):
-        self.assertEqual(p.returncode, 0, err[-3000:])
+        self.assertEqual(p.returncode, expect, err[-3000:])
       return outs
 
     outs = run_two()
@@ -72,6 +74,20 @@ class MultiHostTest(absltest.TestCase):
     again = run_two()
     self.assertIn('resuming at step 10/10', again[0][0])
     self.assertEqual(_rows(multi_dir), two)
+
+    # A directory held by another (live) run: process 0 refuses it, and process 1 must not
+    # wait for it at a collective; both stop with one line and the files are untouched.
+    results.acquire_lock(multi_dir)  # held by this test's own, live, process
+    try:
+      with open(os.path.join(multi_dir, 'results.jsonl')) as f:
+        before = f.read()
+      refused = run_two(expect=2)
+    finally:
+      results.release_lock(multi_dir)
+    self.assertIn('is in use by another run', refused[0][1])
+    self.assertIn('--output_dir: refused by process 0', refused[1][1])
+    with open(os.path.join(multi_dir, 'results.jsonl')) as f:
+      self.assertEqual(f.read(), before)
 
 
 if __name__ == '__main__':
