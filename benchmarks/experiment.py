@@ -27,6 +27,8 @@ def _define_flags():
   others, imported alongside in one test process, own --num_seeds and --output_dir too)."""
   flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.')
   flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).')
+  flags.DEFINE_bool('draw_only', False, 'Train nothing: draw the figures and table.md from '
+                    'the rows the runs have written so far (an unfinished experiment).')
   flags.DEFINE_integer('num_seeds', None, "Seeds per run (default: the experiment's).")
   flags.DEFINE_string('output_dir', os.path.join('results', 'experiments'),
                       'Where DIR/NAME/ goes. A rerun with the same options resumes.')
@@ -139,6 +141,44 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
     results.release_lock(out)
 
 
+def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
+  """Draws output_dir/<name>/ from the rows its runs have written so far, training nothing;
+  returns the table's path.
+
+  For an unfinished (running, stopped or interrupted) experiment: the figures and table.md
+  are drawn as by a finished one, from every run directory's results.jsonl that exists, with
+  a header saying the result is partial (an experiment's `compute` rows are computed as in a
+  full run). Takes no lock (every file it reads or writes is
+  replaced whole, so it can run beside the experiment). Raises ValueError naming
+  --draw_only when there is nothing to draw.
+  """
+  from benchmarks import results
+  from benchmarks.experiments import base
+  check_options(experiment, options)
+  out = os.path.join(output_dir, base.output_name(experiment, options))
+  rows, present = [], []
+  for label in resolve(experiment, options):
+    path = os.path.join(out, 'runs', label, 'results.jsonl')
+    if os.path.exists(path):
+      rows += [dict(r, run=label) for r in results.read_rows(path)]
+      present.append(label)
+  if not rows:
+    raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment first '
+                     '(without --draw_only)')
+  if experiment.compute is not None:  # its computed (not trained) rows, as a full run has
+    log(f'== {experiment.name}: computing')
+    rows += [results._clean(r) for r in experiment.compute(options)]  # pylint: disable=protected-access
+  table = experiment.draw(rows, out, options)
+  head = header(experiment, options, 0.0).replace(
+      'wall time of this invocation: 0 s (a resumed invocation counts only what it ran).',
+      f'**partial**: drawn with --draw_only from the rows written so far (runs with rows: '
+      f'{", ".join(present)}; {len(rows)} rows).')
+  path = os.path.join(out, 'table.md')
+  results.atomic_write(path, head + '\n' + table)
+  log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of {", ".join(present)}')
+  return path
+
+
 def main(argv):
   from benchmarks import experiments
   from benchmarks.experiments import base
@@ -163,6 +203,9 @@ def main(argv):
   runner.quiet_backend_probe()
   t0 = time.time()
   try:  # resolves every run (bad input: one line, exit 2) before anything runs
+    if FLAGS.draw_only:
+      print(open(draw_partial(experiment, options, FLAGS.output_dir)).read(), flush=True)
+      return
     run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,
                    log=lambda s: print(s, flush=True))
   except ValueError as e:

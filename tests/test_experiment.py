@@ -110,6 +110,14 @@ class ResumeTest(absltest.TestCase):
     with mock.patch.object(results, 'save_checkpoint', save_checkpoint):
       with self.assertRaises(KeyboardInterrupt):
         experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
+    # The interrupted experiment can be drawn as it stands (--draw_only), training nothing.
+    name_dir = os.path.join(cut, exp.name)
+    partial = experiment_cli.draw_partial(exp, options, cut, log=lambda s: None)
+    self.assertIn('**partial**', open(partial).read())
+    self.assertNotEmpty([f for f in os.listdir(name_dir) if f.endswith('.png')])
+    self.assertFalse(os.path.exists(os.path.join(name_dir, 'results.jsonl')))
+    with self.assertRaisesRegex(ValueError, '--draw_only: no rows'):
+      experiment_cli.draw_partial(exp, options, tempfile.mkdtemp(), log=lambda s: None)
     experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
 
     def strip(rows):
