@@ -80,8 +80,9 @@ def resolve(experiment, options):
   return out
 
 
-def header(experiment, options, wall_time: float) -> str:
-  """The table's preamble: claim, command, date, device, wall time."""
+def header(experiment, options, wall_time: float, partial: str = '') -> str:
+  """The table's preamble: claim, command, date, device, wall time (or, for a partial
+  drawing, `partial`: what it was drawn from)."""
   import jax
   device = jax.devices()[0]
   cmd = f'python -m benchmarks.experiment {experiment.name}'
@@ -93,8 +94,17 @@ def header(experiment, options, wall_time: float) -> str:
       f'Command: `{cmd}`  ',
       f'Date: {datetime.date.today().isoformat()}; device: {device.platform} '
       f'({device.device_kind}, {jax.device_count()} device(s), {os.cpu_count()} CPU cores, '
-      f'{platform.machine()}); wall time of this invocation: {wall_time:.0f} s '
-      '(a resumed invocation counts only what it ran).', ''])
+      f'{platform.machine()}); ' + (partial or f'wall time of this invocation: {wall_time:.0f} '
+                                    's (a resumed invocation counts only what it ran).'), ''])
+
+
+def computed_rows(experiment, options, log) -> list:
+  """The experiment's computed (not trained) rows; [] when it has no `compute`."""
+  if experiment.compute is None:
+    return []
+  from benchmarks import results
+  log(f'== {experiment.name}: computing')
+  return [results._clean(r) for r in experiment.compute(options)]  # pylint: disable=protected-access
 
 
 def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = False,
@@ -128,9 +138,7 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
                                  overwrite=overwrite, log=log,
                                  title=f'{experiment.name}: run {label}')
       rows += [dict(r, run=label) for r in run_rows]
-    if experiment.compute is not None:
-      log(f'== {experiment.name}: computing')
-      rows += [results._clean(r) for r in experiment.compute(options)]
+    rows += computed_rows(experiment, options, log)
     results.atomic_write(os.path.join(out, 'results.jsonl'),
                          ''.join(json.dumps(r) + '\n' for r in rows))
     table = experiment.draw(rows, out, options)
@@ -165,14 +173,11 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
   if not rows:
     raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment first '
                      '(without --draw_only)')
-  if experiment.compute is not None:  # its computed (not trained) rows, as a full run has
-    log(f'== {experiment.name}: computing')
-    rows += [results._clean(r) for r in experiment.compute(options)]  # pylint: disable=protected-access
+  rows += computed_rows(experiment, options, log)
   table = experiment.draw(rows, out, options)
-  head = header(experiment, options, 0.0).replace(
-      'wall time of this invocation: 0 s (a resumed invocation counts only what it ran).',
+  head = header(experiment, options, 0.0, partial=(
       f'**partial**: drawn with --draw_only from the rows written so far (runs with rows: '
-      f'{", ".join(present)}; {len(rows)} rows).')
+      f'{", ".join(present)}; {len(rows)} rows).'))
   path = os.path.join(out, 'table.md')
   results.atomic_write(path, head + '\n' + table)
   log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of {", ".join(present)}')

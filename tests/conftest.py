@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 
+
 def pytest_configure(config):
   if 'JAX_COMPILATION_CACHE_DIR' in os.environ:  # a worker (inherited) or the user's own
     return
