@@ -33,6 +33,7 @@ from benchmarks.experiments import base
 EPOCHS, STEPS_PER_EPOCH = 120, 157
 ADVERSARIAL_STEPS = 200
 EVAL_EVERY = 785                 # 5 epochs, as SeqGAN's log
+ADV_EVAL_EVERY = 20              # at most, after the warm start: a chunk is also a checkpoint
 CPU_D_PRETRAIN, CPU_D_STEPS = 40, 20
 # Published NLL_oracle per token (Yu et al. 2017, table 1; reference/README.md).
 PUBLISHED = {'random': 10.310, 'mle': 9.038, 'scheduled_sampling': 8.985, 'pg_bleu': 8.946,
@@ -69,8 +70,10 @@ def runs(options):
                    'discriminator.filter_widths': (1, 2), 'discriminator.num_filters': (4, 4),
                    'discriminator.embed_dim': 4})
   # After the warm start: exactly d_pre + adv (SeqGAN) and adv (the others) steps, evaluated
-  # every `adv_every` steps, which must also divide the warm start (40 on CPU, 10 on GPU).
-  adv_every = math.gcd(math.gcd(d_pre + adv, adv), mle_steps)
+  # every `adv_every` steps, which must also divide the warm start (20 on CPU, 10 on GPU).
+  # Checkpoints are written only at evaluations: 20 SeqGAN steps of 4 seeds take ~30 min on
+  # the 2-core CPU, which is what a stopped session can lose.
+  adv_every = math.gcd(math.gcd(math.gcd(d_pre + adv, adv), mle_steps), ADV_EVAL_EVERY)
   seqgan = {'seqgan.pretrain_steps': 0, 'seqgan.d_pretrain_steps': d_pre,
             'seqgan.d_steps': d_steps, 'seqgan.num_rollouts': rollouts,
             'train.num_steps': d_pre + adv, 'train.eval_every': adv_every}
