@@ -156,28 +156,37 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
   For an unfinished (running, stopped or interrupted) experiment: the figures and table.md
   are drawn as by a finished one, from every run directory's results.jsonl that exists, with
   a header saying the result is partial (an experiment's `compute` rows are computed as in a
-  full run). Takes no lock (every file it reads or writes is
-  replaced whole, so it can run beside the experiment). Raises ValueError naming
-  --draw_only when there is nothing to draw.
+  full run). A finished experiment (its own results.jsonl newer than every run's) is redrawn
+  from its rows as they are, `compute` rows included, and says so. Takes no lock (every file
+  it reads or writes is replaced whole, so it can run beside the experiment). Raises
+  ValueError naming --draw_only when there is nothing to draw.
   """
   from benchmarks import results
   from benchmarks.experiments import base
   check_options(experiment, options)
   out = os.path.join(output_dir, base.output_name(experiment, options))
-  rows, present = [], []
+  rows, present, newest = [], [], 0.0
   for label in resolve(experiment, options):
     path = os.path.join(out, 'runs', label, 'results.jsonl')
     if os.path.exists(path):
       rows += [dict(r, run=label) for r in results.read_rows(path)]
       present.append(label)
+      newest = max(newest, os.path.getmtime(path))
   if not rows:
     raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment first '
                      '(without --draw_only)')
-  rows += computed_rows(experiment, options, log)
+  final = os.path.join(out, 'results.jsonl')
+  if os.path.exists(final) and os.path.getmtime(final) >= newest:
+    with open(final) as f:  # computed rows have no scheme or step: not read_rows's rows
+      rows = [json.loads(line) for line in f if line.strip()]
+    note = (f'redrawn with --draw_only from the finished experiment\'s results.jsonl '
+            f'({len(rows)} rows; its wall time is in the log of the run that finished it).')
+  else:
+    rows += computed_rows(experiment, options, log)
+    note = (f'**partial**: drawn with --draw_only from the rows written so far (runs with '
+            f'rows: {", ".join(present)}; {len(rows)} rows).')
   table = experiment.draw(rows, out, options)
-  head = header(experiment, options, 0.0, partial=(
-      f'**partial**: drawn with --draw_only from the rows written so far (runs with rows: '
-      f'{", ".join(present)}; {len(rows)} rows).'))
+  head = header(experiment, options, 0.0, partial=note)
   path = os.path.join(out, 'table.md')
   results.atomic_write(path, head + '\n' + table)
   log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of {", ".join(present)}')

@@ -122,6 +122,9 @@ class ResumeTest(absltest.TestCase):
 
     def strip(rows):
       return [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+    redrawn = open(experiment_cli.draw_partial(exp, options, cut, log=lambda s: None)).read()
+    self.assertIn('redrawn with --draw_only from the finished', redrawn)
+    self.assertNotIn('**partial**', redrawn)
     a = _read_rows(os.path.join(whole, exp.name, 'results.jsonl'))
     b = _read_rows(os.path.join(cut, exp.name, 'results.jsonl'))
     self.assertEqual(strip(a), strip(b))

@@ -156,12 +156,20 @@ def draw(rows, output_dir, options):
   cs = curves(rows)
   h_p = report.mean_ci([r.get('entropy_p') for r in rows if r.get('phase') == 'alpha'])[0]
 
-  fig, axes = figures.subplots(1, 2, width=5.2, height=4.4)
+  zoom = MLE in cs
+  fig, axes = figures.subplots(1, 3 if zoom else 2, width=5.2, height=4.4)
   _plane(axes[0, 0], cs, 'nll_test', 'nll_oracle')
   axes[0, 0].set_title('quality (nll_oracle) vs coverage (nll_test)\nover α; dot: α = 1')
   _plane(axes[0, 1], cs, 'kl_pq', 'kl_qp')
   axes[0, 1].set_title('KL[Q‖P] vs KL[P‖Q] over α; dot: α = 1')
   axes[0, 0].legend(fontsize=7)
+  if zoom:  # a scheme far off (a collapsed one) squeezes the others: MLE's range, enlarged
+    _plane(axes[0, 2], cs, 'nll_test', 'nll_oracle')
+    for axis, metric in (('x', 'nll_test'), ('y', 'nll_oracle')):
+      _, m, _ = mean_curve(cs[MLE], metric)
+      lo, hi = np.nanmin(m), np.nanmax(m)
+      getattr(axes[0, 2], f'set_{axis}lim')(lo - 0.15 * (hi - lo), hi + 0.15 * (hi - lo))
+    axes[0, 2].set_title('the left panel within MLE\'s range')
   figures.save(fig, f'{output_dir}/temperature_frontier.png')
 
   metrics = ('entropy_q', 'nll_oracle', 'bleu', 'self_bleu')
