@@ -209,10 +209,14 @@ def checkpoint_path(output_dir: str, scheme: str) -> str:
   return os.path.join(output_dir, 'checkpoints', f'{scheme}.msgpack')
 
 
-def save_checkpoint(output_dir: str, scheme: str, step: int, states, diverged) -> None:
-  """Saves the stacked states of all runs after `step` updates, atomically."""
+def save_checkpoint(output_dir: str, scheme: str, step: int, states, diverged,
+                    pending=None) -> None:
+  """Saves the stacked states of all runs after `step` updates, atomically; with `pending`
+  ({metric: [R, k]}), also the training metrics of the evaluation interval so far (a
+  checkpoint between evaluations, config.train.checkpoint_every)."""
   blob = flax.serialization.to_bytes(
-      {'step': np.int64(step), 'states': states, 'diverged': np.asarray(diverged)})
+      {'step': np.int64(step), 'states': states, 'diverged': np.asarray(diverged),
+       'pending': {k: np.asarray(v) for k, v in (pending or {}).items()}})
   atomic_write(checkpoint_path(output_dir, scheme), blob)
 
 
@@ -247,8 +251,10 @@ def check_checkpoints(output_dir: str) -> None:
         _read_checkpoint(os.path.join(directory, name), output_dir)
 
 
-def load_checkpoint(output_dir: str, scheme: str, states, diverged):
+def load_checkpoint(output_dir: str, scheme: str, states, diverged, *, pending=False):
   """(step, states, diverged) from the scheme's checkpoint, or None; templates give structure.
+  With pending=True, (step, states, diverged, pending): the training metrics {metric:
+  [R, k]} of the evaluation interval the checkpoint was written in ({} at an evaluation).
 
   Raises ValueError naming the file when it is unreadable or does not fit the templates.
   """
@@ -262,7 +268,11 @@ def load_checkpoint(output_dir: str, scheme: str, states, diverged):
   except ValueError as e:  # flax: the keys differ (a checkpoint of other code or config)
     raise ValueError(f'{path}: does not fit the states of this run ({e}); remove '
                      f'{output_dir} or choose another --output_dir') from None
-  return int(restored['step']), restored['states'], np.array(restored['diverged'])
+  out = int(restored['step']), restored['states'], np.array(restored['diverged'])
+  if pending:
+    metrics = state_dict.get('pending') or {}
+    out += ({k: np.asarray(v) for k, v in metrics.items()},)
+  return out
 
 
 # The lock of an output directory: DIR/.lock, created atomically (O_CREAT | O_EXCL) and

@@ -27,6 +27,9 @@ _POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem
                   'eval.enumerate_chunk', 'eval.bleu_n')
 _POSITIVE_FLOATS = ('problem.init_scale', 'generator.init_scale', 'train.learning_rate',
                     'train.grad_clip', 'eval.temperature')
+# A field that changes how a run is chunked, not its numbers: kept out of config.json and the
+# config's hash (a run resumes under another value).
+OPERATIONAL = 'train.checkpoint_every'
 _FLAG_OF = {'num_seeds': '--num_seeds', 'schemes': '--schemes', 'pis': '--pis'}
 
 
@@ -142,6 +145,10 @@ def validate(config) -> None:
   if tc.num_steps % tc.eval_every:
     raise ValueError(f'--config.train.num_steps: {tc.num_steps} is not a multiple of '
                      f'--config.train.eval_every ({tc.eval_every})')
+  ce = tc.checkpoint_every
+  if not isinstance(ce, int) or isinstance(ce, bool) or ce < 0 or (ce and tc.eval_every % ce):
+    raise ValueError(f'--config.train.checkpoint_every: must be 0 or a divisor of '
+                     f'--config.train.eval_every ({tc.eval_every}), got {ce!r}')
   if tc.seed_strategy not in train.STRATEGIES:
     raise ValueError(f'--config.train.seed_strategy: {tc.seed_strategy!r} is not one of '
                      f'{", ".join(train.STRATEGIES)}')
@@ -374,9 +381,11 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool 
   config_dict = config.to_dict()
   if not config_dict['train'].get('inject_nan'):  # testing only: kept out of a normal run's
     config_dict['train'].pop('inject_nan', None)  # hash, so directories from before resume
+  config_dict['train'].pop(OPERATIONAL.split('.')[1], None)  # changes no number
   saved = {'config': config_dict}
   if variants is not None:  # labelled scheme configurations: part of what the results are of
-    saved['variants'] = {k: [n, dict(o)] for k, (n, o) in variants.items()}
+    saved['variants'] = {k: [n, {f: v for f, v in o.items() if f != OPERATIONAL}]
+                         for k, (n, o) in variants.items()}
   config_hash = results.config_hash(saved if variants is not None else config_dict)
   path = os.path.join(output_dir, 'config.json')
   try:

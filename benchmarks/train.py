@@ -156,7 +156,7 @@ class Runner(NamedTuple):
   init(keys [R], warm=None) -> states [R, ...]; warm: generator variables stacked [R, ...]
     to start every run's generator from (a warm start), else drawn from the keys.
   chunk(states, keys [R], pis [R], start, data [N, T]) -> (states, {metric: [R, K]}),
-    K = config.train.eval_every steps starting at global step `start`.
+    K = chunk_steps(config.train) steps starting at global step `start`.
   evaluate(states, keys [R], step) -> {metric: [R] or [R, len(pis)]} (value, se pairs)
   finite(states) -> bool [R]: whether every generator parameter is finite.
   generator_params(states) -> the generators' variables [R, ...].
@@ -174,6 +174,14 @@ class Runner(NamedTuple):
   evaluate_alphas: callable
 
 
+def chunk_steps(tc) -> int:
+  """Steps per jitted chunk: train.checkpoint_every (a divisor of eval_every) or, at 0,
+  eval_every. A checkpoint and a progress line follow every chunk; an evaluation every
+  eval_every steps. The chunking changes no number (each step's key and batch depend on its
+  global index only)."""
+  return tc.get('checkpoint_every', 0) or tc.eval_every
+
+
 def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   """Builds the jitted init / chunk / evaluate functions of one scheme.
 
@@ -186,7 +194,7 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   """
   tc = config.train
   strategy, bsz = tc.seed_strategy, tc.map_batch_size
-  num_train, batch_size, num_steps = problem.train.shape[0], tc.batch_size, tc.eval_every
+  num_train, batch_size, num_steps = problem.train.shape[0], tc.batch_size, chunk_steps(tc)
   steps_per_epoch = num_train // batch_size
   inject = parse_inject_nan(tc.inject_nan)
   if inject is not None:
@@ -440,7 +448,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     best = {'params': runner.generator_params(states),
             'value': to_global(np.full(len(all_runs), np.inf, np.float32), devices),
             'step': to_global(np.zeros(len(all_runs), np.int32), devices)}
-  restored = results.load_checkpoint(output_dir, name, states, diverged)
+  restored = results.load_checkpoint(output_dir, name, states, diverged, pending=True)
   rates = {} if rates is None else rates
   writer = None
   if main and tc.tensorboard:
@@ -456,8 +464,9 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
       value = to_global(np.asarray(evals['nll_test'][0], np.float32), devices)
       best = runner.keep_best(best, states, value, np.int32(step))
 
+  pending = {}  # host training metrics {name: [R, k]} of the evaluation interval so far
   if restored is not None:
-    step, states, diverged = restored
+    step, states, diverged, pending = restored
     states = to_global(states, devices)
     if best is not None:  # written before the main checkpoint: never older than it
       best = to_global(results.load_checkpoint(output_dir, name + BEST_SUFFIX,
@@ -483,36 +492,43 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   first = step  # steps trained before this invocation (resume) do not count in the rate
   while step < tc.num_steps:
     states, metrics = runner.chunk(states, keys, pis, np.int32(step), data)
-    step += tc.eval_every
+    step += chunk_steps(tc)
     metrics = to_host(metrics)
+    pending = {k: np.concatenate([pending[k], np.asarray(v)], axis=1) if k in pending
+               else np.asarray(v) for k, v in metrics.items()}
     healthy = np.array(to_host(runner.finite(states)))
     for arr in metrics.values():
       healthy &= np.isfinite(np.asarray(arr)).reshape(len(all_runs), -1).all(axis=1)
     newly = (~healthy & ~diverged)[:len(runs)]
     diverged = diverged | ~healthy
-    evals = to_host(runner.evaluate(states, keys, step))
-    track_best(evals, step)
-    rows = _rows(name, runs, step, evals, metrics, diverged,
-                 dict(extra, wall_time=time.time() - t0, pis_grid=config.pis))
-    store.add(rows)
+    evaluated = step % tc.eval_every == 0
+    if evaluated:
+      evals = to_host(runner.evaluate(states, keys, step))
+      track_best(evals, step)
+      rows = _rows(name, runs, step, evals, pending, diverged,
+                   dict(extra, wall_time=time.time() - t0, pis_grid=config.pis))
+      store.add(rows)
+      pending = {}
     host_states = to_host(states)  # a collective on multi-host: every process gathers
-    host_best = None if best is None else to_host(best)
+    host_best = None if best is None or not evaluated else to_host(best)
     if main:
-      store.save()
-      if writer is not None:  # after results.jsonl, before the checkpoint: a kill in between
-        writer.write(rows)    # repeats at most this step's (identical) points on resume
-        writer.flush()
+      if evaluated:
+        store.save()
+        if writer is not None:  # after results.jsonl, before the checkpoint: a kill in
+          writer.write(rows)    # between repeats at most this step's (identical) points
+          writer.flush()
       if host_best is not None:  # before the main checkpoint (see the resume above)
         results.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
-      results.save_checkpoint(output_dir, name, step, host_states, diverged)
+      results.save_checkpoint(output_dir, name, step, host_states, diverged, pending)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     elapsed = time.time() - t0
     rates[base_scheme or name] = (step - first) * len(runs) / elapsed
     timing = progress(step - first, tc.num_steps - step, elapsed, upcoming, rates,
                       runs=len(runs))
+    status = (_describe(evals, diverged[:len(runs)]) if evaluated else
+              f'checkpoint; evaluation at step {step - step % tc.eval_every + tc.eval_every}')
     log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
-        f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): '
-        f'{_describe(evals, diverged[:len(runs)])}{note}')
+        f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): {status}{note}')
   if alphas and not any(r['scheme'] == name and r.get('phase') == ALPHA for r in store.rows):
     t_alpha = time.time()
     params = runner.generator_params(states) if best is None else best['params']

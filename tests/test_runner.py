@@ -56,6 +56,17 @@ class VariantsTest(parameterized.TestCase):
       runner.prepare_output_dir(out, config, overwrite=False,
                                 variants={'x': ('gan_pi', {'gan_pi.d_steps': 3})})
 
+  def test_checkpoint_every_is_not_part_of_the_hash(self):
+    # It changes how a run is chunked, not its numbers: a run resumes under another value.
+    config, out = smoke_config(), tempfile.mkdtemp()
+    a = {'x': ('gan_pi', {'gan_pi.d_steps': 2})}
+    h1 = runner.prepare_output_dir(out, config, overwrite=False, variants=a)
+    config.train.checkpoint_every = 5
+    b = {'x': ('gan_pi', {'gan_pi.d_steps': 2, 'train.checkpoint_every': 1})}
+    self.assertEqual(runner.prepare_output_dir(out, config, overwrite=False, variants=b), h1)
+    with open(os.path.join(out, 'config.json')) as f:
+      self.assertNotIn('checkpoint_every', json.load(f)['config']['train'])
+
 
 class AddedFieldsTest(absltest.TestCase):
   """A config.json written before a field existed resumes when that field is at its default."""

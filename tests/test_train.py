@@ -159,6 +159,47 @@ class TrainSchemeTest(absltest.TestCase):
     strip = lambda rows: [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
     self.assertEqual(strip(results.Store(cut_dir).rows), strip(full.rows))
 
+  def test_checkpoints_between_evaluations(self):
+    # checkpoint_every=1 with eval_every=5: a checkpoint and a progress line after every
+    # step, rows only at evaluations with the numbers of one chunk per evaluation, and a
+    # run interrupted between evaluations resumes to the same rows (its interval's training
+    # metrics so far travel in the checkpoint).
+    problem = _problem()
+    plain_dir, fine_dir, cut_dir = (tempfile.mkdtemp() for _ in range(3))
+    plain = results.Store(plain_dir)
+    train.train_scheme('mle', objectives.make('mle', _config(), problem), problem, _config(),
+                       plain, output_dir=plain_dir, config_hash='x', log=lambda s: None)
+    config = _config(checkpoint_every=1)
+    scheme = objectives.make('mle', config, problem)
+    fine, lines = results.Store(fine_dir), []
+    train.train_scheme('mle', scheme, problem, config, fine, output_dir=fine_dir,
+                       config_hash='x', log=lines.append)
+    self.assertEqual([(r['seed'], r['step']) for r in fine.rows],
+                     [(r['seed'], r['step']) for r in plain.rows])
+    between = [line for line in lines if 'checkpoint; evaluation at step' in line]
+    self.assertLen(between, 8)  # steps 1-4 and 6-9
+    self.assertIn('ETA', between[0])
+    self.assertIn('train_loss', plain.rows[-1])  # (step-0 rows have no training metrics)
+    for a, b in zip(plain.rows, fine.rows):
+      for key in ('kl_pq', 'nll_oracle', 'train_loss'):
+        self.assertEqual(key in b, key in a)
+        if key in a:
+          np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+
+    def interrupt(line):
+      if 'step 7/' in line:
+        raise KeyboardInterrupt
+    with self.assertRaises(KeyboardInterrupt):
+      train.train_scheme('mle', scheme, problem, config, results.Store(cut_dir),
+                         output_dir=cut_dir, config_hash='x', log=interrupt)
+    resumed, lines = results.Store(cut_dir), []
+    self.assertEqual(max(r['step'] for r in resumed.rows), 5)
+    train.train_scheme('mle', scheme, problem, config, resumed, output_dir=cut_dir,
+                       config_hash='x', log=lines.append)
+    self.assertIn('resuming at step 7', lines[0])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+    self.assertEqual(strip(results.Store(cut_dir).rows), strip(fine.rows))
+
 
 class ProgressTest(absltest.TestCase):
 

@@ -37,6 +37,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 64
   c.train.num_steps = 2_000       # updates per seed; a multiple of eval_every
   c.train.eval_every = 200        # steps per jitted chunk; evaluation, checkpoint, progress after each
+  # Steps per jitted chunk when chunks between evaluations are wanted: a checkpoint and a
+  # progress line after each (a stop loses less of a slow run). A divisor of eval_every;
+  # 0 = eval_every. Changes no number, so it is not part of the config's hash.
+  c.train.checkpoint_every = 0
   c.train.learning_rate = 0.01    # Adam, as SeqGAN's generator
   c.train.grad_clip = 5.0         # global-norm clipping, as SeqGAN
   c.train.seed_strategy = 'map'   # 'map' (lax.map, CPU), 'vmap' (accelerators), 'batched'

@@ -33,7 +33,8 @@ from benchmarks.experiments import base
 EPOCHS, STEPS_PER_EPOCH = 120, 157
 ADVERSARIAL_STEPS = 200
 EVAL_EVERY = 785                 # 5 epochs, as SeqGAN's log
-ADV_EVAL_EVERY = 20              # at most, after the warm start: a chunk is also a checkpoint
+ADV_EVAL_EVERY = 20              # at most, after the warm start
+SEQGAN_CHECKPOINT_EVERY = 4      # at most: SeqGAN's steps between checkpoints
 CPU_D_PRETRAIN, CPU_D_STEPS = 40, 20
 # Published NLL_oracle per token (Yu et al. 2017, table 1; reference/README.md).
 PUBLISHED = {'random': 10.310, 'mle': 9.038, 'scheduled_sampling': 8.985, 'pg_bleu': 8.946,
@@ -71,12 +72,13 @@ def runs(options):
                    'discriminator.embed_dim': 4})
   # After the warm start: exactly d_pre + adv (SeqGAN) and adv (the others) steps, evaluated
   # every `adv_every` steps, which must also divide the warm start (20 on CPU, 10 on GPU).
-  # Checkpoints are written only at evaluations: 20 SeqGAN steps of 4 seeds take ~30 min on
-  # the 2-core CPU, which is what a stopped session can lose.
   adv_every = math.gcd(math.gcd(math.gcd(d_pre + adv, adv), mle_steps), ADV_EVAL_EVERY)
+  # SeqGAN's steps are slow (~85 s for 4 seeds on the 2-core CPU): a checkpoint (and a
+  # progress line) every few of them, so a stop loses minutes, not an evaluation interval.
   seqgan = {'seqgan.pretrain_steps': 0, 'seqgan.d_pretrain_steps': d_pre,
             'seqgan.d_steps': d_steps, 'seqgan.num_rollouts': rollouts,
-            'train.num_steps': d_pre + adv, 'train.eval_every': adv_every}
+            'train.num_steps': d_pre + adv, 'train.eval_every': adv_every,
+            'train.checkpoint_every': math.gcd(SEQGAN_CHECKPOINT_EVERY, adv_every)}
   gan = {'train.num_steps': adv, 'train.eval_every': adv_every}
   warm = {'seqgan': ('seqgan', seqgan), 'gan_pi': ('gan_pi', gan),
           'direct_kl_qp': ('direct', dict(gan, **{'direct.divergence': 'kl_qp'}))}
