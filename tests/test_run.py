@@ -116,6 +116,8 @@ BAD_INPUTS = (
      '--config.problem.num_test: a standard error needs at least 2 samples'),
     ('one_exposure_sample', ['--config.eval.exposure_samples=1'], {}, None,
      '--config.eval.exposure_samples: must be 0 (all samples) or at least 2'),
+    ('checkpoint_every', ['--config.train.checkpoint_every=3'], {}, None,
+     '--config.train.checkpoint_every: must be 0 or a divisor of --config.train.eval_every'),
     ('batch_over_data', ['--config.problem.num_train=8'], {}, None,
      '--config.problem.num_train: 8 is smaller than --config.train.batch_size (16)'),
     ('unknown_config_field', ['--config.nope=1'], {}, None, '--config.nope: no such config field'),
