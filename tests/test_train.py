@@ -115,6 +115,33 @@ def _nan_scheme(config, problem):
   return mle._replace(step=step, uses_pi=True)
 
 
+def _strip(rows):
+  return [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+
+
+def _interrupt_and_resume(scheme, problem, config, step):
+  """Trains into a fresh directory, interrupted right after the progress line of `step`,
+  then reruns it. Returns (the last row step before the rerun, the rerun's first progress
+  line, the rows after it)."""
+  out = tempfile.mkdtemp()
+
+  def interrupt(line):
+    if f'step {step}/' in line:
+      raise KeyboardInterrupt
+  try:
+    train.train_scheme('mle', scheme, problem, config, results.Store(out), output_dir=out,
+                       config_hash='x', log=interrupt)
+  except KeyboardInterrupt:
+    pass
+  else:
+    raise AssertionError(f'never reached step {step}')
+  resumed, lines = results.Store(out), []
+  last = max(r['step'] for r in resumed.rows)
+  train.train_scheme('mle', scheme, problem, config, resumed, output_dir=out,
+                     config_hash='x', log=lines.append)
+  return last, lines[0], results.Store(out).rows
+
+
 class TrainSchemeTest(absltest.TestCase):
 
   def test_diverged_runs_are_flagged_and_isolated(self):
@@ -137,27 +164,16 @@ class TrainSchemeTest(absltest.TestCase):
 
   def test_interrupted_run_resumes_to_same_rows(self):
     config = _config()
-    full_dir, cut_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+    full_dir = tempfile.mkdtemp()
     problem = _problem()
     scheme = objectives.make('mle', config, problem)
     full = results.Store(full_dir)
     train.train_scheme('mle', scheme, problem, config, full, output_dir=full_dir,
                        config_hash='x', log=lambda s: None)
-
-    def interrupt(line):
-      if 'step 5/' in line:
-        raise KeyboardInterrupt
-    with self.assertRaises(KeyboardInterrupt):
-      train.train_scheme('mle', scheme, problem, config, results.Store(cut_dir),
-                         output_dir=cut_dir, config_hash='x', log=interrupt)
-    resumed = results.Store(cut_dir)
-    self.assertEqual(max(r['step'] for r in resumed.rows), 5)
-    lines = []
-    train.train_scheme('mle', scheme, problem, config, resumed, output_dir=cut_dir,
-                       config_hash='x', log=lines.append)
-    self.assertIn('resuming at step 5', lines[0])
-    strip = lambda rows: [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
-    self.assertEqual(strip(results.Store(cut_dir).rows), strip(full.rows))
+    last_row_step, first_line, rows = _interrupt_and_resume(scheme, problem, config, 5)
+    self.assertEqual(last_row_step, 5)
+    self.assertIn('resuming at step 5', first_line)
+    self.assertEqual(_strip(rows), _strip(full.rows))
 
   def test_checkpoints_between_evaluations(self):
     # checkpoint_every=1 with eval_every=5: a checkpoint and a progress line after every
@@ -165,7 +181,7 @@ class TrainSchemeTest(absltest.TestCase):
     # run interrupted between evaluations resumes to the same rows (its interval's training
     # metrics so far travel in the checkpoint).
     problem = _problem()
-    plain_dir, fine_dir, cut_dir = (tempfile.mkdtemp() for _ in range(3))
+    plain_dir, fine_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
     plain = results.Store(plain_dir)
     train.train_scheme('mle', objectives.make('mle', _config(), problem), problem, _config(),
                        plain, output_dir=plain_dir, config_hash='x', log=lambda s: None)
@@ -186,20 +202,10 @@ class TrainSchemeTest(absltest.TestCase):
         if key in a:
           np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
 
-    def interrupt(line):
-      if 'step 7/' in line:
-        raise KeyboardInterrupt
-    with self.assertRaises(KeyboardInterrupt):
-      train.train_scheme('mle', scheme, problem, config, results.Store(cut_dir),
-                         output_dir=cut_dir, config_hash='x', log=interrupt)
-    resumed, lines = results.Store(cut_dir), []
-    self.assertEqual(max(r['step'] for r in resumed.rows), 5)
-    train.train_scheme('mle', scheme, problem, config, resumed, output_dir=cut_dir,
-                       config_hash='x', log=lines.append)
-    self.assertIn('resuming at step 7', lines[0])
-    strip = lambda rows: [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
-    self.assertEqual(strip(results.Store(cut_dir).rows), strip(fine.rows))
-
+    last_row_step, first_line, rows = _interrupt_and_resume(scheme, problem, config, 7)
+    self.assertEqual(last_row_step, 5)  # rows at evaluations only
+    self.assertIn('resuming at step 7', first_line)
+    self.assertEqual(_strip(rows), _strip(fine.rows))
 
 class ProgressTest(absltest.TestCase):
 
