@@ -165,23 +165,22 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
   from benchmarks.experiments import base
   check_options(experiment, options)
   out = os.path.join(output_dir, base.output_name(experiment, options))
-  rows, present, newest = [], [], 0.0
-  for label in resolve(experiment, options):
-    path = os.path.join(out, 'runs', label, 'results.jsonl')
-    if os.path.exists(path):
-      rows += [dict(r, run=label) for r in results.read_rows(path)]
-      present.append(label)
-      newest = max(newest, os.path.getmtime(path))
-  if not rows:
-    raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment first '
-                     '(without --draw_only)')
+  paths = {label: os.path.join(out, 'runs', label, 'results.jsonl')
+           for label in resolve(experiment, options)}
+  present = [label for label, path in paths.items() if os.path.exists(path)]
   final = os.path.join(out, 'results.jsonl')
-  if os.path.exists(final) and os.path.getmtime(final) >= newest:
+  if present and os.path.exists(final) and os.path.getmtime(final) >= max(
+      os.path.getmtime(paths[label]) for label in present):
     with open(final) as f:  # computed rows have no scheme or step: not read_rows's rows
       rows = [json.loads(line) for line in f if line.strip()]
     note = (f'redrawn with --draw_only from the finished experiment\'s results.jsonl '
             f'({len(rows)} rows; its wall time is in the log of the run that finished it).')
   else:
+    rows = [dict(r, run=label) for label in present
+            for r in results.read_rows(paths[label])]
+    if not rows:
+      raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment '
+                       'first (without --draw_only)')
     rows += computed_rows(experiment, options, log)
     note = (f'**partial**: drawn with --draw_only from the rows written so far (runs with '
             f'rows: {", ".join(present)}; {len(rows)} rows).')

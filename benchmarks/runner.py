@@ -27,9 +27,9 @@ _POSITIVE_INTS = ('num_seeds', 'problem.vocab_size', 'problem.seq_len', 'problem
                   'eval.enumerate_chunk', 'eval.bleu_n')
 _POSITIVE_FLOATS = ('problem.init_scale', 'generator.init_scale', 'train.learning_rate',
                     'train.grad_clip', 'eval.temperature')
-# A field that changes how a run is chunked, not its numbers: kept out of config.json and the
-# config's hash (a run resumes under another value).
-OPERATIONAL = 'train.checkpoint_every'
+# Fields that change how a run is chunked, not its numbers: kept out of config.json and the
+# config's hash (a run resumes under other values).
+OPERATIONAL = ('train.checkpoint_every',)
 _FLAG_OF = {'num_seeds': '--num_seeds', 'schemes': '--schemes', 'pis': '--pis'}
 
 
@@ -381,10 +381,12 @@ def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool 
   config_dict = config.to_dict()
   if not config_dict['train'].get('inject_nan'):  # testing only: kept out of a normal run's
     config_dict['train'].pop('inject_nan', None)  # hash, so directories from before resume
-  config_dict['train'].pop(OPERATIONAL.split('.')[1], None)  # changes no number
+  for field in OPERATIONAL:
+    section, name = field.split('.')
+    config_dict[section].pop(name, None)
   saved = {'config': config_dict}
   if variants is not None:  # labelled scheme configurations: part of what the results are of
-    saved['variants'] = {k: [n, {f: v for f, v in o.items() if f != OPERATIONAL}]
+    saved['variants'] = {k: [n, {f: v for f, v in o.items() if f not in OPERATIONAL}]
                          for k, (n, o) in variants.items()}
   config_hash = results.config_hash(saved if variants is not None else config_dict)
   path = os.path.join(output_dir, 'config.json')

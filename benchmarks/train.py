@@ -179,7 +179,7 @@ def chunk_steps(tc) -> int:
   eval_every. A checkpoint and a progress line follow every chunk; an evaluation every
   eval_every steps. The chunking changes no number (each step's key and batch depend on its
   global index only)."""
-  return tc.get('checkpoint_every', 0) or tc.eval_every
+  return tc.checkpoint_every or tc.eval_every
 
 
 def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:

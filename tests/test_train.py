@@ -207,6 +207,7 @@ class TrainSchemeTest(absltest.TestCase):
     self.assertIn('resuming at step 7', first_line)
     self.assertEqual(_strip(rows), _strip(fine.rows))
 
+
 class ProgressTest(absltest.TestCase):
 
   def test_rate_and_eta(self):

@@ -72,7 +72,7 @@ def runs(options):
                    'discriminator.embed_dim': 4})
   # After the warm start: exactly d_pre + adv (SeqGAN) and adv (the others) steps, evaluated
   # every `adv_every` steps, which must also divide the warm start (20 on CPU, 10 on GPU).
-  adv_every = math.gcd(math.gcd(math.gcd(d_pre + adv, adv), mle_steps), ADV_EVAL_EVERY)
+  adv_every = math.gcd(d_pre + adv, adv, mle_steps, ADV_EVAL_EVERY)
   # SeqGAN's steps are slow (~85 s for 4 seeds on the 2-core CPU): a checkpoint (and a
   # progress line) every few of them, so a stop loses minutes, not an evaluation interval.
   seqgan = {'seqgan.pretrain_steps': 0, 'seqgan.d_pretrain_steps': d_pre,
