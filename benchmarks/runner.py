@@ -112,12 +112,13 @@ def scheme_names(config):
   return names
 
 
-def validate(config) -> None:
+def validate(config, check_memory: bool = True) -> None:
   """Raises ValueError naming the offending flag; runs before any compilation.
 
-  The last check refuses a --num_seeds whose estimated memory exceeds the machine's
-  (benchmarks/memory.py: pure arithmetic on the config; DIVBENCH_MEMORY_LIMIT_BYTES overrides
-  the limit).
+  The last check (unless check_memory is False: a command that trains nothing, e.g.
+  benchmarks.sample) refuses a --num_seeds whose estimated training memory exceeds the
+  machine's (benchmarks/memory.py: pure arithmetic on the config; DIVBENCH_MEMORY_LIMIT_BYTES
+  overrides the limit).
   """
   from benchmarks import train
   from models import oracle, sampling
@@ -194,6 +195,8 @@ def validate(config) -> None:
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
   # Last: the estimate assumes sizes checked above. Schemes run one at a time; the warm
   # start is an MLE run of every seed.
+  if not check_memory:
+    return
   from benchmarks import memory
   memory.check(config, scheme_names(config) + (['mle'] if ws else []))
 
@@ -206,7 +209,7 @@ SHARED_FIELDS = ('preset', 'seed', 'num_seeds', 'schemes', 'pis', 'problem', 'ge
                  'train.warm_start_steps')
 
 
-def resolve_variants(config, variants=None):
+def resolve_variants(config, variants=None, check_memory: bool = True):
   """{label: (scheme name, config of that variant)}, each validated; no compute.
 
   Args:
@@ -215,6 +218,7 @@ def resolve_variants(config, variants=None):
       {label: (scheme name, {flattened field: value})}: several configurations of schemes in
       one run (e.g. gan_pi with minimax and with non-saturating losses), sharing the problem,
       seeds and warm start (SHARED_FIELDS may not be overridden).
+    check_memory: passed to `validate` (False: the caller trains nothing).
 
   Raises:
     ValueError naming the variant and the field.
@@ -243,7 +247,7 @@ def resolve_variants(config, variants=None):
     cfg.update_from_flattened_dict(dict(overrides))
     cfg.schemes = name
     try:
-      validate(cfg)
+      validate(cfg, check_memory)
     except ValueError as e:
       raise ValueError(f'variant {label!r}: {e}') from None
     out[label] = (name, cfg)

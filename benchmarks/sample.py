@@ -162,7 +162,8 @@ def _labels(config, variants):
   from benchmarks import runner
   from benchmarks import train
   try:
-    resolved = runner.resolve_variants(config, variants)
+    # Sampling trains nothing: no training-memory check (a GPU run samples on a laptop).
+    resolved = runner.resolve_variants(config, variants, check_memory=False)
   except ValueError as e:
     raise ValueError(f'--run_dir: its config.json is not valid now ({e})') from None
   out = {label: (name, cfg) for label, (name, cfg) in resolved.items()}

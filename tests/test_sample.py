@@ -188,6 +188,13 @@ class VariantRunTest(absltest.TestCase):
     lines, err = sample_lines(options(run_dir=out, scheme='fast', num_samples=3))
     self.assertLen(lines, 3)
     self.assertIn('fast (mle)', err)
+    # Sampling trains nothing: the training-memory check (here a 1-byte limit that refuses
+    # training) does not refuse it, e.g. a GPU run's many seeds sampled on a laptop.
+    with mock.patch.dict(os.environ, {'DIVBENCH_MEMORY_LIMIT_BYTES': '1'}):
+      with self.assertRaisesRegex(ValueError, '--num_seeds: .*estimated'):
+        runner.resolve_variants(config, {'fast': ('mle', {})})
+      self.assertEqual(sample_lines(options(run_dir=out, scheme='fast', num_samples=3))[0],
+                       lines)
     err = io.StringIO()
     code = sample.cli(options(run_dir=out, scheme='mle'), out=io.StringIO(), err=err)
     self.assertEqual(code, 2)
