@@ -349,13 +349,15 @@ def progress(done: int, remaining: int, elapsed: float, upcoming=None, rates=Non
   """'12.3s, 45.6 steps/s, ETA 1m05s' for one scheme of `runs` runs: steps done in `elapsed`
   seconds of this invocation (compilation included, so early rates are low) and steps still
   to go; with `upcoming` (the schemes still to train after this one, see `run_eta`), also
-  ', run ETA 12m30s' for the whole run."""
+  ', run ETA 12m30s' for the whole run, written '~12m30s' when a scheme still to train has
+  no measured rate and is priced at this one's (a guess: SeqGAN's steps cost ~10x gan_pi's)."""
   rate = done / elapsed if elapsed > 0 and done > 0 else float('nan')
   eta = remaining / rate if rate == rate and rate > 0 else float('nan')
   text = f'{elapsed:.1f}s, {rate:.3g} steps/s, ETA {_duration(eta) if eta == eta else "?"}'
   if upcoming is not None:
     total = run_eta(remaining * runs, rate * runs, upcoming, rates)
-    text += f', run ETA {_duration(total) if total == total else "?"}'
+    guess = '~' if any(work and base not in (rates or {}) for base, work in upcoming) else ''
+    text += f', run ETA {guess + _duration(total) if total == total else "?"}'
   return text
 
 

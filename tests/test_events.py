@@ -93,12 +93,17 @@ class RunEtaTest(absltest.TestCase):
     self.assertEqual(train.progress(10, 30, 2.0, [('gan_pi', 750)], {'gan_pi': 1.0}),
                      '2.0s, 5 steps/s, ETA 6s, run ETA 12m36s')
     self.assertEqual(train.progress(0, 30, 0.0, []), '0.0s, nan steps/s, ETA ?, run ETA ?')
+    # A scheme still to train without a measured rate is priced at this one's: a guess, '~'.
+    self.assertEqual(train.progress(10, 30, 2.0, [('gan_pi', 750), ('mle', 5)], {'gan_pi': 1.0}),
+                     '2.0s, 5 steps/s, ETA 6s, run ETA ~12m37s')
+    self.assertEqual(train.progress(10, 30, 2.0, [('gan_pi', 750), ('mle', 0)], {'gan_pi': 1.0}),
+                     '2.0s, 5 steps/s, ETA 6s, run ETA 12m36s')  # mle has nothing left
 
   def test_run_eta_counts_runs_not_steps(self):
     # A 15-run scheme at 5 steps/s = 75 run-steps/s; 10 steps of a 5-run scheme after it
     # (50 run-steps) take 50/75 s at that rate, not 10/5 s.
     self.assertEqual(train.progress(10, 0, 2.0, [('distill', 50)], {}, runs=15),
-                     '2.0s, 5 steps/s, ETA 0s, run ETA 1s')
+                     '2.0s, 5 steps/s, ETA 0s, run ETA ~1s')
     self.assertAlmostEqual(train.run_eta(0, 75.0, [('distill', 50)]), 50 / 75)
 
   def test_steps_to_go_counts_finished_and_resumed_schemes_and_runs(self):
@@ -134,7 +139,7 @@ class EndToEndTest(absltest.TestCase):
     progress = [s for s in lines if 'steps/s' in s]
     self.assertLen(progress, 3)  # one warm-start chunk, two gan_pi chunks
     for line in progress:
-      self.assertRegex(line, r'ETA \S+, run ETA (\d+[hms]|\d+m\d\ds|\?)[, ]')
+      self.assertRegex(line, r'ETA \S+, run ETA (~?\d+[hms]|~?\d+m\d\ds|\?)[, ]')
 
   def test_resume_writes_only_new_rows_and_the_switch_writes_nothing(self):
     # mle on smoke: 5 steps with events off (nothing written), resumed to 10 with events on
