@@ -26,6 +26,7 @@ from benchmarks import results
 
 TABLE_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp', 'exposure_model',
                  'exposure_oracle', 'exacc_err')
+MAX_COLUMNS = 8  # metric columns per summary table (an enumerable π sweep has 24)
 PLOT_METRICS = ('nll_test', 'kl_pq', 'nll_oracle', 'entropy_q', 'kl_qp', 'js_pi')
 
 
@@ -76,41 +77,63 @@ def first_row(rows):
 
 def metric_names(rows):
   """The table's metric columns: the MC metrics, js_pi per π, and exact_* when present."""
-  names = list(TABLE_METRICS)
+  return [n for _, family in metric_families(rows) for n in family]
+
+
+def metric_families(rows):
+  """[(caption, metric names)]: the MC metrics present, JS_π per π, exact_* metrics, exact
+  JS_π per π (the empty ones left out)."""
+  def present(name):
+    return any(metric_value(r, name) is not None for r in rows)
   # Over all rows, in first-seen order: merged runs may have different π grids.
   pis = list(dict.fromkeys(p for r in rows for p in (r.get('js_pi') or {})))
   exact_pis = list(dict.fromkeys(p for r in rows for p in (r.get('exact_js_pi') or {})))
-  names += [f'js_pi@{p}' for p in pis]
-  names += [f'exact_{m}' for m in TABLE_METRICS if any(f'exact_{m}' in r for r in rows)]
-  names += [f'exact_js_pi@{p}' for p in exact_pis]
-  return names
+  families = [('Monte-Carlo', [m for m in TABLE_METRICS if present(m)]),
+              ('JS_π per π, Monte-Carlo', [f'js_pi@{p}' for p in pis]),
+              ('exact, by enumeration', [f'exact_{m}' for m in TABLE_METRICS
+                                         if present(f'exact_{m}')]),
+              ('exact JS_π per π, by enumeration', [f'exact_js_pi@{p}' for p in exact_pis])]
+  return [(caption, names) for caption, names in families if names]
+
+
+def tables_of(families, max_columns: int = MAX_COLUMNS):
+  """Packs metric families, in order, into tables of at most max_columns metrics (a family
+  wider than that gets a table of its own, unsplit): [(captions, names)]."""
+  tables = []
+  for caption, names in families:
+    if tables and len(tables[-1][1]) + len(names) <= max_columns:
+      tables[-1][0].append(caption)
+      tables[-1][1].extend(names)
+    else:
+      tables.append(([caption], list(names)))
+  return tables
 
 
 def summary_markdown(rows, *, title: str = 'divbench results') -> str:
-  """A markdown table: one line per (scheme, π) at its final step, plus the initial model."""
+  """Markdown tables: one line per (scheme, π) at its final step, plus the initial model;
+  the metrics in tables of at most MAX_COLUMNS columns (`tables_of`)."""
   if not rows:
     return f'# {title}\n\nNo results yet.\n'
-  names = metric_names(rows)
-  header = ['scheme', 'π', 'step', 'seeds ok'] + names
   lines = [f'# {title}', '',
            'Per-token values; mean ± 95% CI (t) over seeds that did not diverge. '
-           'MC = Monte-Carlo estimates; exact_* by enumeration.', '',
-           '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-
-  def line(label, pi, step, rs):
-    ok = [r for r in rs if not r.get('diverged')]
-    cells = [label, '–' if pi is None else f'{pi:g}', str(step), f'{len(ok)}/{len(rs)}']
-    cells += [fmt_ci([metric_value(r, n) for r in ok]) for n in names]
-    lines.append('| ' + ' | '.join(cells) + ' |')
-
+           'MC = Monte-Carlo estimates; exact_* by enumeration.']
   g = groups(rows)
   (scheme0, pi0), steps0 = next(iter(g.items()))
-  if 0 in steps0:
-    line(f'initial generator ({scheme0})', pi0, 0, steps0[0])
+  entries = [(f'initial generator ({scheme0})', pi0, 0, steps0[0])] if 0 in steps0 else []
   for (scheme, pi), steps in g.items():
     last = max(steps)
     label = f'warm start (MLE, {last} steps)' if scheme == 'warm_start' else scheme
-    line(label, pi, last, steps[last])
+    entries.append((label, pi, last, steps[last]))
+  tables = tables_of(metric_families(rows))
+  for i, (captions, names) in enumerate(tables):
+    header = ['scheme', 'π', 'step', 'seeds ok'] + names
+    lines += [''] + ([f'**{"; ".join(captions)}**', ''] if len(tables) > 1 else [])
+    lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for label, pi, step, rs in entries:
+      ok = [r for r in rs if not r.get('diverged')]
+      cells = [label, '–' if pi is None else f'{pi:g}', str(step), f'{len(ok)}/{len(rs)}']
+      cells += [fmt_ci([metric_value(r, n) for r in ok]) for n in names]
+      lines.append('| ' + ' | '.join(cells) + ' |')
   h_p = mean_ci([r.get('entropy_p') for r in rows if r['step'] == 0])
   if h_p[2]:
     lines += ['', f'Oracle entropy H(P) per token (MC on the test set): {h_p[0]:.4g}.']

@@ -129,6 +129,37 @@ class MergeTest(absltest.TestCase):
     self.assertNotIn('input_dir', flags.FLAGS)
 
 
+class SummaryTablesTest(absltest.TestCase):
+
+  def test_wide_metric_sets_split_into_tables_of_at_most_max_columns(self):
+    pis = ('0.05', '0.1', '0.25', '0.5', '0.75', '0.9', '0.95')
+    def row(step, value):
+      mc = {m: value for m in ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp')}
+      return dict(scheme='mle', pi=None, step=step, seed=0, **mc,
+                  **{f'exact_{m}': v + 1 for m, v in mc.items()},
+                  js_pi={p: value for p in pis}, exact_js_pi={p: value + 2 for p in pis})
+    rows = [row(0, 1.0), row(10, 0.5)]
+    families = report.metric_families(rows)
+    self.assertEqual([len(names) for _, names in families], [5, 7, 5, 7])  # no exposure_*
+    tables = report.tables_of(families)
+    self.assertEqual([len(names) for _, names in tables], [5, 7, 5, 7])  # 5 + 7 > 8
+    self.assertEqual(report.tables_of(families, max_columns=12)[0][1],
+                     families[0][1] + families[1][1])
+    self.assertEqual(report.tables_of([('a', ['x'] * 9), ('b', ['y'])]),
+                     [(['a'], ['x'] * 9), (['b'], ['y'])])  # never split a family
+    text = report.summary_markdown(rows, title='t')
+    headers = [line for line in text.splitlines() if line.startswith('| scheme')]
+    self.assertLen(headers, 4)
+    self.assertTrue(all(line.count('|') - 5 <= report.MAX_COLUMNS for line in headers))
+    self.assertIn('| mle | – | 10 | 1/1 | 1.5 | 1.5 | 1.5 | 1.5 | 1.5 |', text)  # exact_*
+    self.assertIn('**exact JS_π per π, by enumeration**', text)
+    # The usual case (MC metrics and one π) stays one table without captions.
+    one = [dict(r, js_pi={'0.5': 0.1}) for r in rows]
+    one = [{k: v for k, v in r.items() if not k.startswith('exact')} for r in one]
+    self.assertEqual(len(report.tables_of(report.metric_families(one))), 1)
+    self.assertNotIn('**', report.summary_markdown(one, title='t'))
+
+
 class BadInputTest(parameterized.TestCase):
 
   def _corrupted(self):
