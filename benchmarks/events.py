@@ -27,7 +27,8 @@ from tensorboardX.proto import summary_pb2
 DIRECTORY = 'tensorboard'  # under a run's output directory
 # Row fields that are not metrics (results.jsonl's bookkeeping).
 NOT_METRICS = frozenset({'scheme', 'base_scheme', 'phase', 'seed', 'pi', 'step', 'diverged',
-                         'wall_time', 'config_hash', 'device', 'alpha', 'run'})
+                         'wall_time', 'train_seconds', 'config_hash', 'device', 'alpha',
+                         'run'})
 CURVE_PHASES = ('train', 'warm_start')  # phases whose rows are curves over the step
 
 

@@ -210,13 +210,17 @@ def checkpoint_path(output_dir: str, scheme: str) -> str:
 
 
 def save_checkpoint(output_dir: str, scheme: str, step: int, states, diverged,
-                    pending=None) -> None:
+                    pending=None, seconds=None) -> None:
   """Saves the stacked states of all runs after `step` updates, atomically; with `pending`
   ({metric: [R, k]}), also the training metrics of the evaluation interval so far (a
-  checkpoint between evaluations, config.train.checkpoint_every)."""
-  blob = flax.serialization.to_bytes(
-      {'step': np.int64(step), 'states': states, 'diverged': np.asarray(diverged),
-       'pending': {k: np.asarray(v) for k, v in (pending or {}).items()}})
+  checkpoint between evaluations, config.train.checkpoint_every); with `seconds`, the
+  wall-clock seconds of training these states cost over all invocations (the rows'
+  train_seconds)."""
+  blob = {'step': np.int64(step), 'states': states, 'diverged': np.asarray(diverged),
+          'pending': {k: np.asarray(v) for k, v in (pending or {}).items()}}
+  if seconds is not None:
+    blob['seconds'] = np.float64(seconds)
+  blob = flax.serialization.to_bytes(blob)
   atomic_write(checkpoint_path(output_dir, scheme), blob)
 
 
@@ -253,8 +257,9 @@ def check_checkpoints(output_dir: str) -> None:
 
 def load_checkpoint(output_dir: str, scheme: str, states, diverged, *, pending=False):
   """(step, states, diverged) from the scheme's checkpoint, or None; templates give structure.
-  With pending=True, (step, states, diverged, pending): the training metrics {metric:
-  [R, k]} of the evaluation interval the checkpoint was written in ({} at an evaluation).
+  With pending=True, (step, states, diverged, pending, seconds): the training metrics
+  {metric: [R, k]} of the evaluation interval the checkpoint was written in ({} at an
+  evaluation) and its `seconds` (None when written before they were saved).
 
   Raises ValueError naming the file when it is unreadable or does not fit the templates.
   """
@@ -271,7 +276,38 @@ def load_checkpoint(output_dir: str, scheme: str, states, diverged, *, pending=F
   out = int(restored['step']), restored['states'], np.array(restored['diverged'])
   if pending:
     metrics = state_dict.get('pending') or {}
-    out += ({k: np.asarray(v) for k, v in metrics.items()},)
+    seconds = state_dict.get('seconds')
+    out += ({k: np.asarray(v) for k, v in metrics.items()},
+            None if seconds is None else float(seconds))
+  return out
+
+
+# Row fields that differ between two invocations of the same run (everything else of a
+# resumed run's rows equals an uninterrupted run's): the invocation's clock and the seconds
+# of training over all invocations.
+PER_INVOCATION = ('wall_time', 'train_seconds')
+
+
+def cumulative_seconds(rows) -> dict:
+  """{step: seconds of training up to that step, over all invocations} of one scheme's
+  curve rows: their train_seconds; for rows written before train_seconds existed, a sum of
+  wall_time differences between consecutive rows, a row whose wall_time went down (a resumed
+  invocation's clock restarted) counting its own. That sum is a lower bound: it misses what
+  an invocation spent after its last evaluation when it was interrupted after a checkpoint,
+  or before its first one when it ran longer than the one before.
+  """
+  by_step = sorted({r['step']: r for r in rows if r.get('phase') != 'alpha'
+                    and ('train_seconds' in r or 'wall_time' in r)}.values(),
+                   key=lambda r: r['step'])
+  out, total, prev = {}, 0.0, None
+  for cur in by_step:
+    if 'train_seconds' in cur:
+      total = cur['train_seconds']
+    elif prev is not None:
+      dt = cur['wall_time'] - prev.get('wall_time', 0.0)
+      total += dt if dt >= 0 else cur['wall_time']
+    out[cur['step']] = total
+    prev = cur
   return out
 
 

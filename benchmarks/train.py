@@ -467,8 +467,13 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
       best = runner.keep_best(best, states, value, np.int32(step))
 
   pending = {}  # host training metrics {name: [R, k]} of the evaluation interval so far
+  spent = 0.0  # seconds of this scheme's training kept in earlier invocations (train_seconds)
   if restored is not None:
-    step, states, diverged, pending = restored
+    step, states, diverged, pending, spent = restored
+    if spent is None:  # a checkpoint of older code: a lower bound from the rows
+      spent = max(results.cumulative_seconds(
+          [r for r in store.rows if r['scheme'] == name and r['step'] <= step]).values(),
+                  default=0.0)
     states = to_global(states, devices)
     if best is not None:  # written before the main checkpoint: never older than it
       best = to_global(results.load_checkpoint(output_dir, name + BEST_SUFFIX,
@@ -481,7 +486,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     evals = to_host(runner.evaluate(states, keys, 0))
     track_best(evals, 0)
     rows = _rows(name, runs, 0, evals, {}, diverged,
-                 dict(extra, wall_time=0.0, pis_grid=config.pis))
+                 dict(extra, wall_time=0.0, train_seconds=0.0, pis_grid=config.pis))
     store.add(rows)
     if main:
       store.save()
@@ -508,7 +513,8 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
       evals = to_host(runner.evaluate(states, keys, step))
       track_best(evals, step)
       rows = _rows(name, runs, step, evals, pending, diverged,
-                   dict(extra, wall_time=time.time() - t0, pis_grid=config.pis))
+                   dict(extra, wall_time=time.time() - t0,
+                        train_seconds=spent + time.time() - t0, pis_grid=config.pis))
       store.add(rows)
       pending = {}
     host_states = to_host(states)  # a collective on multi-host: every process gathers
@@ -521,7 +527,8 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
           writer.flush()
       if host_best is not None:  # before the main checkpoint (see the resume above)
         results.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
-      results.save_checkpoint(output_dir, name, step, host_states, diverged, pending)
+      results.save_checkpoint(output_dir, name, step, host_states, diverged, pending,
+                              seconds=spent + time.time() - t0)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     elapsed = time.time() - t0
     rates[base_scheme or name] = (step - first) * len(runs) / elapsed

@@ -45,7 +45,7 @@ def _alpha_rows(rows):
 
 
 def _strip(row):
-  return {k: v for k, v in row.items() if k != 'wall_time'}
+  return {k: v for k, v in row.items() if k not in results.PER_INVOCATION}
 
 
 

@@ -121,7 +121,7 @@ class ResumeTest(absltest.TestCase):
     experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
 
     def strip(rows):
-      return [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+      return [{k: v for k, v in r.items() if k not in results.PER_INVOCATION} for r in rows]
     redrawn = open(experiment_cli.draw_partial(exp, options, cut, log=lambda s: None)).read()
     self.assertIn('redrawn with --draw_only from the finished', redrawn)
     self.assertNotIn('**partial**', redrawn)

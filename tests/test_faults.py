@@ -29,7 +29,8 @@ from models import oracle
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ('--preset=smoke', '--schemes=mle', '--num_seeds=3', '--config.train.num_steps=10',
         '--config.train.eval_every=5')
-PER_INVOCATION = ('wall_time', 'config_hash')  # row fields that differ between two runs
+# Row fields that differ between two runs (their timings and, here, the config).
+PER_INVOCATION = results.PER_INVOCATION + ('config_hash',)
 
 
 def _run(*args, preexec_fn=None):

@@ -83,8 +83,8 @@ def _temps(out):
 
 
 def _rows(out):
-  """results.jsonl's rows without wall_time (the one field that differs between runs)."""
-  return [{k: v for k, v in r.items() if k != 'wall_time'}
+  """results.jsonl's rows without the fields that differ between runs (their timings)."""
+  return [{k: v for k, v in r.items() if k not in results.PER_INVOCATION}
           for r in results.read_rows(os.path.join(out, 'results.jsonl'))]
 
 

@@ -116,13 +116,13 @@ def _nan_scheme(config, problem):
 
 
 def _strip(rows):
-  return [{k: v for k, v in r.items() if k != 'wall_time'} for r in rows]
+  return [{k: v for k, v in r.items() if k not in results.PER_INVOCATION} for r in rows]
 
 
-def _interrupt_and_resume(scheme, problem, config, step):
+def _interrupt_and_resume(scheme, problem, config, step, before_resume=lambda out: None):
   """Trains into a fresh directory, interrupted right after the progress line of `step`,
-  then reruns it. Returns (the last row step before the rerun, the rerun's first progress
-  line, the rows after it)."""
+  calls before_resume(directory), then reruns it. Returns (the last row step before the
+  rerun, the rerun's first progress line, the rows after it)."""
   out = tempfile.mkdtemp()
 
   def interrupt(line):
@@ -135,6 +135,7 @@ def _interrupt_and_resume(scheme, problem, config, step):
     pass
   else:
     raise AssertionError(f'never reached step {step}')
+  before_resume(out)
   resumed, lines = results.Store(out), []
   last = max(r['step'] for r in resumed.rows)
   train.train_scheme('mle', scheme, problem, config, resumed, output_dir=out,
@@ -206,6 +207,42 @@ class TrainSchemeTest(absltest.TestCase):
     self.assertEqual(last_row_step, 5)  # rows at evaluations only
     self.assertIn('resuming at step 7', first_line)
     self.assertEqual(_strip(rows), _strip(fine.rows))
+    # train_seconds counts training over both invocations: the resumed invocation's clock
+    # (wall_time) restarts, train_seconds goes on from the checkpoint at step 7.
+    at = {r['step']: r for r in rows if r['seed'] == 0}
+    self.assertEqual(at[0]['train_seconds'], 0.0)
+    self.assertAlmostEqual(at[5]['train_seconds'], at[5]['wall_time'], places=2)
+    self.assertGreaterEqual(at[10]['train_seconds'] - at[10]['wall_time'],
+                            at[5]['train_seconds'])
+    self.assertEqual(results.cumulative_seconds([r for r in rows if r['seed'] == 0]),
+                     {s: at[s]['train_seconds'] for s in (0, 5, 10)})
+
+  def test_checkpoint_of_older_code_resumes_with_seconds_from_the_rows(self):
+    # A checkpoint written before train_seconds existed has no 'seconds': the resumed run
+    # starts from the rows' lower bound (here row 5's wall_time; steps 6-7 are not counted).
+    import flax.serialization
+    def drop_seconds(out):
+      path = results.checkpoint_path(out, 'mle')
+      saved = flax.serialization.msgpack_restore(open(path, 'rb').read())
+      self.assertIn('seconds', saved)
+      del saved['seconds']
+      results.atomic_write(path, flax.serialization.msgpack_serialize(saved))
+    problem, config = _problem(), _config(checkpoint_every=1)
+    _, first_line, rows = _interrupt_and_resume(objectives.make('mle', config, problem),
+                                                problem, config, 7, drop_seconds)
+    self.assertIn('resuming at step 7', first_line)
+    at = {r['step']: r for r in rows if r['seed'] == 0}
+    self.assertAlmostEqual(at[10]['train_seconds'] - at[10]['wall_time'], at[5]['wall_time'],
+                           places=2)
+
+  def test_cumulative_seconds_of_rows_without_train_seconds(self):
+    # Rows of older code: wall_time differences, a clock that went down (a resumed
+    # invocation) counting its own; rows with train_seconds take it as it is.
+    old = [dict(step=s, wall_time=w) for s, w in ((0, 0.0), (5, 3.0), (10, 7.0), (15, 2.5))]
+    self.assertEqual(results.cumulative_seconds(old), {0: 0.0, 5: 3.0, 10: 7.0, 15: 9.5})
+    new = old + [dict(step=20, wall_time=4.0, train_seconds=11.0),
+                 dict(step=20, phase='alpha', wall_time=99.0)]  # the α sweep: not a curve
+    self.assertEqual(results.cumulative_seconds(new)[20], 11.0)
 
 
 class ProgressTest(absltest.TestCase):

@@ -192,24 +192,26 @@ def lines_of(rows):
 
 
 def phase_times(rows):
-  """{scheme: {phase: seconds}} from the rows' wall times (a resumed invocation restarts its
-  clock: a chunk whose wall time went down counts its own wall time)."""
+  """{scheme: {phase: seconds}} from the rows' training seconds over all invocations
+  (`results.cumulative_seconds`: exact for rows with train_seconds, a lower bound for rows
+  written before it existed)."""
+  from benchmarks import results
   out = {}
   for scheme in sorted({r['scheme'] for r in rows if r.get('phase') in ('train', 'warm_start')}):
-    rs = sorted({r['step']: r for r in rows if r.get('scheme') == scheme
-                 and r.get('phase') in ('train', 'warm_start')}.values(),
-                key=lambda r: r['step'])
+    mine = [r for r in rows if r.get('scheme') == scheme
+            and r.get('phase') in ('train', 'warm_start')]
+    cum = results.cumulative_seconds(mine)
+    at = {r['step']: r for r in mine}
+    steps = sorted(cum)
     acc = out.setdefault(scheme, {})
-    for prev, cur in zip(rs, rs[1:]):
-      dt = cur['wall_time'] - prev['wall_time']
-      dt = dt if dt >= 0 else cur['wall_time']
-      ph = cur.get('train_phase')
+    for prev, cur in zip(steps, steps[1:]):
+      ph = at[cur].get('train_phase')
       name = ('mle' if scheme == 'warm_start' else
               {0: 'mle', 1: 'd_pretraining', 2: 'adversarial'}.get(
                   None if ph is None else int(round(ph)), 'train'))
       if scheme == 'seqgan' and ph is not None and abs(ph - round(ph)) > 1e-6:
         name = 'd_pretraining+adversarial'
-      acc[name] = acc.get(name, 0.0) + dt
+      acc[name] = acc.get(name, 0.0) + cum[cur] - cum[prev]
   return out
 
 
