@@ -75,11 +75,6 @@ def first_row(rows):
   return rows[0] if rows else {}
 
 
-def metric_names(rows):
-  """The table's metric columns: the MC metrics, js_pi per π, and exact_* when present."""
-  return [n for _, family in metric_families(rows) for n in family]
-
-
 def metric_families(rows):
   """[(caption, metric names)]: the MC metrics present, JS_π per π, exact_* metrics, exact
   JS_π per π (the empty ones left out)."""
@@ -125,7 +120,7 @@ def summary_markdown(rows, *, title: str = 'divbench results') -> str:
     label = f'warm start (MLE, {last} steps)' if scheme == 'warm_start' else scheme
     entries.append((label, pi, last, steps[last]))
   tables = tables_of(metric_families(rows))
-  for i, (captions, names) in enumerate(tables):
+  for captions, names in tables:
     header = ['scheme', 'π', 'step', 'seeds ok'] + names
     lines += [''] + ([f'**{"; ".join(captions)}**', ''] if len(tables) > 1 else [])
     lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
