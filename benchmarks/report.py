@@ -104,6 +104,18 @@ def tables_of(families, max_columns: int = MAX_COLUMNS):
   return tables
 
 
+def training_seconds(rows) -> dict:
+  """{scheme: train_seconds at its last step} of the schemes whose last row has them, in
+  first-seen order ({} for rows of older code)."""
+  out = {}
+  for (scheme, _), steps in groups([r for r in rows if r.get('phase') != 'alpha'],
+                                   by=('scheme', 'phase')).items():
+    last = [r.get('train_seconds') for r in steps[max(steps)]]
+    if last and all(t is not None for t in last):
+      out[scheme] = max(last)
+  return out
+
+
 def summary_markdown(rows, *, title: str = 'divbench results') -> str:
   """Markdown tables: one line per (scheme, π) at its final step, plus the initial model;
   the metrics in tables of at most MAX_COLUMNS columns (`tables_of`)."""
@@ -129,6 +141,11 @@ def summary_markdown(rows, *, title: str = 'divbench results') -> str:
       cells = [label, '–' if pi is None else f'{pi:g}', str(step), f'{len(ok)}/{len(rs)}']
       cells += [fmt_ci([metric_value(r, n) for r in ok]) for n in names]
       lines.append('| ' + ' | '.join(cells) + ' |')
+  times = training_seconds(rows)
+  if times:
+    lines += ['', 'Training time over all invocations (all runs of a scheme together, '
+              'evaluations and compilation included): '
+              + ', '.join(f'{k} {v:.0f} s' for k, v in times.items()) + '.']
   h_p = mean_ci([r.get('entropy_p') for r in rows if r['step'] == 0])
   if h_p[2]:
     lines += ['', f'Oracle entropy H(P) per token (MC on the test set): {h_p[0]:.4g}.']

@@ -159,6 +159,17 @@ class SummaryTablesTest(absltest.TestCase):
     self.assertEqual(len(report.tables_of(report.metric_families(one))), 1)
     self.assertNotIn('**', report.summary_markdown(one, title='t'))
 
+  def test_training_time_line_from_train_seconds(self):
+    rows = [dict(scheme=s, pi=None, step=step, seed=seed, nll_oracle=1.0,
+                 train_seconds=t + seed)
+            for s, t0 in (('warm_start', 10.0), ('mle', 100.0))
+            for step, t in ((0, 0.0), (5, t0)) for seed in (0, 1)]
+    self.assertEqual(report.training_seconds(rows), {'warm_start': 11.0, 'mle': 101.0})
+    self.assertIn('warm_start 11 s, mle 101 s.', report.summary_markdown(rows, title='t'))
+    older = [{k: v for k, v in r.items() if k != 'train_seconds'} for r in rows]
+    self.assertEqual(report.training_seconds(older), {})
+    self.assertNotIn('Training time', report.summary_markdown(older, title='t'))
+
 
 class BadInputTest(parameterized.TestCase):
 
