@@ -156,7 +156,7 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
   For an unfinished (running, stopped or interrupted) experiment: the figures and table.md
   are drawn as by a finished one, from every run directory's results.jsonl that exists, with
   a header saying the result is partial (an experiment's `compute` rows are computed as in a
-  full run). A finished experiment (its own results.jsonl newer than every run's) is redrawn
+  full run, unless its `partial_compute` is False). A finished experiment (its own results.jsonl newer than every run's) is redrawn
   from its rows as they are, `compute` rows included, and says so. Takes no lock (every file
   it reads or writes is replaced whole, so it can run beside the experiment). Raises
   ValueError naming --draw_only when there is nothing to draw.
@@ -181,9 +181,12 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
     if not rows:
       raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment '
                        'first (without --draw_only)')
-    rows += computed_rows(experiment, options, log)
+    later = experiment.compute is not None and not experiment.partial_compute
+    if not later:
+      rows += computed_rows(experiment, options, log)
     note = (f'**partial**: drawn with --draw_only from the rows written so far (runs with '
-            f'rows: {", ".join(present)}; {len(rows)} rows).')
+            f'rows: {", ".join(present)}; {len(rows)} rows)'
+            + ('; its computed rows come when the experiment finishes.' if later else '.'))
   table = experiment.draw(rows, out, options)
   head = header(experiment, options, 0.0, partial=note)
   path = os.path.join(out, 'table.md')

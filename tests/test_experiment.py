@@ -92,6 +92,31 @@ class ExperimentCliTest(parameterized.TestCase):
       experiment_cli.resolve(bad, base.Options(quick=True))
 
 
+class DrawOnlyTest(absltest.TestCase):
+
+  def test_partial_draw_computes_only_when_the_experiment_allows(self):
+    calls = []
+
+    def compute(options):
+      calls.append(options)
+      return [dict(run='profile', seconds=1.0)]
+    def draw(rows, out, options):
+      return f'{sum(r["run"] == "profile" for r in rows)} computed rows\n'
+    out = tempfile.mkdtemp()
+    run_dir = os.path.join(out, 't', 'runs', 'r')
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, 'results.jsonl'), 'w') as f:
+      f.write(json.dumps(dict(scheme='mle', step=0, seed=0)) + '\n')
+    for allowed, computed in ((True, 1), (False, 0)):
+      exp = base.Experiment('t', 'c', runs=lambda o: {'r': base.Run('smoke', {}, {'mle': ('mle', {})})},
+                            draw=draw, compute=compute, partial_compute=allowed)
+      table = open(experiment_cli.draw_partial(exp, base.Options(quick=True), out,
+                                               log=lambda s: None)).read()
+      self.assertIn(f'{computed} computed rows', table)
+      self.assertLen(calls, 1)  # only the allowed draw computed
+      self.assertEqual('come when the experiment finishes' in table, not allowed)
+
+
 class ResumeTest(absltest.TestCase):
 
   def test_interrupted_experiment_resumes_to_the_same_rows(self):

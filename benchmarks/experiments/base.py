@@ -49,6 +49,9 @@ class Experiment(NamedTuple):
   compute: Options -> list of JSON-able row dicts, each with a 'run' label, or None.
   presets: the presets `--preset` may choose (the first is the default; its output goes to
     DIR/NAME, another's to DIR/NAME_<preset>); () = the experiment fixes its problem.
+  partial_compute: whether `--draw_only` of an unfinished experiment computes `compute`'s
+    rows; False for a computation that must not run beside the training (seqgan_table's
+    profile: minutes of CPU, and timings taken on a busy machine would be wrong).
   draw: (rows, output directory, Options) -> markdown of the table (it writes its PNGs into
     the directory). Rows are those of results.jsonl: training rows (one per variant x seed x
     π x evaluation step, with 'run', 'scheme', 'base_scheme', 'seed', 'pi', 'step', 'phase',
@@ -60,6 +63,7 @@ class Experiment(NamedTuple):
   draw: Callable[[List[dict], str, Options], str]
   compute: Optional[Callable[[Options], List[dict]]] = None
   presets: Tuple[str, ...] = ()
+  partial_compute: bool = True
 
 
 def preset(experiment: Experiment, options: Options) -> str:
