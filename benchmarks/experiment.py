@@ -156,10 +156,11 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
   For an unfinished (running, stopped or interrupted) experiment: the figures and table.md
   are drawn as by a finished one, from every run directory's results.jsonl that exists, with
   a header saying the result is partial (an experiment's `compute` rows are computed as in a
-  full run, unless its `partial_compute` is False). A finished experiment (its own results.jsonl newer than every run's) is redrawn
-  from its rows as they are, `compute` rows included, and says so. Takes no lock (every file
-  it reads or writes is replaced whole, so it can run beside the experiment). Raises
-  ValueError naming --draw_only when there is nothing to draw.
+  full run, unless its `partial_compute` is False). A finished experiment (its own
+  results.jsonl newer than every run's) is redrawn from its rows as they are, `compute` rows
+  included, and says so. Takes no lock (every file it reads or writes is replaced whole, so it
+  can run beside the experiment). Raises ValueError naming --draw_only when there is nothing
+  to draw.
   """
   from benchmarks import results
   from benchmarks.experiments import base

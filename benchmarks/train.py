@@ -512,9 +512,9 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     if evaluated:
       evals = to_host(runner.evaluate(states, keys, step))
       track_best(evals, step)
+      now = time.time() - t0
       rows = _rows(name, runs, step, evals, pending, diverged,
-                   dict(extra, wall_time=time.time() - t0,
-                        train_seconds=spent + time.time() - t0, pis_grid=config.pis))
+                   dict(extra, wall_time=now, train_seconds=spent + now, pis_grid=config.pis))
       store.add(rows)
       pending = {}
     host_states = to_host(states)  # a collective on multi-host: every process gathers

@@ -100,6 +100,7 @@ class DrawOnlyTest(absltest.TestCase):
     def compute(options):
       calls.append(options)
       return [dict(run='profile', seconds=1.0)]
+
     def draw(rows, out, options):
       return f'{sum(r["run"] == "profile" for r in rows)} computed rows\n'
     out = tempfile.mkdtemp()
@@ -108,8 +109,9 @@ class DrawOnlyTest(absltest.TestCase):
     with open(os.path.join(run_dir, 'results.jsonl'), 'w') as f:
       f.write(json.dumps(dict(scheme='mle', step=0, seed=0)) + '\n')
     for allowed, computed in ((True, 1), (False, 0)):
-      exp = base.Experiment('t', 'c', runs=lambda o: {'r': base.Run('smoke', {}, {'mle': ('mle', {})})},
-                            draw=draw, compute=compute, partial_compute=allowed)
+      exp = base.Experiment(
+          't', 'c', runs=lambda o: {'r': base.Run('smoke', {}, {'mle': ('mle', {})})},
+          draw=draw, compute=compute, partial_compute=allowed)
       table = open(experiment_cli.draw_partial(exp, base.Options(quick=True), out,
                                                log=lambda s: None)).read()
       self.assertIn(f'{computed} computed rows', table)
