@@ -13,7 +13,6 @@ import datetime
 import json
 import os
 import platform
-import sys
 import time
 
 from absl import app
@@ -198,12 +197,13 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
 
 def main(argv):
   from benchmarks import experiments
+  from benchmarks import runner
   from benchmarks.experiments import base
   if FLAGS.list:
     print(listing())
     return
   names = argv[1:]
-  try:
+  with runner.exits_on_bad_input():
     if len(names) != 1:
       raise ValueError(f'NAME: give one experiment (got {len(names)}); known: '
                        f'{", ".join(experiments.REGISTRY)} (--list describes them)')
@@ -213,25 +213,14 @@ def main(argv):
     experiment = experiments.REGISTRY[names[0]]
     options = base.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds, preset=FLAGS.preset)
     check_options(experiment, options)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  from benchmarks import runner
   runner.quiet_backend_probe()
   t0 = time.time()
-  try:  # resolves every run (bad input: one line, exit 2) before anything runs
+  with runner.exits_on_bad_input():  # resolves every run before anything runs
     if FLAGS.draw_only:
       print(open(draw_partial(experiment, options, FLAGS.output_dir)).read(), flush=True)
       return
     run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,
                    log=lambda s: print(s, flush=True))
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  except OSError as e:  # a failed write (disk full, ...): the files written before are whole
-    print(f'error: {e}; fix the cause and rerun the same command: it resumes from the '
-          'files written so far', file=sys.stderr)
-    sys.exit(2)
   out = os.path.join(FLAGS.output_dir, base.output_name(experiment, options))
   print(f'done in {time.time() - t0:.1f}s; {out}/ (table.md, results.jsonl, config.json, '
         '*.png, runs/)', flush=True)

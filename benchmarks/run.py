@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 from benchmarks import configs
 from benchmarks.runner import build_config, check_distributed_flags, check_override_fields
-from benchmarks.runner import execute, quiet_backend_probe, validate
+from benchmarks.runner import execute, exits_on_bad_input, quiet_backend_probe, validate
 
 
 def _listing(lines) -> str:
@@ -52,11 +52,8 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'With --distributed
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s '
                                    'index in [0, --num_processes).')
 if __name__ == '__main__':  # before the config flag resolves the overrides
-  try:
+  with exits_on_bad_input():
     check_override_fields(sys.argv, configs.get_preset(configs.DEFAULT))
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 _CONFIG = config_flags.DEFINE_config_dict(
     'config', configs.get_preset(configs.DEFAULT),
     'Overrides of preset fields, e.g. --config.train.num_steps=400.')
@@ -64,16 +61,13 @@ _CONFIG = config_flags.DEFINE_config_dict(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
+  with exits_on_bad_input():
     config = build_config(_PRESET.value, flags.FLAGS[_CONFIG.name].override_values,
                           schemes=_SCHEMES.value, num_seeds=_NUM_SEEDS.value, pis=_PIS.value)
     validate(config)
     check_distributed_flags(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
                             _PROCESS_ID.value)
     output_dir = _OUTPUT_DIR.value or os.path.join('results', config.preset)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 
   quiet_backend_probe()
   # Heavy imports only after validation: bad flags fail fast.
@@ -90,15 +84,8 @@ def main(argv):
   from benchmarks import train
   config.lock()
   t0 = time.time()
-  try:
+  with exits_on_bad_input():
     execute(config, output_dir, overwrite=_OVERWRITE.value, log=lambda s: print(s, flush=True))
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  except OSError as e:  # a failed write (disk full, ...): the files written before are whole
-    print(f'error: {e}; fix the cause and rerun the same command: it resumes from the '
-          'files written so far', file=sys.stderr)
-    sys.exit(2)
   if train.is_main_process():
     print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
           '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)

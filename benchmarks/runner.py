@@ -3,13 +3,32 @@
 `benchmarks.run` (the command line) and `benchmarks.experiment` call it; it defines no flags.
 """
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
+import sys
 
 from benchmarks import configs
+
+
+@contextlib.contextmanager
+def exits_on_bad_input():
+  """The command lines' one way out of bad input: a ValueError (a bad flag, a foreign output
+  directory) or an OSError (a failed write: disk full, ...) prints one line `error: ...` to
+  stderr and exits 2. The files written before a failed write are whole: rerunning the same
+  command resumes from them."""
+  try:
+    yield
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  except OSError as e:
+    print(f'error: {e}; fix the cause and rerun the same command: it resumes from the '
+          'files written so far', file=sys.stderr)
+    sys.exit(2)
 
 
 def quiet_backend_probe() -> None:
