@@ -9,10 +9,9 @@ import divergences
 from benchmarks import bleu as bleu_lib
 from divergences import sequence as sequence_lib
 
-# Metric names reported with a standard error; js_pi is a vector over the π grid. The
-# exposure_* and exacc_err metrics only with eval.exposure_bias.
-MC_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'entropy_p', 'kl_pq', 'kl_qp', 'js_pi',
-              'exposure_model', 'exposure_oracle', 'exacc_err')
+# The enumerated metrics kept as exact_<name> (js_pi is a vector over the π grid; the
+# exposure_* and exacc_err metrics only with eval.exposure_bias). The Monte-Carlo ones are
+# whatever `divergences.monte_carlo` returns, each with its standard error.
 EXACT_METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'entropy_p', 'kl_pq', 'kl_qp',
                  'js_pi', 'exposure_model', 'exposure_oracle', 'exacc_err')
 
