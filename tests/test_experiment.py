@@ -91,6 +91,25 @@ class ExperimentCliTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "run 'r' of bad: variant 'a'"):
       experiment_cli.resolve(bad, base.Options(quick=True))
 
+  def test_seqgan_table_scales_scheduled_sampling_to_its_run(self):
+    # The config's default ε schedule reaches ~0.25 at small's 2,000 steps; over the table's
+    # 18,840 it would sit near 0. The experiment's own schedule ends at its floor exactly.
+    from benchmarks import runner as run_lib
+    from benchmarks.experiments import seqgan_table
+    from objectives import scheduled_sampling
+    config, variants = experiment_cli.resolve(
+        experiments.REGISTRY['seqgan_table'], base.Options())['scratch']
+    _, ss = run_lib.resolve_variants(config, variants, check_memory=False)['scheduled_sampling']
+    steps = ss.train.num_steps
+    eps = [float(scheduled_sampling.epsilon(ss.scheduled_sampling, i))
+           for i in (0, steps // 2, steps - 1, steps)]
+    self.assertEqual(eps[0], 1.0)
+    self.assertAlmostEqual(eps[1], (1 + seqgan_table.SS_FINAL_EPS) / 2, places=3)
+    self.assertGreater(eps[2], seqgan_table.SS_FINAL_EPS)
+    self.assertAlmostEqual(eps[3], seqgan_table.SS_FINAL_EPS, places=5)
+    default = float(scheduled_sampling.epsilon(config.scheduled_sampling, steps // 6))
+    self.assertLess(default, 0.02)  # what the override is for
+
 
 class DrawOnlyTest(absltest.TestCase):
 

@@ -8,7 +8,10 @@ sequences, batch 64, the `seqgan` preset. Two runs share the problem and seeds:
     per prefix; the rollout policy is the current generator), `gan_pi` at π = ½ and `direct`
     minimisation of KL[Q‖P] for as many generator updates as SeqGAN's adversarial phase;
   scratch: `scheduled_sampling` and `cot` for the same 120 epochs from a fresh init (CoT uses no
-    pre-training; SeqGAN's scheduled-sampling baseline is trained on its own).
+    pre-training; SeqGAN's scheduled-sampling baseline is trained on its own). Scheduled
+    sampling's ε falls linearly from 1 to SS_FINAL_EPS over the 120 epochs: the config's
+    defaults take ε to ~0.25 over `small`'s 2,000 steps, which on this run's 18,840 would leave
+    ε < 0.02 from step ~3,000 on (the paper does not give its schedule).
 The initial generator's rows (step 0) are the table's "random" line.
 
 Discriminator schedule: SeqGAN's is 50 rounds × 3 epochs of D pre-training over 10,000 + 10,000
@@ -36,6 +39,7 @@ EVAL_EVERY = 785                 # 5 epochs, as SeqGAN's log
 ADV_EVAL_EVERY = 20              # at most, after the warm start
 SEQGAN_CHECKPOINT_EVERY = 4      # at most: SeqGAN's steps between checkpoints
 CPU_D_PRETRAIN, CPU_D_STEPS = 40, 20
+SS_FINAL_EPS = 0.25              # scheduled sampling's ε at the end of the 120 epochs
 # Published NLL_oracle per token (Yu et al. 2017, table 1; reference/README.md).
 PUBLISHED = {'random': 10.310, 'mle': 9.038, 'scheduled_sampling': 8.985, 'pg_bleu': 8.946,
              'seqgan': 8.736}
@@ -82,7 +86,9 @@ def runs(options):
   gan = {'train.num_steps': adv, 'train.eval_every': adv_every}
   warm = {'seqgan': ('seqgan', seqgan), 'gan_pi': ('gan_pi', gan),
           'direct_kl_qp': ('direct', dict(gan, **{'direct.divergence': 'kl_qp'}))}
-  scratch = {'scheduled_sampling': ('scheduled_sampling', {}), 'cot': ('cot', {})}
+  ss = {'scheduled_sampling.schedule': 'linear', 'scheduled_sampling.linear_min': SS_FINAL_EPS,
+        'scheduled_sampling.linear_slope': (1.0 - SS_FINAL_EPS) / mle_steps}
+  scratch = {'scheduled_sampling': ('scheduled_sampling', ss), 'cot': ('cot', {})}
   if options.quick:  # V = 5,000 compiles slowly: one scheme of each run in CI
     warm, scratch = {'seqgan': warm['seqgan']}, {'cot': scratch['cot']}
   return {
@@ -221,7 +227,8 @@ def draw(rows, output_dir, options):
   lines = [f'Schedule: MLE {mle_steps} steps ({mle_steps / STEPS_PER_EPOCH:g} epochs); SeqGAN '
            f'D pre-training {d_pre} steps × {d_steps} updates, {adv} adversarial steps with '
            f'{rollouts} rollouts and {d_steps} D updates each (paper: ≈ 23,450 and 2,345); '
-           f'{seeds} seeds.', '',
+           f'scheduled sampling\'s ε linear from 1 to {SS_FINAL_EPS:g} over the {mle_steps} '
+           f'steps; {seeds} seeds.', '',
            '| line | seeds ok | step | NLL_oracle (ours) | NLL_oracle (published) | nll_test | '
            'entropy_q | kl_pq | kl_qp |', '|---|---|---|---|---|---|---|---|---|']
   table = lines_of(rows)
