@@ -78,6 +78,14 @@ def output_name(experiment: Experiment, options: Options) -> str:
   return f'{experiment.name}_{options.preset}'
 
 
+def linear_ss_schedule(num_steps: int, final_eps: float) -> Dict[str, object]:
+  """Overrides (flattened fields) taking scheduled sampling's ε linearly from 1 to final_eps
+  over num_steps (the config's defaults are sized for `small`'s 2,000 steps)."""
+  return {'scheduled_sampling.schedule': 'linear',
+          'scheduled_sampling.linear_slope': (1.0 - final_eps) / num_steps,
+          'scheduled_sampling.linear_min': final_eps}
+
+
 def tiny_sizes(**changes) -> Dict[str, object]:
   """The `--quick` problem most experiments shrink to (V=16, T=8, 8-unit networks, 2 seeds,
   10 steps), with `changes` (flattened fields) on top."""

@@ -141,9 +141,7 @@ def runs(options: base.Options) -> Dict[str, base.Run]:
         'train.batch_size': 16, 'train.num_steps': num_steps, 'train.eval_every': 10,
         'eval.num_samples': 128, 'eval.batch_size': 64,
         # ε from 1 down to 0.25 over the 20 steps (the defaults reach ~0.25 at small's 2,000).
-        'scheduled_sampling.schedule': 'linear',
-        'scheduled_sampling.linear_slope': 0.75 / num_steps,
-        'scheduled_sampling.linear_min': 0.25,
+        **base.linear_ss_schedule(num_steps, 0.25),
     })
   return {TRAINING_RUN: base.Run(preset=TRAINING_RUN, overrides=overrides,
                                  variants={MLE: ('mle', {}), SS: ('scheduled_sampling', {})})}

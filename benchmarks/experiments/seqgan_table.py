@@ -86,9 +86,9 @@ def runs(options):
   gan = {'train.num_steps': adv, 'train.eval_every': adv_every}
   warm = {'seqgan': ('seqgan', seqgan), 'gan_pi': ('gan_pi', gan),
           'direct_kl_qp': ('direct', dict(gan, **{'direct.divergence': 'kl_qp'}))}
-  ss = {'scheduled_sampling.schedule': 'linear', 'scheduled_sampling.linear_min': SS_FINAL_EPS,
-        'scheduled_sampling.linear_slope': (1.0 - SS_FINAL_EPS) / mle_steps}
-  scratch = {'scheduled_sampling': ('scheduled_sampling', ss), 'cot': ('cot', {})}
+  scratch = {'scheduled_sampling': ('scheduled_sampling',
+                                    base.linear_ss_schedule(mle_steps, SS_FINAL_EPS)),
+             'cot': ('cot', {})}
   if options.quick:  # V = 5,000 compiles slowly: one scheme of each run in CI
     warm, scratch = {'seqgan': warm['seqgan']}, {'cot': scratch['cot']}
   return {
