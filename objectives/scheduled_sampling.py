@@ -22,6 +22,7 @@ from typing import Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from objectives import base
 
@@ -74,6 +75,38 @@ def epsilon(ss_config, step: jax.Array) -> jax.Array:
   if ss_config.schedule == 'inverse_sigmoid':
     return inverse_sigmoid(step, k=ss_config.inverse_sigmoid_k)
   raise ValueError(f'--config.scheduled_sampling.schedule: unknown {ss_config.schedule!r}')
+
+
+def schedule_summary(ss_config, num_steps: int, *, low: float = 0.05) -> str:
+  """One line saying how ε_i of `config.scheduled_sampling` falls over a run of num_steps.
+
+  The schedules' defaults are sized for `small`'s 2,000 steps; on a longer run they can reach
+  their end value early, leaving most of it at ε ≈ 0 (the product-of-marginals regime of
+  Huszár's fixed point). The runner logs this line when it trains scheduled sampling, so the
+  shape of the schedule is seen before the run, not in its results.
+
+  Args:
+    ss_config: config.scheduled_sampling.
+    num_steps: the run's training steps N (the generator's updates 0 … N − 1).
+    low: the ε below which the line says from which step on ε stays.
+
+  Returns:
+    e.g. 'ε (the data token's probability) 0.997 at step 0, 0.032 at 25%, … 0.000 at step
+    18,839; below 0.05 from step 2,595 (14% of the run) on'.
+  """
+  last = max(num_steps - 1, 0)
+  marks = [(0, 'step 0')] + [(round(last * f), f'{int(f * 100)}%') for f in (0.25, 0.5, 0.75)]
+  marks.append((last, f'step {last:,}'))
+  steps = jnp.arange(num_steps)
+  eps = np.asarray(epsilon(ss_config, steps))
+  text = (f'{ss_config.schedule} schedule: ε (the data token\'s probability) '
+          + ', '.join(f'{eps[i]:.3f} at {where}' for i, where in marks))
+  below = np.flatnonzero(eps >= low)  # ε is non-increasing: below `low` after the last of these
+  first_low = 0 if below.size == 0 else int(below[-1]) + 1
+  if first_low < num_steps:
+    text += (f'; below {low:g} from step {first_low:,} ({100 * first_low / num_steps:.0f}% of '
+             'the run) on')
+  return text
 
 
 # --- the loss ----------------------------------------------------------------------------------

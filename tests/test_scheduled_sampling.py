@@ -220,6 +220,40 @@ class ImpropernessTest(absltest.TestCase):
       np.testing.assert_allclose(q2.sum(axis=1), 1.0, atol=1e-6)
 
 
+class ScheduleSummaryTest(absltest.TestCase):
+
+  def test_says_from_which_step_on_eps_stays_low(self):
+    # inverse sigmoid: ε < low ⟺ exp(i/k) > k (1/low − 1), so from step ⌊k ln(k (1/low − 1))⌋ + 1.
+    cfg = configs.get_preset('seqgan').scheduled_sampling
+    k, low, n = cfg.inverse_sigmoid_k, 0.05, 19_050
+    first = math.floor(k * math.log(k * (1 / low - 1))) + 1
+    self.assertEqual(first, 2_595)
+    text = ss.schedule_summary(cfg, n, low=low)
+    self.assertIn(f'below 0.05 from step {first:,} ({100 * first / n:.0f}% of the run) on', text)
+    self.assertIn(f'{k / (k + 1):.3f} at step 0', text)
+    self.assertIn(f'at step {n - 1:,}', text)
+
+  def test_marks_the_quarters_and_stays_silent_above_low(self):
+    cfg = configs.get_preset('small').scheduled_sampling
+    cfg.update(schedule='linear', linear_slope=1e-3, linear_min=0.25)
+    text = ss.schedule_summary(cfg, 1_001)  # steps 0 … 1,000: the quarters are steps 250, 500, 750
+    self.assertEqual(text, "linear schedule: ε (the data token's probability) 1.000 at step 0, "
+                     '0.750 at 25%, 0.500 at 50%, 0.250 at 75%, 0.250 at step 1,000')
+
+  def test_the_runner_logs_it_before_training(self):
+    from unittest import mock
+    import tempfile
+    from benchmarks import runner, train
+    config = smoke_config()
+    lines = []
+    with mock.patch.object(train, 'train_scheme', lambda *a, **k: None):
+      runner.execute(config, tempfile.mkdtemp(),
+                     variants={'ss': ('scheduled_sampling', {'train.num_steps': 20}),
+                               'mle': ('mle', {})}, log=lines.append)
+    logged = [l for l in lines if 'schedule:' in l]
+    self.assertEqual(logged, ['[ss] ' + ss.schedule_summary(config.scheduled_sampling, 20)])
+
+
 class TrainSchemeTest(absltest.TestCase):
 
   def test_smoke_run(self):
