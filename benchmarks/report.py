@@ -54,6 +54,24 @@ def fmt_ci(values) -> str:
   return fmt(*mean_ci(values)[:2])
 
 
+def paired(a_rows, b_rows, value):
+  """Per-seed differences value(a) − value(b) over the seeds present in both (a's order).
+
+  Rows of two schemes (or settings) that share a seed share its keys, and warm-started ones
+  its MLE start, so these differences are sharper than the two marginal CIs. `value` maps a
+  row to a float or None; pairs with a None or non-finite side are skipped, so diverged seeds
+  drop out.
+  """
+  by_seed = {r['seed']: r for r in b_rows}
+  out = []
+  for r in a_rows:
+    if r['seed'] in by_seed:
+      x, y = value(r), value(by_seed[r['seed']])
+      if x is not None and y is not None and math.isfinite(x - y):
+        out.append(x - y)
+  return out
+
+
 def metric_value(row, name):
   """The value of metric `name` in a row; 'js_pi@0.5' reads row['js_pi']['0.5']."""
   if '@' in name:

@@ -111,6 +111,25 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertLess(default, 0.02)  # what the override is for
 
 
+  def test_seqgan_table_pairs_each_line_with_mle_by_seed(self):
+    from benchmarks import report
+    from benchmarks.experiments import seqgan_table
+
+    def row(seed, v, diverged=False):
+      return dict(seed=seed, diverged=diverged, **{m: v + i for i, m in
+                                                   enumerate(seqgan_table.METRICS)})
+    mle = [row(0, 9.0), row(1, 9.5), row(2, 8.0)]
+    # Seed 2 of SeqGAN diverged and seed 3 has no MLE row: only seeds 0 and 1 pair.
+    table = {'mle': mle, 'seqgan': [row(1, 9.25), row(0, 8.5), row(2, 1.0, True), row(3, 0.0)]}
+    lines = seqgan_table.paired_with_mle(table)
+    got = [l for l in lines if l.startswith('| seqgan')]
+    self.assertEqual(got, ['| seqgan (from it) | 2 | ' + ' | '.join(
+        [report.fmt_ci([-0.25, -0.5])] * len(seqgan_table.METRICS)) + ' |'])
+    self.assertEqual(report.paired(table['seqgan'], mle, lambda r: r['kl_pq']),
+                     [-0.25, -0.5, -7.0])  # report.paired alone keeps seed 2: values finite
+    self.assertEqual(seqgan_table.paired_with_mle({'mle': mle}), [])
+
+
 class DrawOnlyTest(absltest.TestCase):
 
   def test_partial_draw_computes_only_when_the_experiment_allows(self):

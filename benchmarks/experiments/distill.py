@@ -150,14 +150,7 @@ def values(rows, metric, pi=None, prefix=''):
 
 def paired(a_rows, b_rows, metric, pi=None, prefix=''):
   """Per seed present in both: value(a) − value(b)."""
-  b = {r['seed']: r for r in b_rows}
-  out = []
-  for r in a_rows:
-    if r['seed'] in b:
-      x, y = value(r, metric, pi, prefix), value(b[r['seed']], metric, pi, prefix)
-      if x is not None and y is not None:
-        out.append(x - y)
-  return out
+  return report.paired(a_rows, b_rows, lambda r: value(r, metric, pi, prefix))
 
 
 def objectives(final, run):

@@ -240,10 +240,7 @@ def _comparison_sentence(training) -> str:
   s_mean, s_half, _ = report.mean_ci([r.get('kl_pq') for r in rows_s])
   if not (math.isfinite(m_mean) and math.isfinite(s_mean)):
     return 'No finite final KL[P‖Q] for both schemes: no comparison.'
-  by_seed = {r['seed']: r.get('kl_pq') for r in rows_m if r.get('kl_pq') is not None}
-  diffs = [r['kl_pq'] - by_seed[r['seed']] for r in rows_s
-           if r['seed'] in by_seed and r.get('kl_pq') is not None]
-  d_mean, d_half, n = report.mean_ci(diffs)
+  d_mean, d_half, n = report.mean_ci(report.paired(rows_s, rows_m, lambda r: r.get('kl_pq')))
   where = 'above' if s_mean > m_mean else 'below' if s_mean < m_mean else 'level with'
   steps = f'step {step_s}' if step_s == step_m else f'steps {step_s} (SS) and {step_m} (MLE)'
   sentence = (f'At {steps}, scheduled sampling ends {where} MLE in KL[P‖Q] per token: '

@@ -197,6 +197,32 @@ def lines_of(rows):
   return {k: v for k, v in out.items() if v}
 
 
+WARM_STARTED = ('seqgan', 'gan_pi', 'direct_kl_qp')  # start from the MLE line's generator
+
+
+def paired_with_mle(table):
+  """Markdown lines: each line's final values minus the MLE line's, seed by seed (95% CI).
+
+  The warm-started schemes start from their seed's MLE generator, so their differences say
+  what training moved; scheduled sampling and CoT share the seed's keys only. [] when there
+  is no MLE line or no other line.
+  """
+  mle = [r for r in table.get('mle', []) if not r.get('diverged')]
+  others = [n for n in table if n not in ('random', 'mle')]
+  if not (mle and others):
+    return []
+  out = ['', '## Paired differences from the MLE line (same seed; line − MLE, 95% CI)', '',
+         '| line | seeds | ' + ' | '.join(f'Δ {m}' for m in METRICS) + ' |',
+         '|---|---|' + '---|' * len(METRICS)]
+  for name in others:
+    ok = [r for r in table[name] if not r.get('diverged')]
+    diffs = {m: report.paired(ok, mle, lambda r, m=m: r.get(m)) for m in METRICS}
+    start = ' (from it)' if name in WARM_STARTED else ''
+    out.append(f'| {name}{start} | {len(diffs[METRICS[0]])} | '
+               + ' | '.join(report.fmt_ci(d) for d in diffs.values()) + ' |')
+  return out
+
+
 def phase_times(rows):
   """{scheme: {phase: seconds}} from the rows' training seconds over all invocations
   (`results.cumulative_seconds`: exact for rows with train_seconds, a lower bound for rows
@@ -251,6 +277,7 @@ def draw(rows, output_dir, options):
     published = sorted(ours, key=lambda k: PUBLISHED[k])
     lines.append(f'Ordering by mean NLL_oracle, ours: {" < ".join(ranked)}; published: '
                  f'{" < ".join(published)} ({"the same" if ranked == published else "different"}).')
+  lines += paired_with_mle(table)
   prof = [r for r in rows if r.get('phase') == 'profile']
   if prof:
     p = prof[0]
