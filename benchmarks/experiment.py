@@ -219,8 +219,9 @@ def main(argv):
     if FLAGS.draw_only:
       print(open(draw_partial(experiment, options, FLAGS.output_dir)).read(), flush=True)
       return
-    run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,
-                   log=lambda s: print(s, flush=True))
+    with runner.invocation_compilation_cache():
+      run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,
+                     log=lambda s: print(s, flush=True))
   out = os.path.join(FLAGS.output_dir, base.output_name(experiment, options))
   print(f'done in {time.time() - t0:.1f}s; {out}/ (table.md, results.jsonl, config.json, '
         '*.png, runs/)', flush=True)

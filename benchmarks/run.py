@@ -15,7 +15,8 @@ from ml_collections import config_flags
 
 from benchmarks import configs
 from benchmarks.runner import build_config, check_distributed_flags, check_override_fields
-from benchmarks.runner import execute, exits_on_bad_input, quiet_backend_probe, validate
+from benchmarks.runner import execute, exits_on_bad_input, invocation_compilation_cache
+from benchmarks.runner import quiet_backend_probe, validate
 
 
 def _listing(lines) -> str:
@@ -84,7 +85,7 @@ def main(argv):
   from benchmarks import train
   config.lock()
   t0 = time.time()
-  with exits_on_bad_input():
+  with exits_on_bad_input(), invocation_compilation_cache():
     execute(config, output_dir, overwrite=_OVERWRITE.value, log=lambda s: print(s, flush=True))
   if train.is_main_process():
     print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -71,6 +72,25 @@ class SmokeRunTest(absltest.TestCase):
     other = _run(*args[:-1], '--config.train.num_steps=10')
     self.assertNotEqual(other.returncode, 0)
     self.assertIn('--output_dir', other.stderr)
+
+
+class CompilationCacheTest(absltest.TestCase):
+
+  def test_one_invocation_compiles_identical_functions_once_and_leaves_nothing(self):
+    # MLE and scheduled sampling have the same state, so the second scheme's init, evaluation
+    # and finiteness check are the first's HLO: loaded from the invocation's own cache. Its
+    # temporary directory is gone afterwards. (The suite's own cache is not passed down.)
+    tmp = tempfile.mkdtemp()
+    env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+    env.update(TMPDIR=tmp, JAX_LOG_COMPILES='1')
+    out = os.path.join(tempfile.mkdtemp(), 'run')
+    proc = _run('--preset=smoke', '--schemes=mle,scheduled_sampling', '--num_seeds=1',
+                '--config.train.num_steps=5', '--config.train.eval_every=5',
+                f'--output_dir={out}', env=env)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    hits = re.findall(r"compilation cache hit for '(\w+)'", proc.stderr)
+    self.assertContainsSubset({'jit_init', 'jit_evaluate'}, set(hits))
+    self.assertEqual(os.listdir(tmp), [])
 
 
 class HelpTest(absltest.TestCase):
