@@ -130,6 +130,34 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertEqual(seqgan_table.paired_with_mle({'mle': mle}), [])
 
 
+  def test_seqgan_table_curves_thin_to_every_20_epochs_and_mark_the_selection(self):
+    from benchmarks.experiments import seqgan_table
+    self.assertEqual(seqgan_table._thinned(list(range(0, 121, 5))), list(range(0, 121, 20)))
+    self.assertEqual(seqgan_table._thinned([0, 20, 40]), [0, 20, 40])
+    self.assertEqual(seqgan_table._thinned(list(range(11))), [0, 2, 4, 6, 8, 10])
+    epoch = seqgan_table.STEPS_PER_EPOCH
+
+    def row(seed, step, nll_test, **kw):
+      return dict(seed=seed, step=step, nll_test=nll_test, diverged=False,
+                  **{m: 1.0 for m in seqgan_table.METRICS if m != 'nll_test'}, **kw)
+    # MLE (the warm start) over 25 evaluations, nll_test lowest at epoch 35 (not on the grid).
+    rows = [row(k, e * epoch, 8.0 - (e == 35), phase='warm_start', scheme='warm_start')
+            for e in range(0, 121, 5) for k in (0, 1)]
+    # SeqGAN: 40 D pre-training steps, then adversarial steps; a diverged seed is left out.
+    rows += [row(0, s, 9.0, phase='train', scheme='seqgan') for s in (0, 40, 60)]
+    rows += [dict(row(1, 60, float('nan'), phase='train', scheme='seqgan'), diverged=True)]
+    text = '\n'.join(seqgan_table.curve_lines(rows, base.Options()))
+    mle = text.split('### mle')[1].split('###')[0]
+    self.assertEqual([l.split(' |')[0] for l in mle.splitlines()
+                      if l.startswith('| ') and l[2].isdigit()],
+                     ['| 0 (0)', '| 3140 (20)', '| 5495 (35) **best nll_test**', '| 6280 (40)',
+                      '| 9420 (60)', '| 12560 (80)', '| 15700 (100)', '| 18840 (120)'])
+    seqgan = text.split('### seqgan')[1]
+    self.assertIn('| 0 | 1 | 9 | 1 | 1 | 1 |', seqgan)   # step 40 = adversarial step 0
+    self.assertIn('| 20 | 1 | 9 | 1 | 1 | 1 |', seqgan)  # only the finite seed
+    self.assertNotIn('best nll_test', seqgan)
+
+
 class DrawOnlyTest(absltest.TestCase):
 
   def test_partial_draw_computes_only_when_the_experiment_allows(self):

@@ -223,6 +223,56 @@ def paired_with_mle(table):
   return out
 
 
+def _thinned(steps, most: int = 8):
+  """Every k-th of the sorted steps from the first, k the smallest stride that keeps at most
+  `most` − 1 of them, and the last: [0, 5, …, 120] epochs → every 20."""
+  stride = max(1, math.ceil((len(steps) - 1) / (most - 1)))
+  return sorted(set(steps[::stride]) | set(steps[-1:]))
+
+
+def curve_lines(rows, options):
+  """Markdown: each trained line over its evaluations (mean ± 95% CI over seeds), thinned.
+
+  The epoch-based lines (MLE, scheduled sampling with its mean ε over the interval before
+  each evaluation, CoT) also name their evaluation with the lowest mean nll_test, the model
+  selection Caccia et al. use; SeqGAN counts adversarial steps after its D pre-training.
+  """
+  _, _, _, d_pre, _, _, _ = schedule(options)
+  series = {'mle': [r for r in rows if r.get('phase') == 'warm_start'],
+            **{n: [r for r in rows if r.get('scheme') == n and r.get('phase') == 'train']
+               for n in ORDER[2:]}}
+  out = []
+  for name, rs in series.items():
+    rs = [r for r in rs if not r.get('diverged')]
+    if name == 'seqgan':
+      rs = [dict(r, step=r['step'] - d_pre) for r in rs if r['step'] >= d_pre]
+    if not rs:
+      continue
+    by_step = {}
+    for r in rs:
+      by_step.setdefault(r['step'], []).append(r)
+    steps = sorted(by_step)
+    mean = {s: report.mean_ci([r['nll_test'] for r in by_step[s]])[0] for s in steps}
+    best = min(steps, key=lambda s: mean[s]) if name in ('mle', 'scheduled_sampling', 'cot') else None
+    unit = ('adversarial steps' if name == 'seqgan' else
+            'updates' if name in ('gan_pi', 'direct_kl_qp') else 'steps (epochs)')
+    eps = name == 'scheduled_sampling'
+    out += ['', f'### {name}', '', f'| {unit} | ' + ('ε | ' if eps else '')
+            + ' | '.join(METRICS) + ' |', '|---|' + ('---|' if eps else '')
+            + '---|' * len(METRICS)]
+    for s in sorted(set(_thinned(steps)) | ({best} if best is not None else set())):
+      label = (f'{s} ({s / STEPS_PER_EPOCH:g})' if unit == 'steps (epochs)' and not options.quick
+               else str(s))
+      label += ' **best nll_test**' if s == best and len(steps) > 1 else ''
+      cells = [label]
+      if eps:  # the same for every seed: the schedule's mean over the interval
+        e = report.mean_ci([r.get('train_eps') for r in by_step[s]])[0]
+        cells.append(f'{e:.3f}' if math.isfinite(e) else '–')
+      cells += [report.fmt_ci([r[m] for r in by_step[s]]) for m in METRICS]
+      out.append('| ' + ' | '.join(cells) + ' |')
+  return (['', '## Curves (mean ± 95% CI over seeds at each evaluation)'] + out) if out else []
+
+
 def phase_times(rows):
   """{scheme: {phase: seconds}} from the rows' training seconds over all invocations
   (`results.cumulative_seconds`: exact for rows with train_seconds, a lower bound for rows
@@ -296,6 +346,7 @@ def draw(rows, output_dir, options):
               f'phase {p["projected_mle_phase"]:.0f} s, D pre-training '
               f'{p["projected_d_pretraining"]:.0f} s, adversarial phase '
               f'{p["projected_adversarial_phase"]:.0f} s.']
+  lines += curve_lines(rows, options)
   times = phase_times(rows)
   if times:
     lines += ['', '## Measured wall time per phase (all seeds of a scheme together)', '',
