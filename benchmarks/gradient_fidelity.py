@@ -626,6 +626,8 @@ def _define_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from benchmarks import runner
+  runner.quiet_backend_probe()
   f = flags.FLAGS
   options = Options(vocab_size=f.vocab_size, seq_len=f.seq_len, init_scale=f.init_scale,
                     num_inits=f.num_inits, num_keys=f.num_keys, batch_size=f.batch_size)

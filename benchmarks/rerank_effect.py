@@ -128,6 +128,8 @@ def _define_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from benchmarks import runner
+  runner.quiet_backend_probe()
   jax.config.update('jax_enable_x64', True)
   f = flags.FLAGS
   info, rows = run(f.vocab_size, f.seq_len, f.mle_steps, seed=f.seed)

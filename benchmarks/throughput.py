@@ -428,6 +428,8 @@ def markdown(result) -> str:
 
 def main(argv):
   del argv
+  from benchmarks import runner
+  runner.quiet_backend_probe()
   try:
     config = configs.get_preset(_PRESET.value)
     try:

@@ -116,6 +116,7 @@ class ThroughputEndToEndTest(absltest.TestCase):
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         capture_output=True, text=True, timeout=600)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertNotIn('Unable to initialize backend', proc.stdout + proc.stderr)
     with open(os.path.join(out, 'throughput.json')) as f:
       result = json.load(f)
     self.assertEqual([r['S'] for r in result['jax']], [1, 2])
