@@ -1,4 +1,4 @@
-"""One persistent XLA compilation cache for a test session.
+"""One temporary root and one persistent XLA compilation cache for a test session.
 
 Most of the suite's time is XLA compiling the same smoke-sized functions again in every test
 process and CLI subprocess. The controller creates a fresh, empty cache directory per session
@@ -8,7 +8,9 @@ end. A session never reads a cache left by an earlier one, so a test run stays i
 the machine's history. A cache hit returns the executable compiled from the same HLO and
 options, so results are unchanged (the resume and reproducibility tests compare rows exactly).
 Tests that need their own cache (tests/test_kill.py) set the variable in their subprocesses.
-A user's own JAX_COMPILATION_CACHE_DIR is left alone.
+A user's own JAX_COMPILATION_CACHE_DIR is left alone. The session's temporary files
+(tempfile.mkdtemp() of every test and subprocess, through TMPDIR) go under one root that is
+removed at the end too, so a test run leaves nothing in the machine's /tmp.
 """
 
 import os
@@ -17,16 +19,24 @@ import tempfile
 
 
 def pytest_configure(config):
-  if 'JAX_COMPILATION_CACHE_DIR' in os.environ:  # a worker (inherited) or the user's own
+  if os.environ.get('PYTEST_XDIST_WORKER'):  # inherits the controller's environment
     return
-  path = tempfile.mkdtemp(prefix='divbench-test-jax-cache-')
+  # One temporary root per session: every tempfile.mkdtemp() of the tests (workers and CLI
+  # subprocesses inherit TMPDIR) lands under it, and it is removed at the end.
+  root = tempfile.mkdtemp(prefix='divbench-tests-')
+  os.environ['TMPDIR'] = root
+  tempfile.tempdir = root
+  config._divbench_tmp = root  # pylint: disable=protected-access
+  if 'JAX_COMPILATION_CACHE_DIR' in os.environ:  # the user's own cache
+    return
+  path = os.path.join(root, 'jax-cache')
+  os.makedirs(path)
   os.environ['JAX_COMPILATION_CACHE_DIR'] = path
   # Cache every compile, not only those over the default 1 s: most of ours are shorter.
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
-  config._divbench_cache = path  # pylint: disable=protected-access
 
 
 def pytest_unconfigure(config):
-  path = getattr(config, '_divbench_cache', None)
-  if path:
-    shutil.rmtree(path, ignore_errors=True)
+  root = getattr(config, '_divbench_tmp', None)
+  if root:
+    shutil.rmtree(root, ignore_errors=True)
