@@ -353,12 +353,11 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   title = title or f'divbench: preset {config.preset}'
   say(f'divbench: preset {config.preset}, schemes {",".join(resolved)}, {config.num_seeds} '
       f'seeds, devices ({jax.device_count()}): {jax.devices()}, output {output_dir}')
-  for label, (name, cfg) in resolved.items():
-    if name == 'scheduled_sampling':  # its defaults are sized for small's 2,000 steps
-      say(f'[{label}] ' + objectives.scheduled_sampling.schedule_summary(
-          cfg.scheduled_sampling, cfg.train.num_steps))
   problem = oracle.make_problem(config.problem)
   schemes = {label: objectives.make(name, cfg, problem) for label, (name, cfg) in resolved.items()}
+  for label, scheme in schemes.items():
+    if scheme.describe is not None:
+      say(f'[{label}] {scheme.describe()}')
   # The run ETA of the progress lines: run-steps still to train per phase, rates so far.
   phases = [(label, name, cfg.train.num_steps,
              len(train.run_grid(schemes[label], range(cfg.num_seeds), cfg.pis)))

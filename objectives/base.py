@@ -1,7 +1,7 @@
 """The interface every training scheme follows, and the pieces most schemes share."""
 
 import math
-from typing import Any, Callable, NamedTuple, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import flax
 import jax
@@ -28,12 +28,15 @@ class Scheme(NamedTuple):
     generator_params: state -> the generator's variables, for evaluation.
     generator: the generator module (an LSTMLM) those variables belong to.
     uses_pi: whether the scheme's objective depends on π (then the runner sweeps --pis).
+    describe: None, or () -> one line about how the scheme's configuration plays out over
+      this run, which the runner logs before training (e.g. scheduled sampling's ε schedule).
   """
   init: Callable[[jax.Array], PyTree]
   step: StepFn
   generator_params: Callable[[PyTree], PyTree]
   generator: Any
   uses_pi: bool = False
+  describe: Optional[Callable[[], str]] = None
 
 
 @flax.struct.dataclass

@@ -82,8 +82,8 @@ def schedule_summary(ss_config, num_steps: int, *, low: float = 0.05) -> str:
 
   The schedules' defaults are sized for `small`'s 2,000 steps; on a longer run they can reach
   their end value early, leaving most of it at ε ≈ 0 (the product-of-marginals regime of
-  Huszár's fixed point). The runner logs this line when it trains scheduled sampling, so the
-  shape of the schedule is seen before the run, not in its results.
+  Huszár's fixed point). The scheme's `describe` gives this line, which the runner logs before
+  training, so the shape of the schedule is seen before the run, not in its results.
 
   Args:
     ss_config: config.scheduled_sampling.
@@ -215,4 +215,5 @@ def make(config, problem) -> base.Scheme:
     return base.apply_gradients(optimizer, state, grads), {'loss': value, 'eps': eps}
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
-                     generator=model, uses_pi=False)
+                     generator=model, uses_pi=False,
+                     describe=lambda: schedule_summary(ss, config.train.num_steps))
