@@ -253,16 +253,16 @@ def curve_lines(rows, options):
       by_step.setdefault(r['step'], []).append(r)
     steps = sorted(by_step)
     mean = {s: report.mean_ci([r['nll_test'] for r in by_step[s]])[0] for s in steps}
-    best = min(steps, key=lambda s: mean[s]) if name in ('mle', 'scheduled_sampling', 'cot') else None
-    unit = ('adversarial steps' if name == 'seqgan' else
-            'updates' if name in ('gan_pi', 'direct_kl_qp') else 'steps (epochs)')
+    epochs = name not in WARM_STARTED  # MLE, scheduled sampling and CoT train 120 epochs
+    best = min(steps, key=lambda s: mean[s]) if epochs else None
+    unit = ('steps (epochs)' if epochs else
+            'adversarial steps' if name == 'seqgan' else 'updates')
     eps = name == 'scheduled_sampling'
     out += ['', f'### {name}', '', f'| {unit} | ' + ('ε | ' if eps else '')
             + ' | '.join(METRICS) + ' |', '|---|' + ('---|' if eps else '')
             + '---|' * len(METRICS)]
     for s in sorted(set(_thinned(steps)) | ({best} if best is not None else set())):
-      label = (f'{s} ({s / STEPS_PER_EPOCH:g})' if unit == 'steps (epochs)' and not options.quick
-               else str(s))
+      label = f'{s} ({s / STEPS_PER_EPOCH:g})' if epochs and not options.quick else str(s)
       label += ' **best nll_test**' if s == best and len(steps) > 1 else ''
       cells = [label]
       if eps:  # the same for every seed: the schedule's mean over the interval
