@@ -157,6 +157,19 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertIn('| 20 | 1 | 9 | 1 | 1 | 1 |', seqgan)  # only the finite seed
     self.assertNotIn('best nll_test', seqgan)
 
+  def test_seqgan_table_draws_one_line_with_its_own_seed_count(self):
+    # CoT alone over 2 seeds (a partial or a CoT-only run): no random line, so no H(P), and
+    # the schedule line gives the seeds asked for, not the device's default.
+    from benchmarks.experiments import seqgan_table
+    rows = [dict(seed=k, step=s, scheme='cot', phase='train', diverged=False,
+                 **{m: 2.0 + k for m in seqgan_table.METRICS})
+            for s in (0, 785) for k in (0, 1)]
+    text = seqgan_table.draw(rows, None, base.Options(num_seeds=2))
+    self.assertIn('; 2 seeds.', text)
+    self.assertNotIn('nan', text)
+    self.assertNotIn('H(P)', text)
+    self.assertIn('| cot | 2/2 | 785 |', text)
+
 
 class DrawOnlyTest(absltest.TestCase):
 

@@ -304,7 +304,7 @@ def draw(rows, output_dir, options):
            f'D pre-training {d_pre} steps × {d_steps} updates, {adv} adversarial steps with '
            f'{rollouts} rollouts and {d_steps} D updates each (paper: ≈ 23,450 and 2,345); '
            f'scheduled sampling\'s ε linear from 1 to {SS_FINAL_EPS:g} over the {mle_steps} '
-           f'steps; {seeds} seeds.', '',
+           f'steps; {options.num_seeds or seeds} seeds.', '',
            '| line | seeds ok | step | NLL_oracle (ours) | NLL_oracle (published) | nll_test | '
            'entropy_q | kl_pq | kl_qp |', '|---|---|---|---|---|---|---|---|---|']
   table = lines_of(rows)
@@ -317,8 +317,8 @@ def draw(rows, output_dir, options):
     cells += [report.fmt_ci([r[m] for r in ok]) for m in METRICS[1:]]
     lines.append('| ' + ' | '.join(cells) + ' |')
   h_p = report.mean_ci([r.get('entropy_p') for r in table.get('random', [])])[0]
-  lines += ['', f'Oracle entropy H(P) per token (MC): {h_p:.4g}. PG-BLEU (published 8.946) '
-            'is not implemented.', '']
+  lines += ['', (f'Oracle entropy H(P) per token (MC): {h_p:.4g}. ' if math.isfinite(h_p)
+                 else '') + 'PG-BLEU (published 8.946) is not implemented.', '']
   mean = {k: report.mean_ci([r['nll_oracle'] for r in v if not r.get('diverged')])[0]
           for k, v in table.items()}
   ours = [k for k in ('mle', 'scheduled_sampling', 'seqgan') if k in mean]
