@@ -1,8 +1,8 @@
 """Runs the benchmark: `python -m benchmarks.run [--preset=small] [--schemes=mle] ...`.
 
 Thin on purpose: parse and validate flags (before any compute), prepare the output directory,
-build the problem, then train and evaluate each scheme (benchmarks.train) and write the report
-(benchmarks.report). Any preset field can be overridden: `--config.train.num_steps=400`.
+build the problem, then train and evaluate each scheme (benchmarks.engine.train) and write the report
+(benchmarks.analysis.report). Any preset field can be overridden: `--config.train.num_steps=400`.
 """
 
 import os
@@ -14,9 +14,13 @@ from absl import flags
 from ml_collections import config_flags
 
 from benchmarks import configs
-from benchmarks.runner import build_config, check_distributed_flags, check_override_fields
-from benchmarks.runner import execute, exits_on_bad_input, invocation_compilation_cache
-from benchmarks.runner import quiet_backend_probe, validate
+from benchmarks.engine.configuration import build_config, check_distributed_flags, check_override_fields
+from benchmarks.engine.runner import execute
+from benchmarks.engine.cli import exits_on_bad_input, invocation_compilation_cache
+from benchmarks.engine.cli import quiet_backend_probe
+from benchmarks.engine.configuration import validate
+from benchmarks.engine import distributed
+import objectives
 
 
 def _listing(lines) -> str:
@@ -24,7 +28,6 @@ def _listing(lines) -> str:
 
 
 def _scheme_lines():
-  import objectives  # the schemes' module docstrings: one line each
   return [f'{name}: {(mod.__doc__ or "").strip().splitlines()[0]}'
           for name, mod in objectives.REGISTRY.items()]
 
@@ -82,12 +85,11 @@ def main(argv):
       print(f'error: --distributed: {e} (no cluster detected: pass --coordinator_address, '
             '--num_processes and --process_id)', file=sys.stderr)
       sys.exit(2)
-  from benchmarks import train
   config.lock()
   t0 = time.time()
   with exits_on_bad_input(), invocation_compilation_cache():
     execute(config, output_dir, overwrite=_OVERWRITE.value, log=lambda s: print(s, flush=True))
-  if train.is_main_process():
+  if distributed.is_main_process():
     print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
           '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)
     print(open(os.path.join(output_dir, 'summary.md')).read(), flush=True)

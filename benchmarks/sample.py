@@ -38,6 +38,14 @@ from typing import NamedTuple, Optional
 from absl import app
 from absl import flags
 import jax
+from benchmarks.configs import base
+from benchmarks.engine import cli as engine_cli
+from benchmarks.engine import configuration
+from benchmarks.engine import rundir
+from benchmarks.engine import train
+from models import oracle
+import objectives
+from benchmarks.engine import files
 
 FORMATS = ('jsonl', 'text')
 
@@ -130,7 +138,6 @@ def _overlay(config, saved: dict, prefix: str = '') -> None:
 
 def read_config(run_dir: str):
   """(config, variants or None) of a run directory, as benchmarks.run / experiment wrote it."""
-  from benchmarks.configs import base
   path = os.path.join(run_dir, 'config.json')
   if not os.path.isdir(run_dir):
     raise ValueError(f'--run_dir: {run_dir!r} is not a directory')
@@ -159,11 +166,9 @@ def read_config(run_dir: str):
 
 def _labels(config, variants):
   """{checkpoint label: (base scheme, config)} of a run (the warm start included)."""
-  from benchmarks import runner
-  from benchmarks import train
   try:
     # Sampling trains nothing: no training-memory check (a GPU run samples on a laptop).
-    resolved = runner.resolve_variants(config, variants, check_memory=False)
+    resolved = configuration.resolve_variants(config, variants, check_memory=False)
   except ValueError as e:
     raise ValueError(f'--run_dir: its config.json is not valid now ({e})') from None
   out = {label: (name, cfg) for label, (name, cfg) in resolved.items()}
@@ -174,13 +179,12 @@ def _labels(config, variants):
 
 def _run_pis(run_dir: str, label: str):
   """The set of π values of the label's rows in results.jsonl ({None}: a scheme without π)."""
-  from benchmarks import results
   path = os.path.join(run_dir, 'results.jsonl')
   if not os.path.exists(path):
     raise ValueError(f'--run_dir: {run_dir!r} has no results.jsonl')
   try:
-    rows = results.read_rows(path)
-  except results.Unreadable as e:
+    rows = rundir.read_rows(path)
+  except rundir.Unreadable as e:
     raise ValueError(f'--run_dir: {path!r} {e} ({e.detail})') from None
   pis = {row.get('pi') for row in rows if row.get('scheme') == label}
   if not pis:
@@ -194,19 +198,18 @@ def resolve(options: Options) -> Target:
   Reads config.json, results.jsonl and the run's checkpoint only (no problem, no model): every
   bad input is refused before any compute.
   """
-  from benchmarks import results
   check_options(options)
   config, variants = read_config(options.run_dir)
   labels = _labels(config, variants)
   with_checkpoint = [label for label in labels
-                     if os.path.exists(results.checkpoint_path(options.run_dir, label))]
+                     if os.path.exists(rundir.checkpoint_path(options.run_dir, label))]
   label = options.scheme
   if label not in labels:
     raise ValueError(f'--scheme: {label!r} is not a scheme of this run; schemes with '
                      f'checkpoints: {", ".join(with_checkpoint) or "(none)"}')
   if label not in with_checkpoint:
     raise ValueError(f'--scheme: {label!r} has no checkpoint yet '
-                     f'({results.checkpoint_path(options.run_dir, label)}); schemes with '
+                     f'({rundir.checkpoint_path(options.run_dir, label)}); schemes with '
                      f'checkpoints: {", ".join(with_checkpoint) or "(none)"}')
   name, cfg = labels[label]
   if not (isinstance(options.seed, int) and 0 <= options.seed < config.num_seeds):
@@ -239,17 +242,15 @@ def resolve(options: Options) -> Target:
 def _read_run(run_dir: str, label: str, run_index: int, num_runs: int):
   """(step, the run's stored state as nested dicts, or None if it diverged) of a checkpoint.
 
-  Reads the msgpack of results.save_checkpoint without a template (no model is built); the
-  stacked states hold num_runs runs, possibly followed by padding runs (train.padded_runs:
+  Reads the msgpack of rundir.save_checkpoint without a template (no model is built); the
+  stacked states hold num_runs runs, possibly followed by padding runs (distributed.padded_runs:
   a multiple of the device count at training time).
   """
-  import jax
   import numpy as np
-  from benchmarks import results
-  path = results.checkpoint_path(run_dir, label)
+  path = rundir.checkpoint_path(run_dir, label)
   try:
-    saved = results.read_checkpoint(path)
-  except results.Unreadable as e:  # a truncated or foreign file: say which
+    saved = rundir.read_checkpoint(path)
+  except rundir.Unreadable as e:  # a truncated or foreign file: say which
     raise ValueError(f'--scheme: cannot read checkpoint {path!r} ({e.detail})') from None
   step, states, diverged = int(saved['step']), saved['states'], np.asarray(saved['diverged'])
   sizes = {np.shape(x)[0] if np.ndim(x) else 0 for x in jax.tree_util.tree_leaves(states)}
@@ -268,7 +269,6 @@ def _problem(problem_json: str):
   """models.make_problem of a config.problem given as JSON: deterministic, so cached (one
   process sampling several runs of one experiment builds it once)."""
   import ml_collections
-  from models import oracle
   return oracle.make_problem(ml_collections.ConfigDict(json.loads(problem_json)))
 
 
@@ -279,7 +279,6 @@ def load_generator(target: Target):
   structure of scheme.init (traced with jax.eval_shape: no init is run).
   """
   import flax.serialization
-  import objectives
   problem = _problem(json.dumps(target.config.problem.to_dict(), sort_keys=True))
   scheme = objectives.make(target.base_scheme, target.config, problem)
   if (target.pi is not None) != scheme.uses_pi:
@@ -375,8 +374,7 @@ def run(options: Options, out=None, log=None) -> int:
   """
   target = resolve(options)
   log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-  from benchmarks import runner
-  runner.quiet_backend_probe()
+  engine_cli.quiet_backend_probe()
   problem, generator, params = load_generator(target)
   cfg = target.config
   step = target.step
@@ -402,10 +400,9 @@ def run(options: Options, out=None, log=None) -> int:
 
   if options.output:  # the whole file at once, atomically
     import io
-    from benchmarks import results
     buffer = io.StringIO()
     write_all(buffer)
-    results.atomic_write(options.output, buffer.getvalue())
+    files.atomic_write(options.output, buffer.getvalue())
   else:
     write_all(out or sys.stdout)
     (out or sys.stdout).flush()
@@ -418,7 +415,6 @@ def run(options: Options, out=None, log=None) -> int:
 
 def _planned_steps(target: Target) -> int:
   """The steps the label trains in all (the warm start's own count for it)."""
-  from benchmarks import train
   tc = target.config.train
   return tc.warm_start_steps if target.label == train.WARM_START else tc.num_steps
 

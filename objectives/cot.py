@@ -26,7 +26,7 @@ CoT's expected update, T · E[∇ generator_loss] = Σ_t E_{s~G}[∇_θ KL_t(s)]
 sum and omits the second, the score-function term of the prefixes' law. So even with the
 exact mediator it is a biased estimate of ∇JS_π in general (both are exactly 0 at G = P, where
 every KL_t vanishes). tests/test_cot.py pins this decomposition by enumeration;
-benchmarks/gradient_fidelity.py measures the bias.
+benchmarks/measure/gradient_fidelity.py measures the bias.
 
 Optimisers as CoT: generator Adam lr 1e-3, mediator Adam lr 3e-3, both β = (0.9, 0.95)
 (`config.cot`). Remaining differences from CoT's public code (desire2020/CoT):

@@ -38,7 +38,7 @@ rows is ∇E_{x~Q}[Σ_t D(P_t, Q_t)]/T, which for rkl is exactly ∇KL[Q‖P]/T 
 KL(Q_t‖P_t)] = KL[Q‖P] by the chain rule: `direct`'s per_step estimator); and fkl on teacher
 prefixes is exactly ∇KL[P‖Q]/T (MLE's gradient) with either setting. Every other pairing is a
 surrogate whose fidelity to the sequence-level divergence of the same name
-`benchmarks.gradient_fidelity` measures.
+`benchmarks.measure.gradient_fidelity` measures.
 
 The full-vocabulary logits of teacher and student are formed in row chunks of at most
 config.generator.logits_chunk_bytes each, under `jax.checkpoint` (the backward pass

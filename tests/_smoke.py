@@ -5,8 +5,8 @@ import tempfile
 
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
+from benchmarks.engine import rundir
+from benchmarks.engine import train
 from models import oracle as oracle_lib
 
 
@@ -23,7 +23,7 @@ def final_rows(name, config):
   problem = oracle_lib.make_problem(config.problem)
   scheme = objectives.make(name, config, problem)
   out = tempfile.mkdtemp()
-  store = results.Store(out)
+  store = rundir.Store(out)
   train.train_scheme(name, scheme, problem, config, store, output_dir=out, config_hash='x',
                      log=lambda s: None)
   last = max(r['step'] for r in store.rows)
@@ -51,7 +51,7 @@ def traced_once_run(name, scheme, problem, config):
 
   chex.clear_trace_counter()
   out = tempfile.mkdtemp()
-  store = results.Store(out)
+  store = rundir.Store(out)
   with mock.patch.object(train, 'make_runner', make_runner):
     train.train_scheme(name, scheme, problem, config, store, output_dir=out, config_hash='x',
                        log=lambda s: None)

@@ -1,4 +1,4 @@
-"""Tests of benchmarks/bleu.py against a plain Counter implementation, NLTK and hand values."""
+"""Tests of benchmarks/analysis/bleu.py against a plain Counter implementation, NLTK and hand values."""
 
 import collections
 import functools
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import bleu
+from benchmarks.analysis import bleu
 
 _SETTINGS = hypothesis.settings(
     max_examples=60, deadline=None, derandomize=True, database=None

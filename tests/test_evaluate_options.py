@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import objectives
-from benchmarks import evaluate as evaluate_lib
-from benchmarks import results
-from benchmarks import train
+from benchmarks.engine import evaluate as evaluate_lib
+from benchmarks.engine import rundir
+from benchmarks.engine import train
 from models import oracle as oracle_lib
 import _smoke
 
@@ -28,7 +28,7 @@ def _train(config, out=None, runner_patch=None):
   problem = oracle_lib.make_problem(config.problem)
   scheme = objectives.make('mle', config, problem)
   out = out or tempfile.mkdtemp()
-  store = results.Store(out)
+  store = rundir.Store(out)
   if runner_patch is None:
     train.train_scheme('mle', scheme, problem, config, store, output_dir=out, config_hash='x',
                        log=lambda s: None)
@@ -45,7 +45,7 @@ def _alpha_rows(rows):
 
 
 def _strip(row):
-  return {k: v for k, v in row.items() if k not in results.PER_INVOCATION}
+  return {k: v for k, v in row.items() if k not in rundir.PER_INVOCATION}
 
 
 
@@ -132,7 +132,7 @@ def test_interrupted_run_resumes_to_identical_alpha_rows():
   assert [_strip(r) for r in _alpha_rows(resumed)] == [
       _strip(r) for r in _alpha_rows(reference)]
   # Killed after the last checkpoint but before the sweep: the sweep alone is redone.
-  store = results.Store(out)
+  store = rundir.Store(out)
   store.rows = [r for r in store.rows if r['phase'] != 'alpha']
   store.save()
   again, _ = _train(config, out)
@@ -140,18 +140,18 @@ def test_interrupted_run_resumes_to_identical_alpha_rows():
 
 
 def test_bad_alphas_and_selection_name_their_flag():
-  from benchmarks import runner
+  from benchmarks.engine import configuration
   for field, value, flag in [('alphas', (1.0, -0.5), '--config.eval.alphas'),
                              ('alphas', ('a',), '--config.eval.alphas'),
                              ('select', 'best', '--config.eval.select')]:
     config = _config()
     config.eval[field] = value
     with pytest.raises(ValueError, match=flag):
-      runner.validate(config)
+      configuration.validate(config)
 
 
 def test_bleu_metrics_equal_the_host_functions_on_the_same_samples():
-  from benchmarks import bleu
+  from benchmarks.analysis import bleu
   config = _config(bleu=True, bleu_n=3)
   problem = oracle_lib.make_problem(config.problem)
   gen = objectives.make('mle', config, problem)

@@ -1,5 +1,5 @@
-"""Watching a run: TensorBoard event files (benchmarks/events.py) and the run ETA of the
-progress lines (benchmarks/train.py `progress`, `run_eta`, `steps_to_go`)."""
+"""Watching a run: TensorBoard event files (benchmarks/analysis/events.py) and the run ETA of the
+progress lines (benchmarks/engine/train.py `progress`, `run_eta`, `steps_to_go`)."""
 
 import os
 import tempfile
@@ -10,10 +10,11 @@ import numpy as np
 
 import _smoke
 import objectives
-from benchmarks import events
-from benchmarks import results
-from benchmarks import runner
-from benchmarks import train
+from benchmarks.analysis import events
+from benchmarks.engine import rundir
+from benchmarks.engine import runner
+from benchmarks.engine import progress
+from benchmarks.engine import train
 from models import oracle as oracle_lib
 
 
@@ -84,34 +85,34 @@ class RunEtaTest(absltest.TestCase):
 
   def test_run_eta_uses_measured_rates_where_known(self):
     # 30 run-steps at 5/s, then gan_pi's 40 at its measured 2/s and mle's 50 at the current 5/s.
-    self.assertEqual(train.run_eta(30, 5.0, [('gan_pi', 40), ('mle', 50)], {'gan_pi': 2.0}),
+    self.assertEqual(progress.run_eta(30, 5.0, [('gan_pi', 40), ('mle', 50)], {'gan_pi': 2.0}),
                      6 + 20 + 10)
-    self.assertTrue(np.isnan(train.run_eta(30, float('nan'), [('mle', 5)])))
+    self.assertTrue(np.isnan(progress.run_eta(30, float('nan'), [('mle', 5)])))
 
   def test_progress_line(self):
-    self.assertEqual(train.progress(10, 30, 2.0), '2.0s, 5 steps/s, ETA 6s')
-    self.assertEqual(train.progress(10, 30, 2.0, [('gan_pi', 750)], {'gan_pi': 1.0}),
+    self.assertEqual(progress.progress(10, 30, 2.0), '2.0s, 5 steps/s, ETA 6s')
+    self.assertEqual(progress.progress(10, 30, 2.0, [('gan_pi', 750)], {'gan_pi': 1.0}),
                      '2.0s, 5 steps/s, ETA 6s, run ETA 12m36s')
-    self.assertEqual(train.progress(0, 30, 0.0, []), '0.0s, nan steps/s, ETA ?, run ETA ?')
+    self.assertEqual(progress.progress(0, 30, 0.0, []), '0.0s, nan steps/s, ETA ?, run ETA ?')
     # A scheme still to train without a measured rate is priced at this one's: a guess, '~'.
-    self.assertEqual(train.progress(10, 30, 2.0, [('gan_pi', 750), ('mle', 5)], {'gan_pi': 1.0}),
+    self.assertEqual(progress.progress(10, 30, 2.0, [('gan_pi', 750), ('mle', 5)], {'gan_pi': 1.0}),
                      '2.0s, 5 steps/s, ETA 6s, run ETA ~12m37s')
-    self.assertEqual(train.progress(10, 30, 2.0, [('gan_pi', 750), ('mle', 0)], {'gan_pi': 1.0}),
+    self.assertEqual(progress.progress(10, 30, 2.0, [('gan_pi', 750), ('mle', 0)], {'gan_pi': 1.0}),
                      '2.0s, 5 steps/s, ETA 6s, run ETA 12m36s')  # mle has nothing left
 
   def test_run_eta_counts_runs_not_steps(self):
     # A 15-run scheme at 5 steps/s = 75 run-steps/s; 10 steps of a 5-run scheme after it
     # (50 run-steps) take 50/75 s at that rate, not 10/5 s.
-    self.assertEqual(train.progress(10, 0, 2.0, [('distill', 50)], {}, runs=15),
+    self.assertEqual(progress.progress(10, 0, 2.0, [('distill', 50)], {}, runs=15),
                      '2.0s, 5 steps/s, ETA 0s, run ETA ~1s')
-    self.assertAlmostEqual(train.run_eta(0, 75.0, [('distill', 50)]), 50 / 75)
+    self.assertAlmostEqual(progress.run_eta(0, 75.0, [('distill', 50)]), 50 / 75)
 
   def test_steps_to_go_counts_finished_and_resumed_schemes_and_runs(self):
     rows = [dict(scheme='warm_start', phase='warm_start', step=s) for s in (0, 10)]
     rows += [dict(scheme='a', phase='train', step=s) for s in (0, 5)]
     rows += [dict(scheme='a', phase='alpha', step=20)]  # the α sweep's step: not progress
     self.assertEqual(
-        train.steps_to_go(rows, [('warm_start', 'mle', 10, 2), ('a', 'gan_pi', 20, 6),
+        progress.steps_to_go(rows, [('warm_start', 'mle', 10, 2), ('a', 'gan_pi', 20, 6),
                                  ('b', 'mle', 20, 2)]),
         [('mle', 0), ('gan_pi', 90), ('mle', 40)])
 
@@ -128,7 +129,7 @@ class EndToEndTest(absltest.TestCase):
     config.discriminator.update(embed_dim=4, filter_widths=(1, 2), num_filters=(2, 2))
     out, lines = tempfile.mkdtemp(), []
     runner.execute(config, out, variants={'gan_pi': ('gan_pi', {})}, log=lines.append)
-    rows = results.read_rows(os.path.join(out, 'results.jsonl'))
+    rows = rundir.read_rows(os.path.join(out, 'results.jsonl'))
     got = _read(os.path.join(out, events.DIRECTORY))
     self.assertEqual(sorted(got), ['gan_pi/seed0_pi0.1', 'gan_pi/seed0_pi0.9',
                                    'gan_pi/seed1_pi0.1', 'gan_pi/seed1_pi0.9',
@@ -149,7 +150,7 @@ class EndToEndTest(absltest.TestCase):
     problem = oracle_lib.make_problem(config.problem)
     scheme = objectives.make('mle', config, problem)
     out = tempfile.mkdtemp()
-    store = results.Store(out)
+    store = rundir.Store(out)
     logdir = os.path.join(out, events.DIRECTORY)
     runners = [train.make_runner(scheme, problem, config)]  # compiled once for all three
     for steps, on in ((5, False), (10, True), (15, True)):

@@ -11,10 +11,9 @@ from unittest import mock
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from benchmarks import experiment as experiment_cli
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks import experiments
-from benchmarks import results
-from benchmarks.experiments import base
+from benchmarks.engine import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,28 +77,28 @@ class ExperimentCliTest(parameterized.TestCase):
 
   def test_another_preset_writes_its_own_directory(self):
     exp = experiments.REGISTRY['temperature']
-    self.assertEqual(base.output_name(exp, base.Options()), 'temperature')
-    self.assertEqual(base.output_name(exp, base.Options(preset='small')), 'temperature')
-    self.assertEqual(base.output_name(exp, base.Options(preset='seqgan')), 'temperature_seqgan')
-    resolved = experiment_cli.resolve(exp, base.Options(quick=True, preset='seqgan'))
+    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options()), 'temperature')
+    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options(preset='small')), 'temperature')
+    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options(preset='seqgan')), 'temperature_seqgan')
+    resolved = experiment_lib.resolve(exp, experiment_lib.Options(quick=True, preset='seqgan'))
     self.assertTrue(all(c.problem.source == 'seqgan' for c, _ in resolved.values()))
 
   def test_bad_run_is_caught_before_any_compute(self):
-    bad = base.Experiment('bad', 'c', runs=lambda o: {
-        'r': base.Run('smoke', {'num_seeds': 2}, {'a': ('mle', {'problem.seq_len': 3})})},
+    bad = experiment_lib.Experiment('bad', 'c', runs=lambda o: {
+        'r': experiment_lib.Run('smoke', {'num_seeds': 2}, {'a': ('mle', {'problem.seq_len': 3})})},
         draw=lambda rows, d, o: '')
     with self.assertRaisesRegex(ValueError, "run 'r' of bad: variant 'a'"):
-      experiment_cli.resolve(bad, base.Options(quick=True))
+      experiment_lib.resolve(bad, experiment_lib.Options(quick=True))
 
   def test_seqgan_table_scales_scheduled_sampling_to_its_run(self):
     # The config's default ε schedule reaches ~0.25 at small's 2,000 steps; over the table's
     # 18,840 it would sit near 0. The experiment's own schedule ends at its floor exactly.
-    from benchmarks import runner as run_lib
+    from benchmarks.engine import configuration
     from benchmarks.experiments import seqgan_table
     from objectives import scheduled_sampling
-    config, variants = experiment_cli.resolve(
-        experiments.REGISTRY['seqgan_table'], base.Options())['scratch']
-    _, ss = run_lib.resolve_variants(config, variants, check_memory=False)['scheduled_sampling']
+    config, variants = experiment_lib.resolve(
+        experiments.REGISTRY['seqgan_table'], experiment_lib.Options())['scratch']
+    _, ss = configuration.resolve_variants(config, variants, check_memory=False)['scheduled_sampling']
     steps = ss.train.num_steps
     eps = [float(scheduled_sampling.epsilon(ss.scheduled_sampling, i))
            for i in (0, steps // 2, steps - 1, steps)]
@@ -112,7 +111,7 @@ class ExperimentCliTest(parameterized.TestCase):
 
 
   def test_seqgan_table_pairs_each_line_with_mle_by_seed(self):
-    from benchmarks import report
+    from benchmarks.analysis import stats
     from benchmarks.experiments import seqgan_table
 
     def row(seed, v, diverged=False):
@@ -124,9 +123,9 @@ class ExperimentCliTest(parameterized.TestCase):
     lines = seqgan_table.paired_with_mle(table)
     got = [l for l in lines if l.startswith('| seqgan')]
     self.assertEqual(got, ['| seqgan (from it) | 2 | ' + ' | '.join(
-        [report.fmt_ci([-0.25, -0.5])] * len(seqgan_table.METRICS)) + ' |'])
-    self.assertEqual(report.paired(table['seqgan'], mle, lambda r: r['kl_pq']),
-                     [-0.25, -0.5, -7.0])  # report.paired alone keeps seed 2: values finite
+        [stats.fmt_ci([-0.25, -0.5])] * len(seqgan_table.METRICS)) + ' |'])
+    self.assertEqual(stats.paired(table['seqgan'], mle, lambda r: r['kl_pq']),
+                     [-0.25, -0.5, -7.0])  # stats.paired alone keeps seed 2: values finite
     self.assertEqual(seqgan_table.paired_with_mle({'mle': mle}), [])
 
 
@@ -146,7 +145,7 @@ class ExperimentCliTest(parameterized.TestCase):
     # SeqGAN: 40 D pre-training steps, then adversarial steps; a diverged seed is left out.
     rows += [row(0, s, 9.0, phase='train', scheme='seqgan') for s in (0, 40, 60)]
     rows += [dict(row(1, 60, float('nan'), phase='train', scheme='seqgan'), diverged=True)]
-    text = '\n'.join(seqgan_table.curve_lines(rows, base.Options()))
+    text = '\n'.join(seqgan_table.curve_lines(rows, experiment_lib.Options()))
     mle = text.split('### mle')[1].split('###')[0]
     self.assertEqual([l.split(' |')[0] for l in mle.splitlines()
                       if l.startswith('| ') and l[2].isdigit()],
@@ -164,7 +163,7 @@ class ExperimentCliTest(parameterized.TestCase):
     rows = [dict(seed=k, step=s, scheme='cot', phase='train', diverged=False,
                  **{m: 2.0 + k for m in seqgan_table.METRICS})
             for s in (0, 785) for k in (0, 1)]
-    text = seqgan_table.draw(rows, None, base.Options(num_seeds=2))
+    text = seqgan_table.draw(rows, None, experiment_lib.Options(num_seeds=2))
     self.assertIn('; 2 seeds.', text)
     self.assertNotIn('nan', text)
     self.assertNotIn('H(P)', text)
@@ -188,10 +187,10 @@ class DrawOnlyTest(absltest.TestCase):
     with open(os.path.join(run_dir, 'results.jsonl'), 'w') as f:
       f.write(json.dumps(dict(scheme='mle', step=0, seed=0)) + '\n')
     for allowed, computed in ((True, 1), (False, 0)):
-      exp = base.Experiment(
-          't', 'c', runs=lambda o: {'r': base.Run('smoke', {}, {'mle': ('mle', {})})},
+      exp = experiment_lib.Experiment(
+          't', 'c', runs=lambda o: {'r': experiment_lib.Run('smoke', {}, {'mle': ('mle', {})})},
           draw=draw, compute=compute, partial_compute=allowed)
-      table = open(experiment_cli.draw_partial(exp, base.Options(quick=True), out,
+      table = open(experiment_lib.draw_partial(exp, experiment_lib.Options(quick=True), out,
                                                log=lambda s: None)).read()
       self.assertIn(f'{computed} computed rows', table)
       self.assertLen(calls, 1)  # only the allowed draw computed
@@ -203,32 +202,32 @@ class ResumeTest(absltest.TestCase):
   def test_interrupted_experiment_resumes_to_the_same_rows(self):
     # scheduled_sampling --quick: two variants of two chunks each. The interruption comes
     # while the second checkpoint is saved (after the first chunk's rows and checkpoint).
-    exp, options = experiments.REGISTRY['scheduled_sampling'], base.Options(quick=True)
+    exp, options = experiments.REGISTRY['scheduled_sampling'], experiment_lib.Options(quick=True)
     whole, cut = tempfile.mkdtemp(), tempfile.mkdtemp()
-    experiment_cli.run_experiment(exp, options, whole, log=lambda s: None)
-    original, calls = results.save_checkpoint, []
+    experiment_lib.run_experiment(exp, options, whole, log=lambda s: None)
+    original, calls = rundir.save_checkpoint, []
 
     def save_checkpoint(*args, **kwargs):
       calls.append(args[1])
       if len(calls) == 2:
         raise KeyboardInterrupt('killed')
       return original(*args, **kwargs)
-    with mock.patch.object(results, 'save_checkpoint', save_checkpoint):
+    with mock.patch.object(rundir, 'save_checkpoint', save_checkpoint):
       with self.assertRaises(KeyboardInterrupt):
-        experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
+        experiment_lib.run_experiment(exp, options, cut, log=lambda s: None)
     # The interrupted experiment can be drawn as it stands (--draw_only), training nothing.
     name_dir = os.path.join(cut, exp.name)
-    partial = experiment_cli.draw_partial(exp, options, cut, log=lambda s: None)
+    partial = experiment_lib.draw_partial(exp, options, cut, log=lambda s: None)
     self.assertIn('**partial**', open(partial).read())
     self.assertNotEmpty([f for f in os.listdir(name_dir) if f.endswith('.png')])
     self.assertFalse(os.path.exists(os.path.join(name_dir, 'results.jsonl')))
     with self.assertRaisesRegex(ValueError, '--draw_only: no rows'):
-      experiment_cli.draw_partial(exp, options, tempfile.mkdtemp(), log=lambda s: None)
-    experiment_cli.run_experiment(exp, options, cut, log=lambda s: None)
+      experiment_lib.draw_partial(exp, options, tempfile.mkdtemp(), log=lambda s: None)
+    experiment_lib.run_experiment(exp, options, cut, log=lambda s: None)
 
     def strip(rows):
-      return [{k: v for k, v in r.items() if k not in results.PER_INVOCATION} for r in rows]
-    redrawn = open(experiment_cli.draw_partial(exp, options, cut, log=lambda s: None)).read()
+      return [{k: v for k, v in r.items() if k not in rundir.PER_INVOCATION} for r in rows]
+    redrawn = open(experiment_lib.draw_partial(exp, options, cut, log=lambda s: None)).read()
     self.assertIn('redrawn with --draw_only from the finished', redrawn)
     self.assertNotIn('**partial**', redrawn)
     a = _read_rows(os.path.join(whole, exp.name, 'results.jsonl'))

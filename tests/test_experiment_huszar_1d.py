@@ -10,7 +10,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from benchmarks.experiments import base
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import huszar_1d as exp
 from models import toy
 
@@ -70,7 +70,7 @@ class Huszar1dTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.rows = exp.compute(base.Options(quick=True))
+    cls.rows = exp.compute(experiment_lib.Options(quick=True))
     cls.fits = [r for r in cls.rows if r['run'] == exp.RUN]
     cls.kl_pq, cls.js, cls.kl_qp = exp._split(cls.rows)
     cls.by_pi = {r['pi']: r for r in cls.js}
@@ -146,7 +146,7 @@ class Huszar1dTest(absltest.TestCase):
 
   def test_draw(self):
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(self.rows, out, base.Options(quick=True))
+      md = exp.draw(self.rows, out, experiment_lib.Options(quick=True))
       png = os.path.join(out, 'huszar_1d.png')
       self.assertTrue(os.path.exists(png))
       self.assertGreater(os.path.getsize(png), 10_000)
@@ -165,11 +165,11 @@ class Huszar1dTest(absltest.TestCase):
                 key=lambda r: r['pi'])
     js[0]['sigma'], js[-1]['sigma'] = js[-1]['sigma'], js[0]['sigma']
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(rows, out, base.Options(quick=True))
+      md = exp.draw(rows, out, experiment_lib.Options(quick=True))
     sentence = md.strip().splitlines()[-1]
     self.assertIn('is not monotone in π', sentence)
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(self.rows, out, base.Options(quick=True))
+      md = exp.draw(self.rows, out, experiment_lib.Options(quick=True))
     sigmas = [r['sigma'] for r in self.js]
     monotone = all(b <= a for a, b in zip(sigmas, sigmas[1:]))
     self.assertEqual('decreases monotonically' in md, monotone)

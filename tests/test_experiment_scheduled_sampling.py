@@ -9,7 +9,7 @@ from absl.testing import absltest
 import numpy as np
 
 from benchmarks import configs
-from benchmarks.experiments import base
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import scheduled_sampling as exp
 from objectives import scheduled_sampling as ss
 
@@ -50,7 +50,7 @@ class ComputeTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.rows = exp.compute(base.Options(quick=True))
+    cls.rows = exp.compute(experiment_lib.Options(quick=True))
 
   def test_numerical_minimiser_matches_the_closed_form(self):
     self.assertLen(self.rows, exp.QUICK_GRID)
@@ -76,7 +76,7 @@ class ComputeTest(absltest.TestCase):
 
   def test_draw_writes_the_figure_and_tables(self):
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(self.rows + _training_rows(0.1), out, base.Options(quick=True))
+      md = exp.draw(self.rows + _training_rows(0.1), out, experiment_lib.Options(quick=True))
       png = os.path.join(out, 'scheduled_sampling.png')
       self.assertTrue(os.path.isfile(png))
       self.assertGreater(os.path.getsize(png), 10_000)
@@ -98,13 +98,13 @@ class ComputeTest(absltest.TestCase):
 
   def test_draw_sentence_follows_the_numbers(self):
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(self.rows + _training_rows(-0.05), out, base.Options())
+      md = exp.draw(self.rows + _training_rows(-0.05), out, experiment_lib.Options())
     self.assertIn('scheduled sampling ends below MLE', md)
     self.assertRegex(md, r'paired difference SS − MLE -0\.05')
 
   def test_draw_without_training_rows(self):
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(self.rows, out, base.Options())
+      md = exp.draw(self.rows, out, experiment_lib.Options())
       self.assertGreater(os.path.getsize(os.path.join(out, 'scheduled_sampling.png')), 0)
     self.assertIn('No training rows.', md)
 
@@ -112,15 +112,15 @@ class ComputeTest(absltest.TestCase):
 class RunsTest(absltest.TestCase):
 
   def test_variants_and_default_size(self):
-    run = exp.runs(base.Options())['small']
+    run = exp.runs(experiment_lib.Options())['small']
     self.assertEqual(run.preset, 'small')
     self.assertEqual(run.overrides, {'num_seeds': 4})
     self.assertEqual(run.variants, {'mle': ('mle', {}),
                                     'scheduled_sampling': ('scheduled_sampling', {})})
-    self.assertEqual(exp.runs(base.Options(num_seeds=7))['small'].overrides['num_seeds'], 7)
+    self.assertEqual(exp.runs(experiment_lib.Options(num_seeds=7))['small'].overrides['num_seeds'], 7)
 
   def test_quick_overrides_are_fields_of_the_preset_and_anneal_eps(self):
-    run = exp.runs(base.Options(quick=True))['small']
+    run = exp.runs(experiment_lib.Options(quick=True))['small']
     config = configs.get_preset(run.preset)
     for field, value in run.overrides.items():
       *path, leaf = field.split('.')

@@ -19,8 +19,8 @@ import scipy.special
 
 import objectives
 from benchmarks import configs
-from benchmarks import evaluate as evaluate_lib
-from benchmarks import report
+from benchmarks.engine import evaluate as evaluate_lib
+from benchmarks.analysis import report
 from divergences import sequence
 from models import lstm
 from models import oracle as oracle_lib

@@ -23,14 +23,15 @@ import numpy as np
 
 import _smoke
 import objectives
-from benchmarks import results
+from benchmarks.engine import files
+from benchmarks.engine import rundir
 from models import oracle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ('--preset=smoke', '--schemes=mle', '--num_seeds=3', '--config.train.num_steps=10',
         '--config.train.eval_every=5')
 # Row fields that differ between two runs (their timings and, here, the config).
-PER_INVOCATION = results.PER_INVOCATION + ('config_hash',)
+PER_INVOCATION = rundir.PER_INVOCATION + ('config_hash',)
 
 
 def _run(*args, preexec_fn=None):
@@ -123,7 +124,7 @@ class FaultsTest(parameterized.TestCase):
   def test_held_output_dir_refused_and_left_alone(self):
     out = os.path.join(self.tmp, 'held')
     shutil.copytree(self.clean, out)
-    with open(os.path.join(out, results.LOCK), 'w') as f:  # this test's process: alive
+    with open(os.path.join(out, rundir.LOCK), 'w') as f:  # this test's process: alive
       json.dump({'pid': os.getpid(), 'host': socket.gethostname(), 'started': 'noon'}, f)
     self.assertEqual(self._refused(out), (
         f"error: --output_dir: {out!r} is in use by another run (pid {os.getpid()} on host "
@@ -140,8 +141,8 @@ class FaultsTest(parameterized.TestCase):
         f'error: {out}/config.json: could not be written (File too large); its previous '
         'version, if any, is intact; fix the cause and rerun the same command: it resumes '
         'from the files written so far'))
-    self.assertLen(results.read_rows(os.path.join(out, 'results.jsonl')), 9)
-    results.read_checkpoint(results.checkpoint_path(out, 'mle'))
+    self.assertLen(rundir.read_rows(os.path.join(out, 'results.jsonl')), 9)
+    rundir.read_checkpoint(rundir.checkpoint_path(out, 'mle'))
 
 
 def _tempdir(test):
@@ -174,7 +175,7 @@ def _no_space(*args):
 
 
 class FailedWriteTest(parameterized.TestCase):
-  """A write that fails (disk full) at each step of results.atomic_write."""
+  """A write that fails (disk full) at each step of files.atomic_write."""
 
   @parameterized.named_parameters(
       ('halfway', 'fdopen', _FullDisk()),
@@ -183,14 +184,14 @@ class FailedWriteTest(parameterized.TestCase):
   )
   def test_rows_kept_whole_and_no_temporary_file_left(self, name, failing):
     out = _tempdir(self)
-    store = results.Store(out)
+    store = rundir.Store(out)
     store.add([{'scheme': 'mle', 'step': 0, 'nll_test': 2.5}])
     store.save()
     with open(store.path, 'rb') as f:
       before = f.read()
     store.add([{'scheme': 'mle', 'step': 5, 'nll_test': 2.25}] * 100)
     with mock.patch.object(os, name, failing):
-      with self.assertRaises(results.WriteError) as caught:
+      with self.assertRaises(files.WriteError) as caught:
         store.save()
     self.assertEqual(str(caught.exception), f'{store.path}: could not be written (No space '
                      'left on device); its previous version, if any, is intact')
@@ -198,17 +199,17 @@ class FailedWriteTest(parameterized.TestCase):
     with open(store.path, 'rb') as f:
       self.assertEqual(f.read(), before)
     self.assertEqual(os.listdir(out), ['results.jsonl'])
-    self.assertEqual(results.Store(out).rows, [{'scheme': 'mle', 'step': 0, 'nll_test': 2.5}])
+    self.assertEqual(rundir.Store(out).rows, [{'scheme': 'mle', 'step': 0, 'nll_test': 2.5}])
 
   def test_previous_checkpoint_kept_whole(self):
     out = _tempdir(self)
     states = {'w': np.arange(6, dtype=np.float32).reshape(2, 3)}
-    results.save_checkpoint(out, 'mle', 5, states, np.array([False, False]))
+    rundir.save_checkpoint(out, 'mle', 5, states, np.array([False, False]))
     with mock.patch.object(os, 'fdopen', _FullDisk()):
-      with self.assertRaisesRegex(results.WriteError, 'checkpoints/mle.msgpack: could not be'):
-        results.save_checkpoint(out, 'mle', 10, {'w': states['w'] + 1}, np.array([False, True]))
+      with self.assertRaisesRegex(files.WriteError, 'checkpoints/mle.msgpack: could not be'):
+        rundir.save_checkpoint(out, 'mle', 10, {'w': states['w'] + 1}, np.array([False, True]))
     self.assertEqual(os.listdir(os.path.join(out, 'checkpoints')), ['mle.msgpack'])
-    step, restored, diverged = results.load_checkpoint(out, 'mle', states, np.zeros(2, bool))
+    step, restored, diverged = rundir.load_checkpoint(out, 'mle', states, np.zeros(2, bool))
     self.assertEqual(step, 5)
     np.testing.assert_array_equal(restored['w'], states['w'])
     np.testing.assert_array_equal(diverged, [False, False])
@@ -217,7 +218,7 @@ class FailedWriteTest(parameterized.TestCase):
 def _hold(directory, **holder):
   """Writes directory/.lock as another run would; returns its path."""
   os.makedirs(directory, exist_ok=True)
-  path = os.path.join(directory, results.LOCK)
+  path = os.path.join(directory, rundir.LOCK)
   with open(path, 'w') as f:
     json.dump(dict({'host': socket.gethostname(), 'started': 'noon'}, **holder), f)
   return path
@@ -230,7 +231,7 @@ def _dead_pid():
 
 
 class LockTest(absltest.TestCase):
-  """results.acquire_lock / release_lock: who holds a directory, and when a lock is stale."""
+  """rundir.acquire_lock / release_lock: who holds a directory, and when a lock is stale."""
 
   def setUp(self):
     super().setUp()
@@ -238,8 +239,8 @@ class LockTest(absltest.TestCase):
     self.notices = []
 
   def acquire(self):
-    results.acquire_lock(self.out, log=self.notices.append)
-    self.addCleanup(results.release_lock, self.out)
+    rundir.acquire_lock(self.out, log=self.notices.append)
+    self.addCleanup(rundir.release_lock, self.out)
 
   def assertHeld(self, path, holder_text):
     with open(path) as f:
@@ -261,13 +262,13 @@ class LockTest(absltest.TestCase):
       self.assertEqual(json.load(f)['pid'], os.getpid())
 
   def test_acquire_release_and_again(self):
-    path = os.path.join(self.out, results.LOCK)
+    path = os.path.join(self.out, rundir.LOCK)
     self.acquire()
     with open(path) as f:
       holder = json.load(f)
     self.assertEqual((holder['pid'], holder['host']), (os.getpid(), socket.gethostname()))
     self.acquire()  # this process holds it already: nothing happens
-    results.release_lock(self.out)
+    rundir.release_lock(self.out)
     self.assertEqual(os.listdir(self.out), [])
     self.acquire()
     self.assertEqual(self.notices, [])
@@ -293,26 +294,26 @@ class LockTest(absltest.TestCase):
                          'noon', 'that process no longer runs')
 
   def test_earlier_boot_taken_over(self):
-    if not results._boot_id():
+    if not rundir._boot_id():
       self.skipTest('no boot id on this system')
     path = _hold(self.out, pid=os.getppid(), boot='an-earlier-boot')
     self.assertTakenOver(path, f'pid {os.getppid()} on host {socket.gethostname()!r} since '
                          'noon', 'this host has restarted since')
 
   def test_unreadable_lock_held_while_new_then_stale(self):
-    path = os.path.join(self.out, results.LOCK)
+    path = os.path.join(self.out, rundir.LOCK)
     with open(path, 'w') as f:
       f.write('{"pid": 12')  # a run killed (or still) between creating and writing it
     unknown = 'a run not identified: the lock is empty or cut short'
     self.assertHeld(path, unknown)
-    old = time.time() - results.STALE_UNREADABLE_S - 5
+    old = time.time() - rundir.STALE_UNREADABLE_S - 5
     os.utime(path, (old, old))
-    self.assertTakenOver(path, unknown, f'unreadable, {results.STALE_UNREADABLE_S + 5} s old')
+    self.assertTakenOver(path, unknown, f'unreadable, {rundir.STALE_UNREADABLE_S + 5} s old')
 
   def test_release_leaves_another_runs_lock(self):
     self.acquire()
     path = _hold(self.out, pid=os.getppid())  # removed by hand, then taken by another run
-    results.release_lock(self.out)
+    rundir.release_lock(self.out)
     with open(path) as f:
       self.assertEqual(json.load(f)['pid'], os.getppid())
 
@@ -320,23 +321,22 @@ class LockTest(absltest.TestCase):
 class ExperimentLockTest(absltest.TestCase):
 
   def test_experiment_and_run_directories_locked_apart(self):
-    from benchmarks import experiment as experiment_lib
-    from benchmarks.experiments import base
-    tiny = base.Experiment('tiny', 'a claim', draw=lambda rows, out, options: '',
-                           runs=lambda options: {'a': base.Run('smoke', {}, {'mle': ('mle', {})})})
+    from benchmarks.engine import experiment as experiment_lib
+    tiny = experiment_lib.Experiment('tiny', 'a claim', draw=lambda rows, out, options: '',
+                           runs=lambda options: {'a': experiment_lib.Run('smoke', {}, {'mle': ('mle', {})})})
     root = _tempdir(self)
     out = os.path.join(root, 'tiny')
     own = _hold(out, pid=os.getppid())  # a second invocation of the experiment: refused
     with self.assertRaisesRegex(ValueError, f"--output_dir: '{out}' is in use by another run"):
-      experiment_lib.run_experiment(tiny, base.Options(), root, log=lambda s: None)
-    self.assertEqual(os.listdir(out), [results.LOCK])  # nothing written
+      experiment_lib.run_experiment(tiny, experiment_lib.Options(), root, log=lambda s: None)
+    self.assertEqual(os.listdir(out), [rundir.LOCK])  # nothing written
     os.remove(own)
     run_dir = os.path.join(out, 'runs', 'a')
     _hold(run_dir, pid=os.getppid())  # a run's own directory held (e.g. by benchmarks.run)
     with self.assertRaisesRegex(ValueError, f"--output_dir: '{run_dir}' is in use by another"):
-      experiment_lib.run_experiment(tiny, base.Options(), root, log=lambda s: None)
+      experiment_lib.run_experiment(tiny, experiment_lib.Options(), root, log=lambda s: None)
     self.assertFalse(os.path.exists(own))  # the experiment's lock is released on error
-    self.assertEqual(sorted(os.listdir(run_dir)), [results.LOCK])
+    self.assertEqual(sorted(os.listdir(run_dir)), [rundir.LOCK])
 
 
 class BadInjectNanTest(parameterized.TestCase):

@@ -1,4 +1,4 @@
-"""Tests of benchmarks/gradient_fidelity.py on a tiny space: rows, metrics and output files."""
+"""Tests of benchmarks/measure/gradient_fidelity.py on a tiny space: rows, metrics and output files."""
 
 import json
 import os
@@ -9,22 +9,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import gradient_fidelity as gf
+from benchmarks.measure import gradient_fidelity
 
 
 class GradientFidelityTest(absltest.TestCase):
 
   def test_rows_metrics_and_files(self):
-    options = gf.Options(seq_len=2, num_inits=2, num_keys=40, batch_size=4, pis=(0.5,))
+    options = gradient_fidelity.Options(seq_len=2, num_inits=2, num_keys=40, batch_size=4, pis=(0.5,))
 
     def mc_mle_rows(setup):
       # A builder written the way a new scheme's would be: an MC row of E_P[∇nll] whose
       # per-key gradients all equal the exact expectation (zero noise).
-      g = gf.mle_rows(setup)[0].gradients
+      g = gradient_fidelity.mle_rows(setup)[0].gradients
       stacked = [jax.tree.map(lambda a: jnp.stack([a] * 40), x) for x in g]
-      return [gf.Estimate('mle', 'constant mc', 'kl_pq', None, 'mc', stacked)]
+      return [gradient_fidelity.Estimate('mle', 'constant mc', 'kl_pq', None, 'mc', stacked)]
 
-    out = gf.run(options, builders=[gf.mle_rows, gf.cot_rows, mc_mle_rows], log=lambda s: None)
+    out = gradient_fidelity.run(options, builders=[gradient_fidelity.mle_rows, gradient_fidelity.cot_rows, mc_mle_rows], log=lambda s: None)
     rows = {(r['scheme'], r['estimator']): r for r in out['rows']}
     mle = rows['mle', 'teacher forcing, E_P[∇nll]']
     self.assertGreater(mle['cosine_min'], 1 - 1e-6)
@@ -38,7 +38,7 @@ class GradientFidelityTest(absltest.TestCase):
     self.assertTrue(np.isfinite([cot['cosine'], cot['rel_err'], cot['norm_ratio']]).all())
 
     directory = tempfile.mkdtemp()
-    md = gf.write(out, directory)
+    md = gradient_fidelity.write(out, directory)
     self.assertEqual(md.count('\n| mle |'), 2)
     self.assertEqual(md, open(os.path.join(directory, 'gradient_fidelity.md')).read())
     saved = json.load(open(os.path.join(directory, 'gradient_fidelity.json')))
@@ -46,8 +46,8 @@ class GradientFidelityTest(absltest.TestCase):
     self.assertEqual(saved['info']['options']['seq_len'], 2)
 
   def test_gan_pi_and_seqgan_rows_with_exact_discriminator(self):
-    options = gf.Options(seq_len=2, num_inits=1, pis=(0.5,))
-    out = gf.run(options, builders=[gf.gan_pi_rows, gf.seqgan_rows], log=lambda s: None)
+    options = gradient_fidelity.Options(seq_len=2, num_inits=1, pis=(0.5,))
+    out = gradient_fidelity.run(options, builders=[gradient_fidelity.gan_pi_rows, gradient_fidelity.seqgan_rows], log=lambda s: None)
     rows = out['rows']
     self.assertEqual([(r['scheme'], r['divergence']) for r in rows],
                      [('gan_pi', 'js_pi')] * 2 + [('seqgan', 'js_pi'), ('seqgan', 'kl_qp')])
@@ -61,19 +61,19 @@ class GradientFidelityTest(absltest.TestCase):
     xs = jnp.array([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.int32)
     q = jnp.array([0.1, 0.3, 0.2, 0.4])
     reward = jnp.array([1.0, 0.0, 0.5, 1.0])
-    r = gf.exact_prefix_rewards(jnp.log(q), reward, xs, vocab_size=2)
+    r = gradient_fidelity.exact_prefix_rewards(jnp.log(q), reward, xs, vocab_size=2)
     np.testing.assert_allclose(r[:, 1], reward, rtol=1e-6)
     np.testing.assert_allclose(r[:, 0], [0.25, 0.25, 0.5 / 0.6, 0.5 / 0.6], rtol=1e-6)
 
   def test_distill_rows_exact_cases(self):
     # Provably exact: fkl on teacher prefixes is ∇KL(P‖Q) (either cost_to_go), rkl on
     # student prefixes with the cost-to-go is ∇KL(Q‖P); rkl without it is not.
-    options = gf.Options(seq_len=2, num_inits=2, pis=(0.5,))
+    options = gradient_fidelity.Options(seq_len=2, num_inits=2, pis=(0.5,))
 
     def distill_kl_rows(setup):
-      return gf.distill_rows(setup, names=('fkl', 'rkl'), with_mc=False)
+      return gradient_fidelity.distill_rows(setup, names=('fkl', 'rkl'), with_mc=False)
 
-    out = gf.run(options, builders=[distill_kl_rows], log=lambda s: None)
+    out = gradient_fidelity.run(options, builders=[distill_kl_rows], log=lambda s: None)
     rows = {r['estimator']: r for r in out['rows']}
     self.assertLen(rows, 12)  # 2 divergences x 6 prefix sources / cost_to_go
     for name, target in (('fkl, teacher', 'kl_pq'), ('rkl, student, full', 'kl_qp')):
@@ -87,10 +87,10 @@ class GradientFidelityTest(absltest.TestCase):
   def test_sequence_divergences_of_the_enumerated_distributions(self):
     # The whole-sequence targets agree with divergences.exact where both exist (JS_π scaled
     # by π(1−π)), and TV with numpy on the enumerated probabilities.
-    setup = gf.make_setup(gf.Options(seq_len=2, num_inits=1))
+    setup = gradient_fidelity.make_setup(gradient_fidelity.Options(seq_len=2, num_inits=1))
     params, pi = setup.inits[0], jnp.float32(0.3)
-    exact = gf.exact_divergences(setup)(params, pi)
-    value = lambda name: float(gf.sequence_divergence(setup, name)(params, pi))
+    exact = gradient_fidelity.exact_divergences(setup)(params, pi)
+    value = lambda name: float(gradient_fidelity.sequence_divergence(setup, name)(params, pi))
     np.testing.assert_allclose(value('js_pi_scaled') * 0.3 * 0.7, exact['js_pi'][0], rtol=1e-5)
     p = np.exp(np.asarray(setup.log_p_all, np.float64))
     q = np.exp(np.asarray(setup.log_q(params, setup.sequences), np.float64))
@@ -99,7 +99,7 @@ class GradientFidelityTest(absltest.TestCase):
     np.testing.assert_allclose(value('skew_kl_pq'), skew, rtol=1e-4)
 
   def test_default_builders(self):
-    names = [b.__name__ for b in gf.ROW_BUILDERS]
+    names = [b.__name__ for b in gradient_fidelity.ROW_BUILDERS]
     self.assertEqual(names, ['mle_rows', 'direct_rows', 'cot_rows', 'gan_pi_rows',
                              'seqgan_rows', 'distill_rows'])
 

@@ -2,7 +2,7 @@
 uninterrupted run.
 
 The kill points are chosen deterministically, not by sleeping: the testing-only environment
-variable DIVBENCH_KILL_AT=STAGE@FILE:N (benchmarks/results.py) makes the process SIGKILL
+variable DIVBENCH_KILL_AT=STAGE@FILE:N (benchmarks/engine/rundir.py) makes the process SIGKILL
 itself the Nth time it reaches STAGE of writing FILE (counted from that process's start).
 One directory goes through a chain of processes, each resuming from what the one before
 left: killed while writing config.json, halfway through the first checkpoint, with the
@@ -27,7 +27,8 @@ import time
 
 from absl.testing import absltest
 
-from benchmarks import results
+from benchmarks.engine import files
+from benchmarks.engine import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ('--preset=smoke', '--schemes=mle', '--num_seeds=2', '--config.train.num_steps=10',
@@ -72,20 +73,20 @@ def _limit_file_size():
 def _on_disk(out):
   """(steps of results.jsonl's rows, step of the checkpoint or None): both must read."""
   path = os.path.join(out, 'results.jsonl')
-  steps = {r['step'] for r in results.read_rows(path)} if os.path.exists(path) else set()
-  path = results.checkpoint_path(out, 'mle')
-  step = int(results.read_checkpoint(path)['step']) if os.path.exists(path) else None
+  steps = {r['step'] for r in rundir.read_rows(path)} if os.path.exists(path) else set()
+  path = rundir.checkpoint_path(out, 'mle')
+  step = int(rundir.read_checkpoint(path)['step']) if os.path.exists(path) else None
   return steps, step
 
 
 def _temps(out):
-  return glob.glob(os.path.join(out, '**', results.TEMP_PREFIX + '*'), recursive=True)
+  return glob.glob(os.path.join(out, '**', files.TEMP_PREFIX + '*'), recursive=True)
 
 
 def _rows(out):
   """results.jsonl's rows without the fields that differ between runs (their timings)."""
-  return [{k: v for k, v in r.items() if k not in results.PER_INVOCATION}
-          for r in results.read_rows(os.path.join(out, 'results.jsonl'))]
+  return [{k: v for k, v in r.items() if k not in rundir.PER_INVOCATION}
+          for r in rundir.read_rows(os.path.join(out, 'results.jsonl'))]
 
 
 class KillTest(absltest.TestCase):
@@ -98,7 +99,7 @@ class KillTest(absltest.TestCase):
     proc = _run(reference, cache)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     out = os.path.join(tmp, 'killed')
-    lock = os.path.join(out, results.LOCK)
+    lock = os.path.join(out, rundir.LOCK)
     for i, (kill_at, steps, checkpoint, temp) in enumerate(KILLS):
       proc = _run(out, cache, kill_at)
       self.assertEqual(proc.returncode, -signal.SIGKILL, f'{kill_at}: {proc.stderr[-3000:]}')
@@ -114,7 +115,7 @@ class KillTest(absltest.TestCase):
     proc = _run(out, cache, preexec_fn=_limit_file_size)
     self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
-    path = results.checkpoint_path(out, 'mle')
+    path = rundir.checkpoint_path(out, 'mle')
     self.assertEqual(proc.stderr.strip().splitlines()[-1],
                      f'error: {path}: could not be written (File too large); its previous '
                      'version, if any, is intact; fix the cause and rerun the same command: '

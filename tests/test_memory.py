@@ -1,4 +1,4 @@
-"""benchmarks/memory.py: the parameter counts it estimates from, the limit, and the refusal."""
+"""benchmarks/engine/memory.py: the parameter counts it estimates from, the limit, and the refusal."""
 
 import copy
 import os
@@ -14,8 +14,8 @@ import numpy as np
 import _smoke
 import objectives
 from benchmarks import configs
-from benchmarks import memory
-from benchmarks import runner
+from benchmarks.engine import memory
+from benchmarks.engine import configuration
 from models import oracle
 from models.lstm import LSTMLM
 
@@ -113,7 +113,7 @@ class EstimateTest(absltest.TestCase):
     # What the presets run by default must pass on a laptop or a CI runner (< 4 GiB).
     for preset in configs.PRESETS:
       config = configs.get_preset(preset)
-      for name in runner.scheme_names(config):
+      for name in configuration.scheme_names(config):
         self.assertLess(memory.estimate_memory_bytes(config, name), 4 * GIB, (preset, name))
 
   def test_unknown_scheme_is_estimated_generously(self):
@@ -186,14 +186,14 @@ class RefusalTest(absltest.TestCase):
     self.assertGreater(memory.estimate_memory_bytes(cfg, 'mle'), limit)
     with mock.patch.dict(os.environ, {memory.ENV_LIMIT: str(limit)}):
       with self.assertRaises(ValueError) as raised:
-        runner.validate(config)
+        configuration.validate(config)
     self.assertEqual(
         str(raised.exception),
         f'--num_seeds: 1000 seeds of mle need an estimated {memory.gib(need)}, more than the '
         f'limit DIVBENCH_MEMORY_LIMIT_BYTES, {memory.gib(limit)}; use at most {fit} seeds, or '
-        'set DIVBENCH_MEMORY_LIMIT_BYTES to overrule the estimate (benchmarks/memory.py)')
+        'set DIVBENCH_MEMORY_LIMIT_BYTES to overrule the estimate (benchmarks/engine/memory.py)')
     with mock.patch.dict(os.environ, {memory.ENV_LIMIT: str(need)}):
-      runner.validate(config)  # exactly the estimate fits
+      configuration.validate(config)  # exactly the estimate fits
 
   def test_largest_scheme_and_warm_start_are_checked(self):
     config = configs.get_preset('small')
@@ -202,7 +202,7 @@ class RefusalTest(absltest.TestCase):
     self.assertGreater(need, memory.estimate_memory_bytes(config, 'mle'))
     with mock.patch.dict(os.environ, {memory.ENV_LIMIT: str(need - 1)}):
       with self.assertRaisesRegex(ValueError, '^--num_seeds: 4 seeds of professor_forcing'):
-        runner.validate(config)
+        configuration.validate(config)
 
   def test_advice_one_at_a_time_or_smaller_sizes(self):
     config = configs.get_preset('small')

@@ -14,7 +14,7 @@ import tempfile
 
 from absl.testing import absltest
 
-from benchmarks import results
+from benchmarks.engine import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp')
@@ -77,13 +77,13 @@ class MultiHostTest(absltest.TestCase):
 
     # A directory held by another (live) run: process 0 refuses it, and process 1 must not
     # wait for it at a collective; both stop with one line and the files are untouched.
-    results.acquire_lock(multi_dir)  # held by this test's own, live, process
+    rundir.acquire_lock(multi_dir)  # held by this test's own, live, process
     try:
       with open(os.path.join(multi_dir, 'results.jsonl')) as f:
         before = f.read()
       refused = run_two(expect=2)
     finally:
-      results.release_lock(multi_dir)
+      rundir.release_lock(multi_dir)
     self.assertIn('is in use by another run', refused[0][1])
     self.assertIn('--output_dir: refused by process 0', refused[1][1])
     with open(os.path.join(multi_dir, 'results.jsonl')) as f:

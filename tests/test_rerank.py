@@ -78,7 +78,7 @@ class RerankTest(parameterized.TestCase):
     self.assertGreater(float(np.abs(probs - np.exp(log_q)).max()), 0.02)  # R differs from Q
 
   def test_rerank_effect_table_at_k1_is_q(self):
-    from benchmarks import rerank_effect  # pylint: disable=g-import-not-at-top
+    from benchmarks.measure import rerank_effect
     log_p = jax.nn.log_softmax(jax.random.normal(jax.random.PRNGKey(4), (9,)))
     log_q = jax.nn.log_softmax(jax.random.normal(jax.random.PRNGKey(5), (9,)))
     rows = rerank_effect.rerank_table(log_p, log_q, {'d*': log_p - log_q}, seq_len=2,

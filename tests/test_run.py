@@ -175,11 +175,11 @@ def _previous_run(out):
   """Writes the files of a finished `--preset=smoke --schemes=mle` run into out, without
   training: its config.json, two rows per seed, a summary and a checkpoint."""
   import numpy as np
-  from benchmarks import results
-  from benchmarks import runner
-  config = runner.build_config('smoke', {}, schemes='mle')
-  runner.prepare_output_dir(out, config, overwrite=False, log=lambda s: None)
-  results.release_lock(out)
+  from benchmarks.engine import rundir
+  from benchmarks.engine import configuration
+  config = configuration.build_config('smoke', {}, schemes='mle')
+  rundir.prepare_output_dir(out, config, overwrite=False, log=lambda s: None)
+  rundir.release_lock(out)
   with open(os.path.join(out, 'results.jsonl'), 'w') as f:
     for step in (0, 10):
       for seed in (0, 1):
@@ -187,7 +187,7 @@ def _previous_run(out):
   with open(os.path.join(out, 'summary.md'), 'w') as f:
     f.write('| scheme |\n|---|\n| mle |\n')
   os.makedirs(os.path.join(out, 'checkpoints'))
-  results.save_checkpoint(out, 'mle', 10, {'w': np.zeros((2, 3), np.float32)},
+  rundir.save_checkpoint(out, 'mle', 10, {'w': np.zeros((2, 3), np.float32)},
                           np.zeros(2, bool))
 
 

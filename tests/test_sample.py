@@ -21,10 +21,12 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
-from benchmarks import results
-from benchmarks import runner
+from benchmarks.engine import files
+from benchmarks.engine import rundir
+from benchmarks.engine import configuration
+from benchmarks.engine import runner
 from benchmarks import sample
-from benchmarks import train
+from benchmarks.engine import train
 from _smoke import smoke_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +55,7 @@ def trained_run() -> str:
 def problem_and_config():
   """The run's config built as benchmarks.run builds it (not from config.json), its problem."""
   from models import oracle
-  config = runner.build_config('smoke', OVERRIDES, schemes='mle,gan_pi', num_seeds=NUM_SEEDS,
+  config = configuration.build_config('smoke', OVERRIDES, schemes='mle,gan_pi', num_seeds=NUM_SEEDS,
                                pis=PIS)
   return oracle.make_problem(config.problem), config
 
@@ -68,7 +70,7 @@ def reference_states(label):
   runs = train.run_grid(scheme, range(config.num_seeds), config.pis)
   template = train.make_runner(scheme, problem, config).init(
       train.run_keys(config.seed, [s for s, _ in runs]))
-  _, states, _ = results.load_checkpoint(trained_run(), label, template,
+  _, states, _ = rundir.load_checkpoint(trained_run(), label, template,
                                          np.zeros(len(runs), bool))
   return scheme, runs, states
 
@@ -192,7 +194,7 @@ class VariantRunTest(absltest.TestCase):
     # training) does not refuse it, e.g. a GPU run's many seeds sampled on a laptop.
     with mock.patch.dict(os.environ, {'DIVBENCH_MEMORY_LIMIT_BYTES': '1'}):
       with self.assertRaisesRegex(ValueError, '--num_seeds: .*estimated'):
-        runner.resolve_variants(config, {'fast': ('mle', {})})
+        configuration.resolve_variants(config, {'fast': ('mle', {})})
       self.assertEqual(sample_lines(options(run_dir=out, scheme='fast', num_samples=3))[0],
                        lines)
     err = io.StringIO()
@@ -205,7 +207,7 @@ def _copy_without(name: str) -> str:
   """A copy of the trained run directory without checkpoints/<name>.msgpack."""
   out = os.path.join(tempfile.mkdtemp(), 'copy')
   shutil.copytree(trained_run(), out)
-  os.remove(results.checkpoint_path(out, name))
+  os.remove(rundir.checkpoint_path(out, name))
   return out
 
 
@@ -220,11 +222,11 @@ def _diverged_copy() -> str:
   """A copy of the run whose checkpoint marks mle's seed 1 diverged."""
   out = _copy_without('mle')
   import flax.serialization
-  with open(results.checkpoint_path(trained_run(), 'mle'), 'rb') as f:
+  with open(rundir.checkpoint_path(trained_run(), 'mle'), 'rb') as f:
     saved = flax.serialization.msgpack_restore(f.read())
   saved['diverged'] = np.array(saved['diverged'])
   saved['diverged'][1] = True
-  results.atomic_write(results.checkpoint_path(out, 'mle'),
+  files.atomic_write(rundir.checkpoint_path(out, 'mle'),
                        flax.serialization.msgpack_serialize(saved))
   return out
 

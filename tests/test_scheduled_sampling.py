@@ -243,7 +243,8 @@ class ScheduleSummaryTest(absltest.TestCase):
   def test_the_runner_logs_it_before_training(self):
     from unittest import mock
     import tempfile
-    from benchmarks import runner, train
+    from benchmarks.engine import runner
+    from benchmarks.engine import train
     config = smoke_config()
     lines = []
     with mock.patch.object(train, 'train_scheme', lambda *a, **k: None):

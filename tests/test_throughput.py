@@ -9,7 +9,7 @@ import tempfile
 from absl.testing import absltest
 
 from benchmarks import configs
-from benchmarks import throughput
+from benchmarks.measure import throughput
 
 
 class ThroughputTest(absltest.TestCase):
@@ -110,7 +110,7 @@ class ThroughputEndToEndTest(absltest.TestCase):
   def test_runs_and_writes_its_outputs(self):
     out = tempfile.mkdtemp()
     proc = subprocess.run(
-        [sys.executable, '-m', 'benchmarks.throughput', '--preset=smoke', '--num_seeds=1,2',
+        [sys.executable, '-m', 'benchmarks.measure.throughput', '--preset=smoke', '--num_seeds=1,2',
          '--steps=3', '--adversarial_steps=2', '--repeats=1', '--samples=10', '--torch=false',
          f'--output_dir={out}'],
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -136,7 +136,7 @@ class ThroughputEndToEndTest(absltest.TestCase):
   def test_bad_flags_named(self):
     for arg, flag in (('--num_seeds=0,2', '--num_seeds'), ('--parts=mle,speed', '--parts'),
                       ('--adversarial=gan', '--adversarial')):
-      proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', arg],
+      proc = subprocess.run([sys.executable, '-m', 'benchmarks.measure.throughput', arg],
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             capture_output=True, text=True, timeout=120)
       self.assertNotEqual(proc.returncode, 0)

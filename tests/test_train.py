@@ -12,8 +12,10 @@ import numpy as np
 
 import objectives
 from benchmarks import configs
-from benchmarks import results
-from benchmarks import train
+from benchmarks.engine import files
+from benchmarks.engine import rundir
+from benchmarks.engine import progress
+from benchmarks.engine import train
 from models import oracle as oracle_lib
 
 
@@ -116,7 +118,7 @@ def _nan_scheme(config, problem):
 
 
 def _strip(rows):
-  return [{k: v for k, v in r.items() if k not in results.PER_INVOCATION} for r in rows]
+  return [{k: v for k, v in r.items() if k not in rundir.PER_INVOCATION} for r in rows]
 
 
 def _interrupt_and_resume(scheme, problem, config, step, before_resume=lambda out: None):
@@ -129,18 +131,18 @@ def _interrupt_and_resume(scheme, problem, config, step, before_resume=lambda ou
     if f'step {step}/' in line:
       raise KeyboardInterrupt
   try:
-    train.train_scheme('mle', scheme, problem, config, results.Store(out), output_dir=out,
+    train.train_scheme('mle', scheme, problem, config, rundir.Store(out), output_dir=out,
                        config_hash='x', log=interrupt)
   except KeyboardInterrupt:
     pass
   else:
     raise AssertionError(f'never reached step {step}')
   before_resume(out)
-  resumed, lines = results.Store(out), []
+  resumed, lines = rundir.Store(out), []
   last = max(r['step'] for r in resumed.rows)
   train.train_scheme('mle', scheme, problem, config, resumed, output_dir=out,
                      config_hash='x', log=lines.append)
-  return last, lines[0], results.Store(out).rows
+  return last, lines[0], rundir.Store(out).rows
 
 
 class TrainSchemeTest(absltest.TestCase):
@@ -149,7 +151,7 @@ class TrainSchemeTest(absltest.TestCase):
     config = _config()
     config.pis = (0.2, 0.9)
     out = tempfile.mkdtemp()
-    store = results.Store(out)
+    store = rundir.Store(out)
     train.train_scheme('nan', _nan_scheme(config, _problem()), _problem(), config, store,
                        output_dir=out, config_hash='x', log=lambda s: None)
     last = [r for r in store.rows if r['step'] == 10]
@@ -168,7 +170,7 @@ class TrainSchemeTest(absltest.TestCase):
     full_dir = tempfile.mkdtemp()
     problem = _problem()
     scheme = objectives.make('mle', config, problem)
-    full = results.Store(full_dir)
+    full = rundir.Store(full_dir)
     train.train_scheme('mle', scheme, problem, config, full, output_dir=full_dir,
                        config_hash='x', log=lambda s: None)
     last_row_step, first_line, rows = _interrupt_and_resume(scheme, problem, config, 5)
@@ -183,12 +185,12 @@ class TrainSchemeTest(absltest.TestCase):
     # metrics so far travel in the checkpoint).
     problem = _problem()
     plain_dir, fine_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
-    plain = results.Store(plain_dir)
+    plain = rundir.Store(plain_dir)
     train.train_scheme('mle', objectives.make('mle', _config(), problem), problem, _config(),
                        plain, output_dir=plain_dir, config_hash='x', log=lambda s: None)
     config = _config(checkpoint_every=1)
     scheme = objectives.make('mle', config, problem)
-    fine, lines = results.Store(fine_dir), []
+    fine, lines = rundir.Store(fine_dir), []
     train.train_scheme('mle', scheme, problem, config, fine, output_dir=fine_dir,
                        config_hash='x', log=lines.append)
     self.assertEqual([(r['seed'], r['step']) for r in fine.rows],
@@ -214,7 +216,7 @@ class TrainSchemeTest(absltest.TestCase):
     self.assertAlmostEqual(at[5]['train_seconds'], at[5]['wall_time'], places=2)
     self.assertGreaterEqual(at[10]['train_seconds'] - at[10]['wall_time'],
                             at[5]['train_seconds'])
-    self.assertEqual(results.cumulative_seconds([r for r in rows if r['seed'] == 0]),
+    self.assertEqual(rundir.cumulative_seconds([r for r in rows if r['seed'] == 0]),
                      {s: at[s]['train_seconds'] for s in (0, 5, 10)})
 
   def test_checkpoint_of_older_code_resumes_with_seconds_from_the_rows(self):
@@ -222,11 +224,11 @@ class TrainSchemeTest(absltest.TestCase):
     # starts from the rows' lower bound (here row 5's wall_time; steps 6-7 are not counted).
     import flax.serialization
     def drop_seconds(out):
-      path = results.checkpoint_path(out, 'mle')
+      path = rundir.checkpoint_path(out, 'mle')
       saved = flax.serialization.msgpack_restore(open(path, 'rb').read())
       self.assertIn('seconds', saved)
       del saved['seconds']
-      results.atomic_write(path, flax.serialization.msgpack_serialize(saved))
+      files.atomic_write(path, flax.serialization.msgpack_serialize(saved))
     problem, config = _problem(), _config(checkpoint_every=1)
     _, first_line, rows = _interrupt_and_resume(objectives.make('mle', config, problem),
                                                 problem, config, 7, drop_seconds)
@@ -239,18 +241,18 @@ class TrainSchemeTest(absltest.TestCase):
     # Rows of older code: wall_time differences, a clock that went down (a resumed
     # invocation) counting its own; rows with train_seconds take it as it is.
     old = [dict(step=s, wall_time=w) for s, w in ((0, 0.0), (5, 3.0), (10, 7.0), (15, 2.5))]
-    self.assertEqual(results.cumulative_seconds(old), {0: 0.0, 5: 3.0, 10: 7.0, 15: 9.5})
+    self.assertEqual(rundir.cumulative_seconds(old), {0: 0.0, 5: 3.0, 10: 7.0, 15: 9.5})
     new = old + [dict(step=20, wall_time=4.0, train_seconds=11.0),
                  dict(step=20, phase='alpha', wall_time=99.0)]  # the α sweep: not a curve
-    self.assertEqual(results.cumulative_seconds(new)[20], 11.0)
+    self.assertEqual(rundir.cumulative_seconds(new)[20], 11.0)
 
 
 class ProgressTest(absltest.TestCase):
 
   def test_rate_and_eta(self):
-    self.assertEqual(train.progress(200, 1800, 10.0), '10.0s, 20 steps/s, ETA 1m30s')
-    self.assertEqual(train.progress(100, 360_000, 50.0), '50.0s, 2 steps/s, ETA 50h00m')
-    self.assertEqual(train.progress(0, 100, 0.0), '0.0s, nan steps/s, ETA ?')
+    self.assertEqual(progress.progress(200, 1800, 10.0), '10.0s, 20 steps/s, ETA 1m30s')
+    self.assertEqual(progress.progress(100, 360_000, 50.0), '50.0s, 2 steps/s, ETA 50h00m')
+    self.assertEqual(progress.progress(0, 100, 0.0), '0.0s, nan steps/s, ETA ?')
 
 
 if __name__ == '__main__':

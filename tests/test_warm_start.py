@@ -10,8 +10,9 @@ import numpy as np
 
 import objectives
 from _smoke import smoke_config
-from benchmarks import runner
-from benchmarks import train
+from benchmarks.engine import configuration
+from benchmarks.engine import runner
+from benchmarks.engine import train
 from models import oracle as oracle_lib
 
 
@@ -81,11 +82,11 @@ class WarmStartTest(absltest.TestCase):
     self.assertEqual(inits[train.WARM_START][0], 2)           # once per seed
     self.assertEqual(inits[train.WARM_START + ':chunks'], [0, 5])  # K = 10 steps
     # The warm start's final generator, seed by seed, from its checkpoint.
-    from benchmarks import results
+    from benchmarks.engine import rundir
     problem = oracle_lib.make_problem(config.problem)
     warm_scheme = objectives.make('mle', config, problem)
     template = train.make_runner(warm_scheme, problem, config).init(train.run_keys(0, [0, 1]))
-    step, states, _ = results.load_checkpoint(out, train.WARM_START, template, np.zeros(2, bool))
+    step, states, _ = rundir.load_checkpoint(out, train.WARM_START, template, np.zeros(2, bool))
     self.assertEqual(step, 10)
     warm = jax.vmap(warm_scheme.generator_params)(states)
     num_runs, got = inits['gan_pi']
@@ -108,7 +109,7 @@ class WarmStartTest(absltest.TestCase):
     config = smoke_config()
     config.train.warm_start_steps = 7
     with self.assertRaisesRegex(ValueError, '--config.train.warm_start_steps'):
-      runner.validate(config)
+      configuration.validate(config)
 
 
 if __name__ == '__main__':

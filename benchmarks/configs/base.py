@@ -74,7 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   # evaluation with the lowest nll_test: Caccia's model selection, checkpointed for resume).
   c.eval.select = 'last'
   # BLEU-n of the generator's samples against fresh oracle samples and Self-BLEU-n among
-  # them (benchmarks/bleu.py: exact, leave-one-out; a host callback), reported as bleu and
+  # them (benchmarks/analysis/bleu.py: exact, leave-one-out; a host callback), reported as bleu and
   # self_bleu with standard errors over the samples.
   c.eval.bleu = False
   c.eval.bleu_n = 4

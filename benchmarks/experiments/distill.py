@@ -19,15 +19,16 @@ Runs:
   capacity_h16  H = 4 is the `enumerable` run), for a subset of the objectives;
   small         the `small` preset (V = 500, T = 20): Monte-Carlo divergences.
 The sequence-level skew KLs and TV are not evaluation metrics; the gradient-fidelity rows
-(`python -m benchmarks.gradient_fidelity`) answer whether those surrogates descend them.
+(`python -m benchmarks.measure.gradient_fidelity`) answer whether those surrogates descend them.
 """
 
 import math
 
 import numpy as np
 
-from benchmarks import figures
-from benchmarks import report
+from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
 
 DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
@@ -88,11 +89,11 @@ def runs(options):
             'eval.num_samples': 64, 'eval.batch_size': 64, 'pis': (0.1, 0.9),
             'num_seeds': 2}
     return {
-        'enumerable': base.Run('enumerable', tiny, {k: every[k] for k in QUICK}),
-        'capacity_h4': base.Run('enumerable', dict(tiny, **{'generator.embed_dim': 4,
+        'enumerable': experiment_lib.Run('enumerable', tiny, {k: every[k] for k in QUICK}),
+        'capacity_h4': experiment_lib.Run('enumerable', dict(tiny, **{'generator.embed_dim': 4,
                                                            'generator.hidden_dim': 4}),
                                 {k: every[k] for k in ('rkl_student',)}),
-        'small': base.Run('small', base.tiny_sizes(**{'train.warm_start_steps': 10,
+        'small': experiment_lib.Run('small', base.tiny_sizes(**{'train.warm_start_steps': 10,
                                                      'pis': (0.5,)}),
                           {k: every[k] for k in ('jsd_student',)}),
     }
@@ -100,12 +101,12 @@ def runs(options):
           'train.num_steps': 1_000,
           'train.eval_every': 250, 'train.warm_start_steps': 500, 'eval.num_samples': 2_000,
           'pis': PIS, 'num_seeds': 5}
-  out = {'enumerable': base.Run('enumerable', enum, every)}
+  out = {'enumerable': experiment_lib.Run('enumerable', enum, every)}
   for h in (8, 16):
-    out[f'capacity_h{h}'] = base.Run(
+    out[f'capacity_h{h}'] = experiment_lib.Run(
         'enumerable', dict(enum, **{'generator.embed_dim': h, 'generator.hidden_dim': h}),
         {k: every[k] for k in CAPACITY})
-  out['small'] = base.Run('small', {'train.num_steps': 1_000, 'train.eval_every': 500,
+  out['small'] = experiment_lib.Run('small', {'train.num_steps': 1_000, 'train.eval_every': 500,
                                     'train.warm_start_steps': 1_000,
                                     'pis': (0.1, 0.5, 0.9), 'num_seeds': 5}, every)
   return out
@@ -116,7 +117,7 @@ def runs(options):
 def final_rows(rows):
   """{(run, label, π): [rows of the last training step, not diverged]} (phase 'train')."""
   out = {}
-  for (run, label, pi), steps in report.groups(
+  for (run, label, pi), steps in stats.groups(
       [r for r in rows if r.get('phase') == 'train'], by=('run', 'scheme', 'pi')).items():
     out[(run, label, pi)] = [r for r in steps[max(steps)] if not r['diverged']]
   return out
@@ -150,7 +151,7 @@ def values(rows, metric, pi=None, prefix=''):
 
 def paired(a_rows, b_rows, metric, pi=None, prefix=''):
   """Per seed present in both: value(a) − value(b)."""
-  return report.paired(a_rows, b_rows, lambda r: value(r, metric, pi, prefix))
+  return stats.paired(a_rows, b_rows, lambda r: value(r, metric, pi, prefix))
 
 
 def objectives(final, run):
@@ -178,8 +179,8 @@ def findings(rows, final, run):
   objs = objectives(final, run)
   if not objs:
     return [f'- `{run}`: no finished variant yet.']
-  means = [(_name(label, pi), report.mean_ci(values(rs, 'kl_qp', prefix=pre))[0],
-            report.mean_ci(values(rs, 'kl_pq', prefix=pre))[0]) for label, pi, rs in objs]
+  means = [(_name(label, pi), stats.mean_ci(values(rs, 'kl_qp', prefix=pre))[0],
+            stats.mean_ci(values(rs, 'kl_pq', prefix=pre))[0]) for label, pi, rs in objs]
   means = [m for m in means if math.isfinite(m[1]) and math.isfinite(m[2])]
   lines = []
   if means:
@@ -199,7 +200,7 @@ def findings(rows, final, run):
     for pi in _pis(final, run, f'{d}_data'):
       diff = paired(final.get((run, f'{d}_student', pi), []),
                     final.get((run, f'{d}_data', pi), []), metric, prefix=pre)
-      m, h, n = report.mean_ci(diff)
+      m, h, n = stats.mean_ci(diff)
       if n >= 2 and math.isfinite(h):
         verdict = ('lower' if m + h < 0 else 'higher' if m - h > 0 else 'no clear difference')
         on_policy.append(f'{_name(d, pi)}: {m:+.4f} ± {h:.2g} on {metric} ({verdict})')
@@ -214,7 +215,7 @@ def findings(rows, final, run):
     if d not in NAMED or not warm:
       continue
     diff = paired(rs, warm, NAMED[d], pi, pre)
-    m, h, n = report.mean_ci(diff)
+    m, h, n = stats.mean_ci(diff)
     if n:
       down = sum(x < 0 for x in diff)
       descent.append((_name(label, pi), m, h, down, n))
@@ -234,7 +235,7 @@ def findings(rows, final, run):
       ex.setdefault(setting, []).extend(values(rs, 'exacc_err', prefix=pre))
   if ex:
     lines.append(f'- `{run}`: ExAccErr (R − ε)/ε by prefix setting, pooled over divergences: '
-                 + '; '.join(f'{s} {report.fmt_ci(v)}' for s, v in ex.items()) + '.')
+                 + '; '.join(f'{s} {stats.fmt_ci(v)}' for s, v in ex.items()) + '.')
   return lines
 
 
@@ -266,8 +267,8 @@ def draw_plane(ax, rows, final, run):
       points.append(_point(label, pi, rs, pre))
   figures.kl_plane(ax, points, annotate=False)
   for label in {l for (r, l, pi) in final if r == run and pi is not None}:
-    xy = sorted((pi, report.mean_ci(values(rs, 'kl_qp', prefix=pre))[0],
-                 report.mean_ci(values(rs, 'kl_pq', prefix=pre))[0])
+    xy = sorted((pi, stats.mean_ci(values(rs, 'kl_qp', prefix=pre))[0],
+                 stats.mean_ci(values(rs, 'kl_pq', prefix=pre))[0])
                 for (r, l, pi), rs in final.items() if r == run and l == label and rs)
     ax.plot([x for _, x, _ in xy], [y for _, _, y in xy], color=COLORS['jsd'], lw=0.6,
             alpha=0.5, marker=MARKERS[split_label(label)[1]], ms=2)
@@ -301,7 +302,7 @@ def draw(rows, output_dir, options):
         figures.band(ax, pis, [values(final[(run, f'jsd_{s}', p)], metric, prefix=pre)
                                for p in pis], label=f'jsd [{s}]', marker=MARKERS[s])
     for ref, ls in (('mle', '--'), ('direct_kl_qp', ':')):
-      m = report.mean_ci(values(final.get((run, ref, None), []), metric, prefix=pre))[0]
+      m = stats.mean_ci(values(final.get((run, ref, None), []), metric, prefix=pre))[0]
       if math.isfinite(m):
         ax.axhline(m, color='k', ls=ls, lw=1, label=ref)
     ax.set_xlabel('β (the run\'s π)')
@@ -369,16 +370,16 @@ def table(rows, final, run):
   items = [('warm start', None, warm)] + objectives(final, run)
   for label, pi, rs in items:
     d, _ = split_label(label)
-    delta = (report.fmt_ci(paired(rs, warm, NAMED[d], pi, pre))
+    delta = (stats.fmt_ci(paired(rs, warm, NAMED[d], pi, pre))
              if d in NAMED and label != 'warm start' else '–')
     lines.append(f'| {label} | {"–" if pi is None else f"{pi:g}"} | {len(rs)} | '
-                 + ' | '.join(report.fmt_ci(values(rs, m, prefix=pre))
+                 + ' | '.join(stats.fmt_ci(values(rs, m, prefix=pre))
                               for m in ('kl_pq', 'kl_qp', 'entropy_q', 'exacc_err'))
                  + f' | {delta} |')
   return lines
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name='distill',
     claim=('Distillation objectives (GKD, SKD, SeqKD, on-policy distillation, MiniLLM, '
            'DistiLLM, TaiLr) each choose a per-token divergence and a prefix source; with a '

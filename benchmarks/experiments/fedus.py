@@ -17,8 +17,9 @@ Both on the enumerable problem (V = 6, T = 6: every divergence exact), ≥ 8 see
 import math
 
 
-from benchmarks import figures
-from benchmarks import report
+from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
 
 PI = 0.5
@@ -61,16 +62,16 @@ def runs(options):
   if options.quick:  # fewer compiles: one variant of each kind of discriminator and penalty
     disjoint = {k: DISJOINT[k] for k in ('oracle_minimax', 'learned_ns')}
     penalties = {k: PENALTIES[k] for k in ('ns_none', 'ns_dragan')}
-  return {'disjoint': base.Run('enumerable', dict(o, **{'generator.init_scale': 5.0}),
+  return {'disjoint': experiment_lib.Run('enumerable', dict(o, **{'generator.init_scale': 5.0}),
                                disjoint),
-          'penalties': base.Run('enumerable', o, penalties)}
+          'penalties': experiment_lib.Run('enumerable', o, penalties)}
 
 
 def _series(rows, run):
   """{variant: {step: [healthy rows]}} of one run's training rows."""
   healthy = [r for r in rows
              if r.get('run') == run and r.get('phase') == 'train' and not r['diverged']]
-  return {v: steps for (v,), steps in report.groups(healthy, by=('scheme',)).items()}
+  return {v: steps for (v,), steps in stats.groups(healthy, by=('scheme',)).items()}
 
 
 def _js_ratio(row, t):
@@ -112,20 +113,20 @@ def findings(rows, t):
     for v, steps in series.items():
       last = max(steps)
       first_chunk = min(s for s in steps if s > 0)
-      g0 = report.fmt_ci([r.get('train_g_grad_norm') for r in steps[first_chunk]])
-      g1 = report.fmt_ci([r.get('train_g_grad_norm') for r in steps[last]])
+      g0 = stats.fmt_ci([r.get('train_g_grad_norm') for r in steps[first_chunk]])
+      g1 = stats.fmt_ci([r.get('train_g_grad_norm') for r in steps[last]])
       d_js = _paired_change(steps, 'js_ratio', t, 0, last)
       d_pq = _paired_change(steps, 'exact_kl_pq', t, 0, last)
       def verdict(changes):
-        m, h, _ = report.mean_ci(changes)
+        m, h, _ = stats.mean_ci(changes)
         if not math.isfinite(h):
           return 'n/a'
         return 'falls' if m + h < 0 else 'rises' if m - h > 0 else 'no resolved change'
       learns = 'learns' if 'falls' in (verdict(d_js), verdict(d_pq)) else (
           'does not measurably learn')
       lines.append(f'  - `{v}`: generator gradient norm {g0} (first chunk) → {g1} (last); '
-                   f'change over training (paired) of JS_π/H(π) {report.fmt_ci(d_js)} '
-                   f'({verdict(d_js)}), of KL[P‖Q] {report.fmt_ci(d_pq)} ({verdict(d_pq)}): '
+                   f'change over training (paired) of JS_π/H(π) {stats.fmt_ci(d_js)} '
+                   f'({verdict(d_js)}), of KL[P‖Q] {stats.fmt_ci(d_pq)} ({verdict(d_pq)}): '
                    f'{learns}.')
   series = _series(rows, 'penalties')
   if series and 'ns_none' in series:
@@ -138,10 +139,10 @@ def findings(rows, t):
         a = {r['seed']: r[metric] for r in ref.get(last, [])}
         b = {r['seed']: r[metric] for r in steps.get(last, [])}
         diff = [b[s] - a[s] for s in a if s in b]
-        m, h, n = report.mean_ci(diff)
+        m, h, n = stats.mean_ci(diff)
         verdict = ('lower' if m + h < 0 else 'higher' if m - h > 0 else 'no resolved difference'
                    ) if math.isfinite(h) else 'n/a'
-        lines.append(f'- (b) `{v}` − `ns_none`, final {metric[6:]}: {report.fmt(m, h)} '
+        lines.append(f'- (b) `{v}` − `ns_none`, final {metric[6:]}: {stats.fmt(m, h)} '
                      f'(paired, {n} seeds): {verdict}.')
   return lines
 
@@ -174,8 +175,8 @@ def draw(rows, output_dir, options):
       n = len([r for r in rows if r.get('run') == run and r.get('scheme') == v
                and r.get('step') == last])
       lines.append(f'| {run} | {v} | {len(rs)}/{n} | '
-                   f'{report.fmt_ci([_js_ratio(r, t) for r in rs])} | '
-                   + ' | '.join(report.fmt_ci([r.get(m) for r in rs]) for m in
+                   f'{stats.fmt_ci([_js_ratio(r, t) for r in rs])} | '
+                   + ' | '.join(stats.fmt_ci([r.get(m) for r in rs]) for m in
                                 ('exact_kl_pq', 'exact_kl_qp', 'exact_entropy_q',
                                  'train_g_grad_norm')) + ' |')
   lines += ['', 'Exact (enumeration), per token except JS_π/H(π) (sequence level, 1 = '
@@ -184,7 +185,7 @@ def draw(rows, output_dir, options):
   return '\n'.join(lines) + '\n'
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name='fedus',
     claim=('Fedus et al. 2017: from nearly disjoint P and Q the minimax GAN gets vanishing '
            'gradients while the non-saturating one still learns; gradient penalties '

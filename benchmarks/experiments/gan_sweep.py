@@ -13,8 +13,9 @@ diverged seed in either run, the lowest mean KL[P‖Q] + KL[Q‖P] from scratch.
 
 import math
 
-from benchmarks import figures
-from benchmarks import report
+from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
 
 COLLAPSE_FRACTION = 3.5 / 4.03
@@ -58,20 +59,20 @@ def runs(options):
   defaults = {k: v for k, v in o.items() if k not in PINNED}
   if not options.quick:  # the preset's own length and 4 seeds: `python -m benchmarks.run`
     defaults = {'pis': (0.5,), 'num_seeds': 4}
-  return {'scratch': base.Run('small', o, grid),
-          'warm': base.Run('small', dict(o, **{'train.warm_start_steps': warm}), grid),
-          'defaults': base.Run('small', defaults, {'mle': ('mle', {}), 'gan_pi': ('gan_pi', {}),
+  return {'scratch': experiment_lib.Run('small', o, grid),
+          'warm': experiment_lib.Run('small', dict(o, **{'train.warm_start_steps': warm}), grid),
+          'defaults': experiment_lib.Run('small', defaults, {'mle': ('mle', {}), 'gan_pi': ('gan_pi', {}),
                                                    'gumbel_gan': ('gumbel_gan', {})})}
 
 
 def _by(rows, phase='train'):
   """{(run, variant): {step: [rows]}}."""
-  return report.groups([r for r in rows if r.get('phase') == phase], by=('run', 'scheme'))
+  return stats.groups([r for r in rows if r.get('phase') == phase], by=('run', 'scheme'))
 
 
 def summarise(rows):
   """{(run, variant): dict(kl_pq, kl_qp, entropy_q lists; collapsed, diverged, n)}."""
-  h_p = report.mean_ci([r.get('entropy_p') for r in rows if r.get('step') == 0])[0]
+  h_p = stats.mean_ci([r.get('entropy_p') for r in rows if r.get('step') == 0])[0]
   threshold = COLLAPSE_FRACTION * h_p
   out = {}
   for key, steps in _by(rows).items():
@@ -94,7 +95,7 @@ def choose(summary, scheme):
     if any(s is None or s['collapsed'] or s['diverged'] for s in runs_):
       continue
     s = summary[('scratch', v)]
-    score = report.mean_ci(s['kl_pq'])[0] + report.mean_ci(s['kl_qp'])[0]
+    score = stats.mean_ci(s['kl_pq'])[0] + stats.mean_ci(s['kl_qp'])[0]
     if score < best_score:
       best, best_score = v, score
   return best
@@ -128,8 +129,8 @@ def draw(rows, output_dir, options):
            '|---|---|---|---|---|---|---|']
   for (run, v), s in summary.items():
     lines.append(f'| {run} | {v} | {s["n"] - s["diverged"]}/{s["n"]} | {s["collapsed"]} | '
-                 f'{report.fmt_ci(s["kl_pq"])} | {report.fmt_ci(s["kl_qp"])} | '
-                 f'{report.fmt_ci(s["entropy_q"])} |')
+                 f'{stats.fmt_ci(s["kl_pq"])} | {stats.fmt_ci(s["kl_qp"])} | '
+                 f'{stats.fmt_ci(s["entropy_q"])} |')
   lines += ['', f'Per token, Monte-Carlo, final step; mean ± 95% CI over seeds. H(P) = '
             f'{h_p:.3f}; a seed has collapsed below entropy_q {threshold:.3f}.', '']
   for scheme in ('gan_pi', 'gumbel_gan'):
@@ -139,13 +140,13 @@ def draw(rows, output_dir, options):
     d, m = summary.get(('defaults', scheme)), summary.get(('defaults', 'mle'))
     if d and m:
       lines.append(f'  With the defaults (run `defaults`, {d["n"]} seeds): {d["collapsed"]} '
-                   f'collapsed, {d["diverged"]} diverged; KL[P‖Q] {report.fmt_ci(d["kl_pq"])} '
-                   f'vs MLE {report.fmt_ci(m["kl_pq"])}, KL[Q‖P] {report.fmt_ci(d["kl_qp"])} '
-                   f'vs MLE {report.fmt_ci(m["kl_qp"])}.')
+                   f'collapsed, {d["diverged"]} diverged; KL[P‖Q] {stats.fmt_ci(d["kl_pq"])} '
+                   f'vs MLE {stats.fmt_ci(m["kl_pq"])}, KL[Q‖P] {stats.fmt_ci(d["kl_qp"])} '
+                   f'vs MLE {stats.fmt_ci(m["kl_qp"])}.')
   return '\n'.join(lines) + '\n'
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name='gan_sweep',
     claim=('With a suitable generator learning rate and discriminator schedule the GANs '
            '(gan_pi, gumbel_gan) learn on `small` without collapsing, from scratch and from '

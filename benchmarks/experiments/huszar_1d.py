@@ -24,8 +24,9 @@ from typing import List
 
 import numpy as np
 
-from benchmarks import figures
-from benchmarks.experiments import base
+from benchmarks.analysis import figures
+from benchmarks.engine import experiment as experiment_lib
+from models import toy
 
 NAME = 'huszar_1d'
 RUN = 'fit'      # the 'run' label of the fits (the best start of each objective)
@@ -54,7 +55,6 @@ OBJECTIVE_NAMES = {'kl_pq': 'KL[P‖Q]', 'kl_qp': 'KL[Q‖P]', 'js_pi': 'JS_π/(
 
 def target_logpdf(x):
   """log p(x) of the target mixture P, x any shape (jax array)."""
-  from models import toy
   return toy.mixture_logpdf(x, *(np.asarray(TARGET[k], np.float32)
                                  for k in ('weights', 'mus', 'sigmas')))
 
@@ -64,7 +64,7 @@ def _start_labels() -> List[str]:
   return ['moment match'] + [f'component {k + 1}' for k in range(len(TARGET['weights']))]
 
 
-def compute(options: base.Options) -> List[dict]:
+def compute(options: experiment_lib.Options) -> List[dict]:
   """Rows 'fit' (the best start: KL[P‖Q], JS_π per π of PIS, KL[Q‖P]) and 'local' (each start).
 
   One jitted program: every fit minimises JS_π/(π(1−π)) for π ∈ {0} ∪ PIS ∪ {1}, whose
@@ -73,7 +73,6 @@ def compute(options: base.Options) -> List[dict]:
   """
   import jax
   import jax.numpy as jnp
-  from models import toy
 
   points, steps = (QUICK_POINTS, QUICK_STEPS) if options.quick else (DEFAULT_POINTS,
                                                                      DEFAULT_STEPS)
@@ -239,7 +238,7 @@ def _table(kl_pq, js, kl_qp) -> List[str]:
   return lines
 
 
-def draw(rows: List[dict], output_dir: str, options: base.Options) -> str:
+def draw(rows: List[dict], output_dir: str, options: experiment_lib.Options) -> str:
   """Writes huszar_1d.png (densities; μ, σ against π; local minima) and returns the table."""
   del options
   kl_pq, js, kl_qp = _split(rows)
@@ -259,7 +258,7 @@ def draw(rows: List[dict], output_dir: str, options: base.Options) -> str:
   return '\n'.join(lines) + '\n'
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name=NAME,
     claim=('Fitting one Gaussian Q to a bimodal P (Huszár 2015): argmin KL[P‖Q] is the moment '
            'match (mode covering), argmin KL[Q‖P] sits on one mode (mode seeking), and argmin '

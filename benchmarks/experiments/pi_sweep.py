@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from benchmarks import figures
-from benchmarks import report
-from benchmarks.experiments import base
+from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 
 PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 # The oracle-discriminator GANs step like `direct` (Adam lr 0.01): with the minimax loss their
@@ -61,12 +61,12 @@ def runs(options):
   if options.quick:  # fewer compiles: the end points, the reference and one GAN of each kind
     variants = {k: VARIANTS[k] for k in ('mle', 'direct_kl_qp', 'direct_js',
                                          'gan_oracle_minimax', 'gan_learned')}
-  return {'enumerable': base.Run('enumerable', o, variants)}
+  return {'enumerable': experiment_lib.Run('enumerable', o, variants)}
 
 
 def _final(rows):
   """{(variant, π): [rows of the last step]} of the training rows (phase 'train')."""
-  training = report.groups([r for r in rows if r.get('phase') == 'train'])
+  training = stats.groups([r for r in rows if r.get('phase') == 'train'])
   return {k: [r for r in steps[max(steps)] if not r['diverged']]
           for k, steps in training.items()}
 
@@ -102,8 +102,8 @@ def findings(final, pis):
   """Sentences computed from the numbers: monotonicity in π and departures from direct."""
   lines = []
   for v in SWEPT:
-    means = [report.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp'))[0] for p in pis]
-    means_pq = [report.mean_ci(_values(final.get((v, p), []), 'exact_kl_pq'))[0] for p in pis]
+    means = [stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp'))[0] for p in pis]
+    means_pq = [stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_pq'))[0] for p in pis]
     if not all(math.isfinite(m) for m in means + means_pq):
       lines.append(f'- `{v}`: some π has no finished seed.')
       continue
@@ -151,8 +151,8 @@ def draw(rows, output_dir, options):
                      'kl_pq': _values(rs, 'exact_kl_pq'), 'color': COLORS[v], 'marker': 'o'})
   figures.kl_plane(ax, points)
   for v in SWEPT:  # connect each scheme's π points in order
-    xy = [(report.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp'))[0],
-           report.mean_ci(_values(final.get((v, p), []), 'exact_kl_pq'))[0]) for p in pis]
+    xy = [(stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp'))[0],
+           stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_pq'))[0]) for p in pis]
     ax.plot([a for a, _ in xy], [b for _, b in xy], color=COLORS[v], lw=0.7, alpha=0.6)
   ax.set_title('Exact divergences after training; numbers are π (mean ± 95% CI)')
   figures.dedupe_legend(ax, fontsize=7)
@@ -167,7 +167,7 @@ def draw(rows, output_dir, options):
                    label=v, color=COLORS[v], marker='o')
     if metric != 'js_scaled':
       for v, ls in (('mle', '--'), ('direct_kl_qp', ':')):
-        m = report.mean_ci(_values(final.get((v, None), []), metric))[0]
+        m = stats.mean_ci(_values(final.get((v, None), []), metric))[0]
         if math.isfinite(m):
           ax.axhline(m, color=COLORS[v], ls=ls, lw=1, label=v)
     ax.set_xlabel('π')
@@ -182,22 +182,22 @@ def draw(rows, output_dir, options):
                                           for v in ('mle', 'direct_kl_qp')]
   order += [(v, p, final.get((v, p), [])) for v in SWEPT for p in pis]
   for v, p, rs in order:
-    js = report.fmt_ci(_values(rs, 'js_scaled', p)) if p is not None else '–'
+    js = stats.fmt_ci(_values(rs, 'js_scaled', p)) if p is not None else '–'
     lines.append(f'| {v} | {"–" if p is None else f"{p:g}"} | {len(rs)} | '
-                 + ' | '.join(report.fmt_ci(_values(rs, c)) for c in cols) + f' | {js} |')
-  h_p = report.mean_ci([r.get('exact_entropy_p') for r in rows if r.get('step') == 0])[0]
+                 + ' | '.join(stats.fmt_ci(_values(rs, c)) for c in cols) + f' | {js} |')
+  h_p = stats.mean_ci([r.get('exact_entropy_p') for r in rows if r.get('step') == 0])[0]
   lines += ['', f'Per token, exact (enumeration); mean ± 95% CI over seeds. H(P) = {h_p:.4f}.',
             '', '**What was measured.**'] + findings(final, pis)
   mle = final.get(('mle', None), [])
   if mle:
-    m, h, _ = report.mean_ci(_values(mle, 'exact_kl_pq'))
+    m, h, _ = stats.mean_ci(_values(mle, 'exact_kl_pq'))
     above = math.isfinite(h) and m - h > 0
-    lines.append(f'- Misspecification check: MLE\'s exact KL[P‖Q] = {report.fmt(m, h)} per '
+    lines.append(f'- Misspecification check: MLE\'s exact KL[P‖Q] = {stats.fmt(m, h)} per '
                  f'token ({"its 95% CI excludes 0" if above else "NOT clearly above 0"}).')
   return '\n'.join(lines) + '\n'
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name='pi_sweep',
     claim=('JS_π interpolates between KL[P‖Q] (π → 0) and KL[Q‖P] (π → 1) for a '
            'misspecified generator (Huszár 2015); GANs with the oracle or a learned '

@@ -18,9 +18,12 @@ from typing import Dict, List
 
 import numpy as np
 
-from benchmarks import figures
-from benchmarks import report
+from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
+from objectives import scheduled_sampling as ss
+import divergences
 
 NAME = 'scheduled_sampling'
 TABULAR = 'tabular'            # the 'run' label of the compute rows
@@ -66,7 +69,6 @@ def fit_tabular(p, eps_grid, *, num_steps: int, learning_rate: float = LEARNING_
   import jax
   import jax.numpy as jnp
   import optax
-  from objectives import scheduled_sampling as ss
 
   p = jnp.asarray(p, jnp.float32)
   vocab = p.shape[0]
@@ -94,11 +96,9 @@ def fit_tabular(p, eps_grid, *, num_steps: int, learning_rate: float = LEARNING_
   return jax.jit(jax.vmap(fit))(jnp.asarray(eps_grid, jnp.float32), keys)
 
 
-def compute(options: base.Options) -> List[dict]:
+def compute(options: experiment_lib.Options) -> List[dict]:
   """One row per ε: KL[P‖Q] of the numerical minimiser, the closed form, the fixed point's."""
   import jax.numpy as jnp
-  import divergences
-  from objectives import scheduled_sampling as ss
 
   num_steps, num_eps = (QUICK_STEPS, QUICK_GRID) if options.quick else (DEFAULT_STEPS,
                                                                         DEFAULT_GRID)
@@ -127,7 +127,7 @@ def compute(options: base.Options) -> List[dict]:
   return rows
 
 
-def runs(options: base.Options) -> Dict[str, base.Run]:
+def runs(options: experiment_lib.Options) -> Dict[str, experiment_lib.Run]:
   """MLE and scheduled sampling on `small` (quick: a tiny problem, 20 steps, 2 seeds)."""
   num_seeds = options.num_seeds or (2 if options.quick else 4)
   overrides = {'num_seeds': num_seeds}
@@ -143,7 +143,7 @@ def runs(options: base.Options) -> Dict[str, base.Run]:
         # ε from 1 down to 0.25 over the 20 steps (the defaults reach ~0.25 at small's 2,000).
         **base.linear_ss_schedule(num_steps, 0.25),
     })
-  return {TRAINING_RUN: base.Run(preset=TRAINING_RUN, overrides=overrides,
+  return {TRAINING_RUN: experiment_lib.Run(preset=TRAINING_RUN, overrides=overrides,
                                  variants={MLE: ('mle', {}), SS: ('scheduled_sampling', {})})}
 
 
@@ -153,7 +153,7 @@ def _training_rows(rows) -> Dict[str, Dict[int, List[dict]]]:
   """{scheme label: {step: [rows]}}, first-seen order, 'train' phase only (no warm start)."""
   training = [r for r in rows if r.get('run') != TABULAR and 'scheme' in r
               and r.get('phase', 'train') == 'train']
-  return {v: steps for (v,), steps in report.groups(training, by=('scheme',)).items()}
+  return {v: steps for (v,), steps in stats.groups(training, by=('scheme',)).items()}
 
 
 def _ok(rs: List[dict]) -> List[dict]:
@@ -222,7 +222,7 @@ def _training_markdown(training) -> List[str]:
   for scheme, steps in training.items():
     step, rs, total = _final(steps)
     cells = [scheme, str(step), f'{len(rs)}/{total}']
-    cells += [report.fmt(*report.mean_ci([r.get(m) for r in rs])[:2]) for m in FINAL_METRICS]
+    cells += [stats.fmt(*stats.mean_ci([r.get(m) for r in rs])[:2]) for m in FINAL_METRICS]
     lines.append('| ' + ' | '.join(cells) + ' |')
   if MLE in training and SS in training:
     lines += ['', _comparison_sentence(training)]
@@ -236,26 +236,26 @@ def _comparison_sentence(training) -> str:
   two marginal CIs.
   """
   (step_m, rows_m, _), (step_s, rows_s, _) = _final(training[MLE]), _final(training[SS])
-  m_mean, m_half, _ = report.mean_ci([r.get('kl_pq') for r in rows_m])
-  s_mean, s_half, _ = report.mean_ci([r.get('kl_pq') for r in rows_s])
+  m_mean, m_half, _ = stats.mean_ci([r.get('kl_pq') for r in rows_m])
+  s_mean, s_half, _ = stats.mean_ci([r.get('kl_pq') for r in rows_s])
   if not (math.isfinite(m_mean) and math.isfinite(s_mean)):
     return 'No finite final KL[P‖Q] for both schemes: no comparison.'
-  d_mean, d_half, n = report.mean_ci(report.paired(rows_s, rows_m, lambda r: r.get('kl_pq')))
+  d_mean, d_half, n = stats.mean_ci(stats.paired(rows_s, rows_m, lambda r: r.get('kl_pq')))
   where = 'above' if s_mean > m_mean else 'below' if s_mean < m_mean else 'level with'
   steps = f'step {step_s}' if step_s == step_m else f'steps {step_s} (SS) and {step_m} (MLE)'
   sentence = (f'At {steps}, scheduled sampling ends {where} MLE in KL[P‖Q] per token: '
-              f'{report.fmt(s_mean, s_half)} vs {report.fmt(m_mean, m_half)}')
+              f'{stats.fmt(s_mean, s_half)} vs {stats.fmt(m_mean, m_half)}')
   if n == 0:
     return sentence + ' (no seed finished both, so no paired difference).'
   if math.isfinite(d_half):
     verdict = ('excludes 0: the difference is resolved' if abs(d_mean) > d_half
                else 'includes 0: not resolved with these seeds')
-    return sentence + (f'; paired difference SS − MLE {report.fmt(d_mean, d_half)} over '
+    return sentence + (f'; paired difference SS − MLE {stats.fmt(d_mean, d_half)} over '
                        f'{n} seeds (its 95% CI {verdict}).')
   return sentence + f'; paired difference SS − MLE {d_mean:.4g} ({n} seed, no CI).'
 
 
-def draw(rows: List[dict], output_dir: str, options: base.Options) -> str:
+def draw(rows: List[dict], output_dir: str, options: experiment_lib.Options) -> str:
   """Writes scheduled_sampling.png (ε vs KL; training curves) and returns the markdown table."""
   del options
   tab = sorted((r for r in rows if r.get('run') == TABULAR), key=lambda r: r['eps'])
@@ -274,7 +274,7 @@ def draw(rows: List[dict], output_dir: str, options: base.Options) -> str:
   return '\n'.join(lines) + '\n'
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name=NAME,
     claim=('Scheduled sampling is improper (Huszár 2015): on V=2, T=2 with P(00)=P(11)=½ its '
            'fixed point is Q* = εP + (1−ε)P₁⊗P₂, so KL[P‖Q*] = log(2/(1+ε)) > 0 for every '

@@ -30,8 +30,16 @@ import time
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
+from benchmarks import configs
+from benchmarks.analysis import figures
+from benchmarks.engine import rundir
+from models import oracle as oracle_lib
+from objectives import adversarial
+from objectives import seqgan as seqgan_lib
+import objectives
 
 EPOCHS, STEPS_PER_EPOCH = 120, 157
 ADVERSARIAL_STEPS = 200
@@ -59,7 +67,6 @@ def schedule(options):
   if _on_cpu():
     return (EPOCHS * STEPS_PER_EPOCH, EVAL_EVERY, ADVERSARIAL_STEPS, CPU_D_PRETRAIN, CPU_D_STEPS,
             16, 4)
-  from benchmarks import configs
   sc = configs.get_preset('seqgan').seqgan
   return (EPOCHS * STEPS_PER_EPOCH, EVAL_EVERY, ADVERSARIAL_STEPS, sc.d_pretrain_steps,
           sc.d_steps, sc.num_rollouts, 8)
@@ -92,8 +99,8 @@ def runs(options):
   if options.quick:  # V = 5,000 compiles slowly: one scheme of each run in CI
     warm, scratch = {'seqgan': warm['seqgan']}, {'cot': scratch['cot']}
   return {
-      'warm': base.Run('seqgan', dict(common, **{'train.warm_start_steps': mle_steps}), warm),
-      'scratch': base.Run('seqgan', common, scratch),
+      'warm': experiment_lib.Run('seqgan', dict(common, **{'train.warm_start_steps': mle_steps}), warm),
+      'scratch': experiment_lib.Run('seqgan', common, scratch),
   }
 
 
@@ -113,12 +120,7 @@ def _median_time(fn, *args, repeats=3):
 def profile(options):
   """Seconds per call of each part of SeqGAN's protocol at this experiment's sizes."""
   import jax
-  from benchmarks import experiment as experiment_cli
-  from models import oracle as oracle_lib
-  import objectives
-  from objectives import adversarial
-  from objectives import seqgan as seqgan_lib
-  config, variants = experiment_cli.resolve(EXPERIMENT, options)['warm']
+  config, variants = experiment_lib.resolve(EXPERIMENT, options)['warm']
   _, overrides = variants['seqgan']
   for field, value in overrides.items():
     section, name = field.split('.')
@@ -216,10 +218,10 @@ def paired_with_mle(table):
          '|---|---|' + '---|' * len(METRICS)]
   for name in others:
     ok = [r for r in table[name] if not r.get('diverged')]
-    diffs = {m: report.paired(ok, mle, lambda r, m=m: r.get(m)) for m in METRICS}
+    diffs = {m: stats.paired(ok, mle, lambda r, m=m: r.get(m)) for m in METRICS}
     start = ' (from it)' if name in WARM_STARTED else ''
     out.append(f'| {name}{start} | {len(diffs[METRICS[0]])} | '
-               + ' | '.join(report.fmt_ci(d) for d in diffs.values()) + ' |')
+               + ' | '.join(stats.fmt_ci(d) for d in diffs.values()) + ' |')
   return out
 
 
@@ -252,7 +254,7 @@ def curve_lines(rows, options):
     for r in rs:
       by_step.setdefault(r['step'], []).append(r)
     steps = sorted(by_step)
-    mean = {s: report.mean_ci([r['nll_test'] for r in by_step[s]])[0] for s in steps}
+    mean = {s: stats.mean_ci([r['nll_test'] for r in by_step[s]])[0] for s in steps}
     epochs = name not in WARM_STARTED  # MLE, scheduled sampling and CoT train 120 epochs
     best = min(steps, key=lambda s: mean[s]) if epochs else None
     unit = ('steps (epochs)' if epochs else
@@ -266,23 +268,22 @@ def curve_lines(rows, options):
       label += ' **best nll_test**' if s == best and len(steps) > 1 else ''
       cells = [label]
       if eps:  # the same for every seed: the schedule's mean over the interval
-        e = report.mean_ci([r.get('train_eps') for r in by_step[s]])[0]
+        e = stats.mean_ci([r.get('train_eps') for r in by_step[s]])[0]
         cells.append(f'{e:.3f}' if math.isfinite(e) else '–')
-      cells += [report.fmt_ci([r[m] for r in by_step[s]]) for m in METRICS]
+      cells += [stats.fmt_ci([r[m] for r in by_step[s]]) for m in METRICS]
       out.append('| ' + ' | '.join(cells) + ' |')
   return (['', '## Curves (mean ± 95% CI over seeds at each evaluation)'] + out) if out else []
 
 
 def phase_times(rows):
   """{scheme: {phase: seconds}} from the rows' training seconds over all invocations
-  (`results.cumulative_seconds`: exact for rows with train_seconds, a lower bound for rows
+  (`rundir.cumulative_seconds`: exact for rows with train_seconds, a lower bound for rows
   written before it existed)."""
-  from benchmarks import results
   out = {}
   for scheme in sorted({r['scheme'] for r in rows if r.get('phase') in ('train', 'warm_start')}):
     mine = [r for r in rows if r.get('scheme') == scheme
             and r.get('phase') in ('train', 'warm_start')]
-    cum = results.cumulative_seconds(mine)
+    cum = rundir.cumulative_seconds(mine)
     at = {r['step']: r for r in mine}
     steps = sorted(cum)
     acc = out.setdefault(scheme, {})
@@ -312,14 +313,14 @@ def draw(rows, output_dir, options):
     ok = [r for r in rs if not r.get('diverged')]
     pub = PUBLISHED.get(name)
     cells = [name, f'{len(ok)}/{len(rs)}', str(rs[0]['step']),
-             report.fmt_ci([r['nll_oracle'] for r in ok]),
+             stats.fmt_ci([r['nll_oracle'] for r in ok]),
              '–' if pub is None else f'{pub:.3f}']
-    cells += [report.fmt_ci([r[m] for r in ok]) for m in METRICS[1:]]
+    cells += [stats.fmt_ci([r[m] for r in ok]) for m in METRICS[1:]]
     lines.append('| ' + ' | '.join(cells) + ' |')
-  h_p = report.mean_ci([r.get('entropy_p') for r in table.get('random', [])])[0]
+  h_p = stats.mean_ci([r.get('entropy_p') for r in table.get('random', [])])[0]
   lines += ['', (f'Oracle entropy H(P) per token (MC): {h_p:.4g}. ' if math.isfinite(h_p)
                  else '') + 'PG-BLEU (published 8.946) is not implemented.', '']
-  mean = {k: report.mean_ci([r['nll_oracle'] for r in v if not r.get('diverged')])[0]
+  mean = {k: stats.mean_ci([r['nll_oracle'] for r in v if not r.get('diverged')])[0]
           for k, v in table.items()}
   ours = [k for k in ('mle', 'scheduled_sampling', 'seqgan') if k in mean]
   if len(ours) > 1:
@@ -357,15 +358,14 @@ def draw(rows, output_dir, options):
 
 
 def _draw_figure(rows, output_dir):
-  from benchmarks import figures
   table = lines_of(rows)
   fig, axes = figures.subplots(1, 2, width=5.0, height=4.0)
   names = [n for n in table if n != 'random']
   for ax, (x, y) in zip(axes.flat, (('entropy_q', 'nll_oracle'), ('kl_qp', 'kl_pq'))):
     for name in names:
       ok = [r for r in table[name] if not r.get('diverged')]
-      (mx, hx, _), (my, hy, _) = (report.mean_ci([r[x] for r in ok]),
-                                  report.mean_ci([r[y] for r in ok]))
+      (mx, hx, _), (my, hy, _) = (stats.mean_ci([r[x] for r in ok]),
+                                  stats.mean_ci([r[y] for r in ok]))
       ax.errorbar(mx, my, xerr=np.nan_to_num(hx), yerr=np.nan_to_num(hy), fmt='o', ms=5,
                   capsize=2, label=name)
     ax.set_xlabel(f'{x} per token')
@@ -381,7 +381,7 @@ def draw_all(rows, output_dir, options):
   return '![seqgan table](seqgan_table.png)\n\n' + draw(rows, output_dir, options)
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name='seqgan_table',
     claim=('Yu et al. 2017 (SeqGAN, synthetic oracle): NLL_oracle orders the schemes SeqGAN '
            '(8.74) < scheduled sampling (8.99) < MLE (9.04); with seeds, CIs, kl_pq and '

@@ -24,9 +24,11 @@ import math
 
 import numpy as np
 
-from benchmarks import figures
-from benchmarks import report
+from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
+from benchmarks import configs
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 26))   # 0.1, 0.2, ..., 2.5
 SEQGAN_ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0, 2.5)
@@ -51,7 +53,6 @@ def _seqgan_overrides(preset_name, adversarial_steps, warm_steps):
   if preset_name == 'seqgan':  # measured on the 2-core CPU: with the paper's 16 rollouts one
     # adversarial step spends 14.5 s in rollouts and 0.3 s per update of the paper-sized D
     o.update({'seqgan.d_pretrain_steps': 20, 'seqgan.d_steps': 20, 'seqgan.num_rollouts': 4})
-  from benchmarks import configs
   d_pre = o.get('seqgan.d_pretrain_steps',
                 configs.get_preset(preset_name).seqgan.d_pretrain_steps)
   total = d_pre + adversarial_steps
@@ -60,7 +61,7 @@ def _seqgan_overrides(preset_name, adversarial_steps, warm_steps):
 
 
 def runs(options):
-  preset = base.preset(EXPERIMENT, options)
+  preset = experiment_lib.preset(EXPERIMENT, options)
   if options.quick:
     common = base.tiny_sizes(**{'eval.alphas': QUICK_ALPHAS, 'pis': (0.5,)})
     if preset == 'seqgan':  # the SeqGAN oracle's sizes are fixed: fewer samples only
@@ -84,9 +85,9 @@ def runs(options):
     warm = dict({'seqgan': ('seqgan', _seqgan_overrides(preset, adv_steps, mle_steps))},
                 **warm)
   return {
-      'scratch': base.Run(preset, dict(common, **{'eval.select': 'nll_test'}),
+      'scratch': experiment_lib.Run(preset, dict(common, **{'eval.select': 'nll_test'}),
                           {MLE: ('mle', {}), 'cot': ('cot', {})}),
-      'warm': base.Run(preset, dict(common, **{'eval.select': 'last',
+      'warm': experiment_lib.Run(preset, dict(common, **{'eval.select': 'last',
                                                'train.warm_start_steps': mle_steps}), warm),
   }
 
@@ -154,7 +155,7 @@ def _plane(ax, cs, x, y, *, label_alpha=1.0):
 def draw(rows, output_dir, options):
   del options
   cs = curves(rows)
-  h_p = report.mean_ci([r.get('entropy_p') for r in rows if r.get('phase') == 'alpha'])[0]
+  h_p = stats.mean_ci([r.get('entropy_p') for r in rows if r.get('phase') == 'alpha'])[0]
 
   zoom = MLE in cs
   fig, axes = figures.subplots(1, 3 if zoom else 2, width=5.2, height=4.4)
@@ -193,8 +194,8 @@ def draw(rows, output_dir, options):
   for scheme, curve in cs.items():
     a1 = min(curve, key=lambda a: abs(a - 1.0))
     rs = curve[a1]
-    cells = [scheme, str(len(rs)), report.fmt_ci([r['step'] for r in rs])]
-    cells += [report.fmt_ci([r.get(m) for r in rs])
+    cells = [scheme, str(len(rs)), stats.fmt_ci([r['step'] for r in rs])]
+    cells += [stats.fmt_ci([r.get(m) for r in rs])
               for m in ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp', 'bleu',
                         'self_bleu')]
     lines.append('| ' + ' | '.join(cells) + ' |')
@@ -212,7 +213,7 @@ def draw(rows, output_dir, options):
     for metric in ('kl_pq', 'kl_qp'):
       alphas, m, h = mean_curve(curve, metric)
       i = int(np.nanargmin(m))
-      cells.append(f'{report.fmt(m[i], h[i])} ({alphas[i]:g})')
+      cells.append(f'{stats.fmt(m[i], h[i])} ({alphas[i]:g})')
     lines.append('| ' + ' | '.join(cells) + ' |')
   claim = dominance(cs)
   if claim:
@@ -223,7 +224,7 @@ def draw(rows, output_dir, options):
   return '\n'.join(lines) + '\n'
 
 
-EXPERIMENT = base.Experiment(
+EXPERIMENT = experiment_lib.Experiment(
     name='temperature',
     claim=('Caccia et al. 2018: MLE with temperature tuning (logits × α) dominates the GAN '
            'variants along the whole quality (nll_oracle) – coverage (nll_test) curve.'),

@@ -1,6 +1,6 @@
 """Reranking effect: exact metrics of best-of-K discriminator reranking on an enumerable space.
 
-    python -m benchmarks.rerank_effect [--vocab_size=6 --seq_len=6 --mle_steps=300]
+    python -m benchmarks.measure.rerank_effect [--vocab_size=6 --seq_len=6 --mle_steps=300]
 
 The oracle P is the `enumerable` preset's (random LSTM, V = T = 6 by default: 6^6 = 46,656
 sequences); the generator Q is that preset's LSTM trained by MLE for `mle_steps` steps on
@@ -27,6 +27,7 @@ from benchmarks import configs
 from models import oracle as oracle_lib
 from objectives import mle
 from objectives import rerank
+from benchmarks.engine import cli
 
 KS = (1, 2, 4, 8, 16)
 
@@ -128,8 +129,7 @@ def _define_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from benchmarks import runner
-  runner.quiet_backend_probe()
+  cli.quiet_backend_probe()
   jax.config.update('jax_enable_x64', True)
   f = flags.FLAGS
   info, rows = run(f.vocab_size, f.seq_len, f.mle_steps, seed=f.seed)

@@ -1,8 +1,8 @@
 """Throughput: seed-steps/s of MLE training against the number of seeds S, and sampling speed.
 
-  python -m benchmarks.throughput --preset=seqgan --num_seeds=1,2,4 --output_dir=DIR
+  python -m benchmarks.measure.throughput --preset=seqgan --num_seeds=1,2,4 --output_dir=DIR
 
-For each S it times the jitted training chunk (`benchmarks.train.make_runner`, K steps per
+For each S it times the jitted training chunk (`benchmarks.engine.train.make_runner`, K steps per
 call, `block_until_ready`, median of --repeats calls after a compile call whose time is
 reported separately; all S and the PyTorch loop are timed round-robin, so a change in the
 machine's speed during the run hits them alike) and reports seed-steps/s, the ratio to S=1, the achieved FLOP/s from
@@ -37,7 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import configs
-from benchmarks import figures
+from benchmarks.analysis import figures
+from benchmarks.engine import cli
+from benchmarks.engine import train
+from models import oracle
+import objectives
+from benchmarks.engine import files
 
 _PRESET = flags.DEFINE_string('preset', 'seqgan', 'Preset whose sizes are measured.')
 _NUM_SEEDS = flags.DEFINE_list('num_seeds', ['1', '2', '4'], 'Values of S to measure.')
@@ -174,8 +179,6 @@ def machine_was_busy(before, after, cores) -> list:
 def jax_chunks(config, problem, seeds, strategy, steps, scheme_name='mle'):
   """{S: (compile_s, run)}: compiled training chunks of `steps` steps, warmed up (π = 0.5
   for schemes that take one)."""
-  import objectives
-  from benchmarks import train
   out = {}
   for s in seeds:
     c = config.copy_and_resolve_references()
@@ -317,8 +320,6 @@ def measure_sampling(problem, num, repeats, with_torch):
 
 def eval_memory(config, problem):
   """Compiler-reported peak temporary memory of one seed's evaluation (bytes)."""
-  import objectives
-  from benchmarks import train
   scheme = objectives.make('mle', config, problem)
   runner = train.make_runner(scheme, problem, config)
   keys = train.run_keys(0, [0])
@@ -428,8 +429,7 @@ def markdown(result) -> str:
 
 def main(argv):
   del argv
-  from benchmarks import runner
-  runner.quiet_backend_probe()
+  cli.quiet_backend_probe()
   try:
     config = configs.get_preset(_PRESET.value)
     try:
@@ -448,15 +448,12 @@ def main(argv):
       raise ValueError(f'--parts: unknown {", ".join(sorted(unknown))}; known: '
                        f'{", ".join(PARTS)}')
     if _ADVERSARIAL.value:
-      import objectives
       if _ADVERSARIAL.value not in objectives.REGISTRY:
         raise ValueError(f'--adversarial: unknown scheme {_ADVERSARIAL.value!r}; known: '
                          f'{", ".join(objectives.REGISTRY)}')
       objectives.check_config(_ADVERSARIAL.value, config)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  from benchmarks import results
-  from models import oracle
   platform = jax.devices()[0].platform
   strategy = _STRATEGY.value or ('map' if platform == 'cpu' else 'vmap')
   device = f'{platform}:{jax.devices()[0].device_kind} x{jax.device_count()}'
@@ -496,10 +493,10 @@ def main(argv):
     print('WARNING: the machine was busy during the measurements: '
           + '; '.join(result['machine']['busy']), file=sys.stderr, flush=True)
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.json'),
+  files.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.json'),
                        json.dumps(result, indent=2))
   md = markdown(result)
-  results.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.md'), md)
+  files.atomic_write(os.path.join(_OUTPUT_DIR.value, 'throughput.md'), md)
   if result.get('jax'):
     plot(result, os.path.join(_OUTPUT_DIR.value, 'throughput.png'))
   print(md, flush=True)

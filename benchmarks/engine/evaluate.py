@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 import divergences
-from benchmarks import bleu as bleu_lib
+from benchmarks.analysis import bleu
 from divergences import sequence as sequence_lib
 
 # The enumerated metrics kept as exact_<name> (js_pi is a vector over the π grid; the
@@ -96,7 +96,7 @@ def make_evaluate(problem, generator, eval_cfg, pis):
 
   With `eval_cfg.bleu`, also 'bleu' (BLEU-`bleu_n` of each Q sample against num_test fresh
   oracle references drawn with fold_in(key, 2)) and 'self_bleu' (each Q sample against the
-  other Q samples), as (mean, se) over the Q samples (benchmarks/bleu.py, a host callback).
+  other Q samples), as (mean, se) over the Q samples (benchmarks/analysis/bleu.py, a host callback).
 
   With `eval_cfg.exposure_bias`, also the exposure-bias diagnostic (Arora et al. 2022;
   `divergences.sequence.exposure_bias`): 'exposure_model' R = E_{x~Q_τ}[Σ_t KL(P_t ‖ Q_τ,t)]/T
@@ -149,9 +149,9 @@ def make_evaluate(problem, generator, eval_cfg, pis):
       refs = sample_chunked(oracle, problem.params, jax.random.fold_in(key, 2), num_test, bs,
                             seq_len, 1.0, eval_cfg.sampler)
       out['bleu'] = divergences.mean_and_se(
-          bleu_lib.bleu_jax(x_q, refs, max_n=eval_cfg.bleu_n))
+          bleu.bleu_jax(x_q, refs, max_n=eval_cfg.bleu_n))
       out['self_bleu'] = divergences.mean_and_se(
-          bleu_lib.self_bleu_jax(x_q, max_n=eval_cfg.bleu_n))
+          bleu.self_bleu_jax(x_q, max_n=eval_cfg.bleu_n))
     if eval_cfg.exposure_bias:
       def acc(x):
         return accumulated_kl(oracle, problem.params, generator, params, x, tau, kl_chunk)

@@ -31,14 +31,17 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec as P
-
-from benchmarks import evaluate as evaluate_lib
+from benchmarks.analysis import events
+from benchmarks.engine import distributed
+from benchmarks.engine import evaluate as evaluate_lib
+from benchmarks.engine import progress
+from benchmarks.engine import rundir
+from objectives import mle
 
 STRATEGIES = ('map', 'vmap', 'batched')
 WARM_START = 'warm_start'    # the scheme label (rows, checkpoint) of the warm-start phase
 WARM_START_SALT = 4          # warm-start run keys: fold_in(run key, WARM_START_SALT)
-ALPHA = 'alpha'              # the rows' phase of the α sweep (config.eval.alphas)
+ALPHA = progress.ALPHA       # the rows' phase of the α sweep (config.eval.alphas)
 ALPHA_SALT = 5               # α-sweep evaluation keys: fold_in(run key, ALPHA_SALT)
 BEST_SUFFIX = '.best'        # checkpoints/<scheme>.best.msgpack: the nll_test-selected generators
 
@@ -59,68 +62,6 @@ def over_runs(fn, strategy: str, batch_size: int = 1):
   def mapped(*args):
     return jax.lax.map(lambda a: fn(*a), args, batch_size=size)
   return mapped
-
-
-def over_devices(fn, num_mapped: int, num_shared: int, devices=None):
-  """Shards fn's run axis over devices: fn(*mapped [R, ...], *shared) with R % len(devices) == 0.
-
-  Each device runs its R / len(devices) runs with fn (itself a map over runs); shared
-  arguments are replicated. With one device fn is returned unchanged.
-  """
-  devices = jax.devices() if devices is None else devices
-  if len(devices) == 1:
-    return fn
-  mesh = jax.sharding.Mesh(np.asarray(devices), ('seeds',))
-  specs = (P('seeds'),) * num_mapped + (P(),) * num_shared
-  return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P('seeds'), check_vma=False)
-
-
-def padded_runs(runs, multiple: int):
-  """Pads the run list (repeating its last run) to a multiple of the device count."""
-  return list(runs) + [runs[-1]] * (-len(runs) % multiple)
-
-
-def num_shards(config) -> int:
-  """How many devices the run axis is split over (config.train.shard)."""
-  return jax.device_count() if config.train.shard else 1
-
-
-def shard_devices(config):
-  """The devices the run axis is split over: the first num_shards(config) of jax.devices()."""
-  return jax.devices()[:num_shards(config)]
-
-
-def is_main_process() -> bool:
-  """Whether this process writes files and logs (process 0 of a multi-host run)."""
-  return jax.process_index() == 0
-
-
-def to_host(tree):
-  """Numpy copies of arrays sharded over the run axis, all runs on every process.
-
-  In a multi-host run (after jax.distributed.initialize) the arrays span other hosts'
-  devices, so this is a collective (process_allgather): every process must call it.
-  """
-  if jax.process_count() == 1:
-    return jax.device_get(tree)
-  from jax.experimental import multihost_utils
-  return multihost_utils.process_allgather(tree, tiled=True)
-
-
-def to_global(tree, devices):
-  """Host arrays with a leading run axis, identical on every process, as arrays sharded on
-  that axis over `devices` (each process places only its own devices' rows). With one
-  process the tree is returned unchanged: jit places it.
-  """
-  if jax.process_count() == 1:
-    return tree
-  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ('seeds',)),
-                                        P('seeds'))
-
-  def put(x):
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-  return jax.tree_util.tree_map(put, tree)
 
 
 def parse_inject_nan(text: str):
@@ -222,14 +163,14 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
                                        start + jnp.arange(num_steps))
     return state, metrics
 
-  devices = shard_devices(config)
+  devices = distributed.shard_devices(config)
 
   def chunk_local(states, keys, pis, start, data):
     fn = functools.partial(chunk_one, start=start, data=data)
     return over_runs(fn, strategy, bsz)(states, keys, pis)
 
   def chunk(states, keys, pis, start, data):
-    return over_devices(chunk_local, 3, 2, devices)(states, keys, pis, start, data)
+    return distributed.over_devices(chunk_local, 3, 2, devices)(states, keys, pis, start, data)
 
   if max_traces is not None:
     chunk = chex.assert_max_traces(chunk, n=max_traces)
@@ -239,9 +180,9 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   def init(keys, warm=None):
     if warm is None:
       fn = over_runs(lambda k: scheme.init(jax.random.fold_in(k, 0)), strategy, bsz)
-      return over_devices(fn, 1, 0, devices)(keys)
+      return distributed.over_devices(fn, 1, 0, devices)(keys)
     fn = over_runs(lambda k, w: scheme.init(jax.random.fold_in(k, 0), w), strategy, bsz)
-    return over_devices(fn, 2, 0, devices)(keys, warm)
+    return distributed.over_devices(fn, 2, 0, devices)(keys, warm)
 
   evaluate_one = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
 
@@ -252,7 +193,7 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
         key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
         return evaluate_one(scheme.generator_params(state), key)
       return over_runs(one, strategy, bsz)(states, keys)
-    return over_devices(local, 2, 1, devices)(states, keys, step)
+    return distributed.over_devices(local, 2, 1, devices)(states, keys, step)
 
   @jax.jit
   def finite(states):
@@ -281,7 +222,7 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
         # logits × α = logits / τ with τ = 1/α; lax.map: one compile for the grid.
         return jax.lax.map(lambda a: evaluate_one(p, key, 1.0 / a), alphas)
       return over_runs(one, strategy, bsz)(params, keys)
-    return over_devices(local, 2, 1, devices)(params, keys, alphas)
+    return distributed.over_devices(local, 2, 1, devices)(params, keys, alphas)
 
   return Runner(init, chunk, evaluate, finite, generator_params, keep_best, evaluate_alphas)
 
@@ -319,60 +260,6 @@ def _rows(name, runs, step, evals, train_metrics, diverged, extra):
   return rows
 
 
-def _duration(seconds: float) -> str:
-  seconds = int(round(seconds))
-  if seconds < 60:
-    return f'{seconds}s'
-  if seconds < 3600:
-    return f'{seconds // 60}m{seconds % 60:02d}s'
-  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
-
-
-def run_eta(remaining: float, rate: float, upcoming=(), rates=None) -> float:
-  """Seconds left in the whole run, in run-steps (one training step of one (seed, π) run):
-  this scheme's `remaining` run-steps at its `rate` (run-steps/s), plus each upcoming
-  (base scheme, run-steps to go) at the rate measured for that base scheme in this
-  invocation when known (`rates`: {base scheme: run-steps/s}), else at this scheme's rate.
-
-  Counting run-steps, not steps, keeps a 15-run π sweep from pricing the 5-run schemes after
-  it at its own slow steps. Deliberately simple otherwise: the α sweep and compilation of
-  schemes to come are not counted. NaN when rate is unknown.
-  """
-  rates = rates or {}
-  if not (rate == rate and rate > 0):
-    return float('nan')
-  return remaining / rate + sum(work / rates.get(base, rate) for base, work in upcoming)
-
-
-def progress(done: int, remaining: int, elapsed: float, upcoming=None, rates=None,
-             runs: int = 1) -> str:
-  """'12.3s, 45.6 steps/s, ETA 1m05s' for one scheme of `runs` runs: steps done in `elapsed`
-  seconds of this invocation (compilation included, so early rates are low) and steps still
-  to go; with `upcoming` (the schemes still to train after this one, see `run_eta`), also
-  ', run ETA 12m30s' for the whole run, written '~12m30s' when a scheme still to train has
-  no measured rate and is priced at this one's (a guess: SeqGAN's steps cost ~10x gan_pi's)."""
-  rate = done / elapsed if elapsed > 0 and done > 0 else float('nan')
-  eta = remaining / rate if rate == rate and rate > 0 else float('nan')
-  text = f'{elapsed:.1f}s, {rate:.3g} steps/s, ETA {_duration(eta) if eta == eta else "?"}'
-  if upcoming is not None:
-    total = run_eta(remaining * runs, rate * runs, upcoming, rates)
-    guess = '~' if any(work and base not in (rates or {}) for base, work in upcoming) else ''
-    text += f', run ETA {guess + _duration(total) if total == total else "?"}'
-  return text
-
-
-def steps_to_go(rows, schemes) -> list:
-  """[(base scheme, run-steps still to train)] of schemes = [(label, base scheme, num_steps,
-  runs)]: (num_steps minus the last step of the label's curve rows in rows) × runs (the rows
-  run ahead of the checkpoint by at most one chunk; a finished scheme counts zero)."""
-  done = {}
-  for r in rows:
-    if r.get('phase') != ALPHA:
-      done[r['scheme']] = max(done.get(r['scheme'], 0), r['step'])
-  return [(base, max(steps - done.get(label, 0), 0) * runs)
-          for label, base, steps, runs in schemes]
-
-
 def _describe(evals, diverged) -> str:
   """A short progress string: mean over healthy runs of a few metrics."""
   ok = ~diverged
@@ -408,7 +295,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   rates are read from (shared by all schemes of a run).
 
   With config.train.tensorboard, process 0 also writes each evaluation's rows as TensorBoard
-  events under output_dir/tensorboard/<name>/ (`benchmarks.events`), flushed after each
+  events under output_dir/tensorboard/<name>/ (`benchmarks.analysis.events`), flushed after each
   chunk; a fresh start (no checkpoint) first removes that directory's stale events.
 
   Returns:
@@ -416,45 +303,43 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     runner holds them (sharded on multi-host), and the bool [R] diverged flags of the real
     runs.
   """
-  from benchmarks import results  # local: results imports nothing from here
 
   tc = config.train
   runs = run_grid(scheme, range(config.num_seeds), config.pis)
   # Padding runs (copies of the last) keep the run axis divisible by the device count;
   # their rows are never written.
-  all_runs = padded_runs(runs, num_shards(config))
-  devices = shard_devices(config)
+  all_runs = distributed.padded_runs(runs, distributed.num_shards(config))
+  devices = distributed.shard_devices(config)
   keys = run_keys(config.seed, [s for s, _ in all_runs])
   if key_salt is not None:
     keys = jax.vmap(lambda k: jax.random.fold_in(k, key_salt))(keys)
-  keys = to_global(keys, devices)
-  pis = to_global(pis_array(all_runs), devices)
+  keys = distributed.to_global(keys, devices)
+  pis = distributed.to_global(pis_array(all_runs), devices)
   # One process: the data stay on the device. Several: a host array, replicated by jit.
   data = problem.train if jax.process_count() == 1 else np.asarray(problem.train)
   runner = make_runner(scheme, problem, config)
   device = jax.devices()[0]
   extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}',
                phase=phase, base_scheme=base_scheme or name)
-  main = is_main_process()
+  main = distributed.is_main_process()
   if not main:
     log = lambda s: None  # noqa: E731  (only process 0 reports)
 
   if warm is not None:  # each run starts from its seed's warm-start generator
     index = np.asarray([s for s, _ in all_runs])
-    warm = to_global(jax.tree_util.tree_map(lambda x: np.asarray(x)[index], warm), devices)
+    warm = distributed.to_global(jax.tree_util.tree_map(lambda x: np.asarray(x)[index], warm), devices)
   states = runner.init(keys, warm)
   diverged = np.zeros(len(all_runs), bool)
   alphas = tuple(config.eval.alphas) if phase == 'train' else ()
   best = None  # the nll_test-selected generators of the α sweep
   if alphas and config.eval.select == 'nll_test':
     best = {'params': runner.generator_params(states),
-            'value': to_global(np.full(len(all_runs), np.inf, np.float32), devices),
-            'step': to_global(np.zeros(len(all_runs), np.int32), devices)}
-  restored = results.load_checkpoint(output_dir, name, states, diverged, pending=True)
+            'value': distributed.to_global(np.full(len(all_runs), np.inf, np.float32), devices),
+            'step': distributed.to_global(np.zeros(len(all_runs), np.int32), devices)}
+  restored = rundir.load_checkpoint(output_dir, name, states, diverged, pending=True)
   rates = {} if rates is None else rates
   writer = None
   if main and tc.tensorboard:
-    from benchmarks import events  # local: tensorboardX only when writing
     writer = events.Writer(os.path.join(output_dir, events.DIRECTORY))
     if restored is None:  # events of an overwritten run, or of one killed before a checkpoint
       writer.clear(name)
@@ -463,7 +348,7 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   def track_best(evals, step):
     nonlocal best
     if best is not None:
-      value = to_global(np.asarray(evals['nll_test'][0], np.float32), devices)
+      value = distributed.to_global(np.asarray(evals['nll_test'][0], np.float32), devices)
       best = runner.keep_best(best, states, value, np.int32(step))
 
   pending = {}  # host training metrics {name: [R, k]} of the evaluation interval so far
@@ -471,19 +356,19 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   if restored is not None:
     step, states, diverged, pending, spent = restored
     if spent is None:  # a checkpoint of older code: a lower bound from the rows
-      spent = max(results.cumulative_seconds(
+      spent = max(rundir.cumulative_seconds(
           [r for r in store.rows if r['scheme'] == name and r['step'] <= step]).values(),
                   default=0.0)
-    states = to_global(states, devices)
+    states = distributed.to_global(states, devices)
     if best is not None:  # written before the main checkpoint: never older than it
-      best = to_global(results.load_checkpoint(output_dir, name + BEST_SUFFIX,
-                                               to_host(best), diverged)[1], devices)
+      best = distributed.to_global(rundir.load_checkpoint(output_dir, name + BEST_SUFFIX,
+                                               distributed.to_host(best), diverged)[1], devices)
     store.truncate(name, step)
     log(f'[{name}] resuming at step {step}/{tc.num_steps} from its checkpoint')
   else:
     step = 0
     store.truncate(name, -1)
-    evals = to_host(runner.evaluate(states, keys, 0))
+    evals = distributed.to_host(runner.evaluate(states, keys, 0))
     track_best(evals, 0)
     rows = _rows(name, runs, 0, evals, {}, diverged,
                  dict(extra, wall_time=0.0, train_seconds=0.0, pis_grid=config.pis))
@@ -500,25 +385,25 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   while step < tc.num_steps:
     states, metrics = runner.chunk(states, keys, pis, np.int32(step), data)
     step += chunk_steps(tc)
-    metrics = to_host(metrics)
+    metrics = distributed.to_host(metrics)
     pending = {k: np.concatenate([pending[k], np.asarray(v)], axis=1) if k in pending
                else np.asarray(v) for k, v in metrics.items()}
-    healthy = np.array(to_host(runner.finite(states)))
+    healthy = np.array(distributed.to_host(runner.finite(states)))
     for arr in metrics.values():
       healthy &= np.isfinite(np.asarray(arr)).reshape(len(all_runs), -1).all(axis=1)
     newly = (~healthy & ~diverged)[:len(runs)]
     diverged = diverged | ~healthy
     evaluated = step % tc.eval_every == 0
     if evaluated:
-      evals = to_host(runner.evaluate(states, keys, step))
+      evals = distributed.to_host(runner.evaluate(states, keys, step))
       track_best(evals, step)
       now = time.time() - t0
       rows = _rows(name, runs, step, evals, pending, diverged,
                    dict(extra, wall_time=now, train_seconds=spent + now, pis_grid=config.pis))
       store.add(rows)
       pending = {}
-    host_states = to_host(states)  # a collective on multi-host: every process gathers
-    host_best = None if best is None or not evaluated else to_host(best)
+    host_states = distributed.to_host(states)  # a collective on multi-host: every process gathers
+    host_best = None if best is None or not evaluated else distributed.to_host(best)
     if main:
       if evaluated:
         store.save()
@@ -526,13 +411,13 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
           writer.write(rows)    # between repeats at most this step's (identical) points
           writer.flush()
       if host_best is not None:  # before the main checkpoint (see the resume above)
-        results.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
-      results.save_checkpoint(output_dir, name, step, host_states, diverged, pending,
+        rundir.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
+      rundir.save_checkpoint(output_dir, name, step, host_states, diverged, pending,
                               seconds=spent + time.time() - t0)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
     elapsed = time.time() - t0
     rates[base_scheme or name] = (step - first) * len(runs) / elapsed
-    timing = progress(step - first, tc.num_steps - step, elapsed, upcoming, rates,
+    timing = progress.progress(step - first, tc.num_steps - step, elapsed, upcoming, rates,
                       runs=len(runs))
     status = (_describe(evals, diverged[:len(runs)]) if evaluated else
               f'checkpoint; evaluation at step {step - step % tc.eval_every + tc.eval_every}')
@@ -541,9 +426,9 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   if alphas and not any(r['scheme'] == name and r.get('phase') == ALPHA for r in store.rows):
     t_alpha = time.time()
     params = runner.generator_params(states) if best is None else best['params']
-    evals = to_host(runner.evaluate_alphas(params, keys, jnp.asarray(alphas, jnp.float32)))
+    evals = distributed.to_host(runner.evaluate_alphas(params, keys, jnp.asarray(alphas, jnp.float32)))
     selected = (np.full(len(all_runs), tc.num_steps) if best is None
-                else np.asarray(to_host(best['step'])))
+                else np.asarray(distributed.to_host(best['step'])))
     for i, alpha in enumerate(alphas):
       at = jax.tree_util.tree_map(lambda x: np.asarray(x)[:, i], evals)
       rows = _rows(name, runs, tc.num_steps, at, {}, diverged,
@@ -570,7 +455,6 @@ def warm_start(problem, config, store, *, output_dir, config_hash, log=print, up
     (generator variables stacked [S, ...] on the host, seed index first; diverged bool [S]).
   """
   import copy
-  from objectives import mle
   cfg = copy.deepcopy(config)
   with cfg.unlocked():
     cfg.train.num_steps = config.train.warm_start_steps
@@ -580,7 +464,7 @@ def warm_start(problem, config, store, *, output_dir, config_hash, log=print, up
                                   phase=WARM_START, key_salt=WARM_START_SALT,
                                   base_scheme='mle', upcoming=upcoming, rates=rates)
   num_seeds = config.num_seeds
-  states = to_host(states)  # a collective on multi-host: every process calls warm_start
+  states = distributed.to_host(states)  # a collective on multi-host: every process calls warm_start
   params = jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_seeds],
                                   jax.vmap(scheme.generator_params)(states))
   return params, diverged

@@ -1,6 +1,6 @@
 """Gradient fidelity: does each scheme's expected update follow the gradient of its divergence?
 
-    python -m benchmarks.gradient_fidelity [--output_dir=results/gradient_fidelity]
+    python -m benchmarks.measure.gradient_fidelity [--output_dir=results/gradient_fidelity]
 
 On a space small enough to enumerate (a random N(0, 1) LSTM oracle with V = 3, T = 4 by
 default), the exact gradient g* = ∇_θ D(θ) of a per-token divergence D w.r.t. the generator's
@@ -50,7 +50,6 @@ import numpy as np
 import divergences
 from divergences import categorical
 from benchmarks import configs
-from benchmarks import results
 from models import oracle as oracle_lib
 from objectives import base
 from objectives import cot
@@ -59,6 +58,8 @@ from objectives import distill
 from objectives import gan_pi
 from objectives import mle
 from objectives import seqgan
+from benchmarks.engine import cli
+from benchmarks.engine import files
 
 PyTree = Any
 # The targets g* can be the gradient of (per token): by `divergences.exact`, then whole-sequence
@@ -603,9 +604,9 @@ def run(options: Options = Options(), builders=None, log=print) -> dict:
 def write(output: dict, output_dir: str) -> str:
   """Writes gradient_fidelity.json and .md atomically; returns the markdown."""
   md = markdown(output['rows'], output['info'])
-  results.atomic_write(os.path.join(output_dir, 'gradient_fidelity.json'),
+  files.atomic_write(os.path.join(output_dir, 'gradient_fidelity.json'),
                        json.dumps(output, indent=1))
-  results.atomic_write(os.path.join(output_dir, 'gradient_fidelity.md'), md)
+  files.atomic_write(os.path.join(output_dir, 'gradient_fidelity.md'), md)
   return md
 
 
@@ -626,8 +627,7 @@ def _define_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from benchmarks import runner
-  runner.quiet_backend_probe()
+  cli.quiet_backend_probe()
   f = flags.FLAGS
   options = Options(vocab_size=f.vocab_size, seq_len=f.seq_len, init_scale=f.init_scale,
                     num_inits=f.num_inits, num_keys=f.num_keys, batch_size=f.batch_size)

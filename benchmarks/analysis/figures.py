@@ -1,7 +1,7 @@
 """Shared drawings of the experiments: curves with CI bands, the KL[Q‖P]–KL[P‖Q] plane.
 
 Every experiment draws with these (DESIGN.md: shared plots live in one place). Figures are
-written atomically (results.atomic_write).
+written atomically (files.atomic_write).
 """
 
 import io
@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks import report
-from benchmarks import results
+from benchmarks.analysis import stats
+from benchmarks.engine import files
 
 
 def pyplot():
@@ -29,25 +29,25 @@ def subplots(nrows: int = 1, ncols: int = 1, *, width: float = 4.4, height: floa
 
 
 def save(fig, path: str, dpi: int = 110) -> str:
-  """Writes fig to path (PNG) with results.atomic_write and closes it; returns path.
+  """Writes fig to path (PNG) with files.atomic_write and closes it; returns path.
 
   A rerun after a kill sees the previous figure or the new one, never a part; a failed write
-  raises results.WriteError naming path.
+  raises files.WriteError naming path.
   """
   plt = pyplot()
   fig.tight_layout()
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=dpi)
   plt.close(fig)
-  results.atomic_write(path, buffer.getvalue())
+  files.atomic_write(path, buffer.getvalue())
   return path
 
 
 def mean_ci_arrays(groups: Sequence[Sequence[float]]):
-  """(means [n], CI half-widths [n], counts [n]) of each group (report.mean_ci each)."""
-  stats = [report.mean_ci(g) for g in groups]
-  return (np.array([s[0] for s in stats]), np.array([s[1] for s in stats]),
-          np.array([s[2] for s in stats]))
+  """(means [n], CI half-widths [n], counts [n]) of each group (stats.mean_ci each)."""
+  cis = [stats.mean_ci(g) for g in groups]
+  return (np.array([c[0] for c in cis]), np.array([c[1] for c in cis]),
+          np.array([c[2] for c in cis]))
 
 
 def band(ax, x, groups: Sequence[Sequence[float]], *, label=None, color=None, marker=None,
@@ -74,7 +74,7 @@ def kl_plane(ax, points, *, annotate: bool = True):
       (e.g. 'π=0.1') is written beside the point when annotate.
   """
   for p in points:
-    (mx, hx, _), (my, hy, _) = report.mean_ci(p['kl_qp']), report.mean_ci(p['kl_pq'])
+    (mx, hx, _), (my, hy, _) = stats.mean_ci(p['kl_qp']), stats.mean_ci(p['kl_pq'])
     if not (math.isfinite(mx) and math.isfinite(my)):
       continue
     ax.errorbar(mx, my, xerr=np.nan_to_num(hx), yerr=np.nan_to_num(hy), fmt=p.get('marker', 'o'),

@@ -1,15 +1,16 @@
-"""Results on disk: atomic writes, the rows file, checkpoints, the saved config.
+"""A run directory: its saved config (hash, compatibility with older configs), lock, rows and
+checkpoints. The one module that reads or writes them.
 
 Layout of an output directory:
   config.json        the resolved config and its hash (a run resumes only into the same hash)
   results.jsonl      one JSON object per scheme x seed x π x evaluation step
-  summary.md         mean ± 95% CI over seeds at the final step (benchmarks.report)
-  plots/*.png        metrics against step (benchmarks.report)
+  summary.md         mean ± 95% CI over seeds at the final step (analysis.report)
+  plots/*.png        metrics against step (analysis.report)
   checkpoints/<scheme>.msgpack   stacked states of all runs after the last finished chunk
   .lock              {pid, host, boot, started} of the run writing it now (acquire_lock)
 A damaged results.jsonl or checkpoint (Store, check_checkpoints, load_checkpoint) is a
 ValueError naming the file, never rows or states silently dropped. Every file is replaced
-whole (atomic_write): a run killed at any moment, or a write that fails (disk full), leaves
+whole (files.atomic_write): a run killed at any moment, or a write that fails (disk full), leaves
 the previous version of each file; a rerun resumes from them.
 """
 
@@ -19,108 +20,15 @@ import hashlib
 import json
 import math
 import os
-import signal
+import shutil
 import socket
-import tempfile
 import time
 
 import flax.serialization
 import numpy as np
 
-
-TEMP_PREFIX = '.tmp-'  # atomic_write's temporary files (a killed run's: remove_temps)
-
-# Testing only (tests/test_kill.py): DIVBENCH_KILL_AT=STAGE@NAME:N makes the process SIGKILL
-# itself the Nth time atomic_write reaches STAGE for a file named NAME, e.g.
-# 'mid_write@mle.msgpack:1'. STAGEs: before_write (empty temporary file), mid_write (half
-# the bytes written and synced), before_replace (temporary file complete), after_replace.
-KILL_AT = os.environ.get('DIVBENCH_KILL_AT')
-_reached = collections.Counter()
-
-
-def _kill_point(stage: str, path: str, before=lambda: None) -> None:
-  """Testing only: SIGKILL here when DIVBENCH_KILL_AT names this point (see KILL_AT)."""
-  point = f'{stage}@{os.path.basename(path)}'
-  _reached[point] += 1
-  if KILL_AT == f'{point}:{_reached[point]}':
-    before()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-class WriteError(OSError):
-  """A file could not be written (disk full, ...); its previous version is intact. str()
-  names the file; errno is the failed call's."""
-
-
-def _write_error(path: str, e: OSError, previous: bool = True) -> WriteError:
-  error = WriteError(f'{path}: could not be written ({e.strerror or e})' +
-                     ('; its previous version, if any, is intact' if previous else ''))
-  error.errno = e.errno
-  return error
-
-
-def atomic_write(path: str, data: bytes | str) -> None:
-  """Writes data to path via a synced temporary file and os.replace.
-
-  Readers, and a rerun after the process is killed at any moment, see the previous or the new
-  file whole, never a part. A failed write (disk full, ...) removes the temporary file and
-  raises WriteError naming path; the previous file is untouched.
-  """
-  directory = os.path.dirname(os.path.abspath(path))
-  mode = 'wb' if isinstance(data, bytes) else 'w'
-  try:
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX + os.path.basename(path))
-  except OSError as e:
-    raise _write_error(path, e) from e
-  try:
-    with os.fdopen(fd, mode) as f:
-      if KILL_AT:
-        _kill_point('before_write', path)
-        _kill_point('mid_write', path, lambda: (f.write(data[:len(data) // 2]), f.flush(),
-                                                os.fsync(f.fileno())))
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    if KILL_AT:
-      _kill_point('before_replace', path)
-    os.replace(tmp, path)
-  except BaseException as e:
-    try:
-      os.remove(tmp)
-    except OSError:
-      pass
-    if isinstance(e, OSError):
-      raise _write_error(path, e) from e
-    raise
-  if KILL_AT:
-    _kill_point('after_replace', path)
-  _sync_directory(directory)
-
-
-def _sync_directory(directory: str) -> None:
-  """fsync of a directory, so a rename in it survives a power cut (POSIX; best effort)."""
-  try:
-    fd = os.open(directory, os.O_RDONLY)
-  except OSError:  # e.g. Windows: directories cannot be opened
-    return
-  try:
-    os.fsync(fd)
-  except OSError:
-    pass
-  finally:
-    os.close(fd)
-
-
-def remove_temps(output_dir: str) -> None:
-  """Removes the temporary files of atomic_write left under output_dir by a killed run."""
-  for directory, _, names in os.walk(output_dir):
-    for name in names:
-      if name.startswith(TEMP_PREFIX):
-        try:
-          os.remove(os.path.join(directory, name))
-        except FileNotFoundError:
-          pass
+from benchmarks.configs import base
+from benchmarks.engine import files
 
 
 def config_hash(config_dict: dict) -> str:
@@ -202,7 +110,7 @@ class Store:
     self.rows.extend(_clean(r) for r in rows)
 
   def save(self) -> None:
-    atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.rows))
+    files.atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in self.rows))
 
 
 def checkpoint_path(output_dir: str, scheme: str) -> str:
@@ -221,7 +129,7 @@ def save_checkpoint(output_dir: str, scheme: str, step: int, states, diverged,
   if seconds is not None:
     blob['seconds'] = np.float64(seconds)
   blob = flax.serialization.to_bytes(blob)
-  atomic_write(checkpoint_path(output_dir, scheme), blob)
+  files.atomic_write(checkpoint_path(output_dir, scheme), blob)
 
 
 def read_checkpoint(path: str) -> dict:
@@ -387,7 +295,7 @@ def acquire_lock(output_dir: str, *, log=print) -> None:
 
   Raises:
     ValueError naming --output_dir and the holder when another run holds the lock;
-    WriteError when the lock cannot be written.
+    files.WriteError when the lock cannot be written.
   """
   path = os.path.join(output_dir, LOCK)
   if _holds(path):
@@ -428,7 +336,7 @@ def acquire_lock(output_dir: str, *, log=print) -> None:
         os.fsync(f.fileno())
     except OSError as e:
       os.remove(path)
-      raise _write_error(path, e, previous=False) from e
+      raise files._write_error(path, e, previous=False) from e
     _held[os.path.abspath(path)] = mine
     return
   raise ValueError(f'--output_dir: {output_dir!r}: another run keeps taking {path}; '
@@ -450,3 +358,198 @@ def release_lock(output_dir: str) -> None:
   if _holds(path):
     os.remove(path)
   _held.pop(os.path.abspath(path), None)
+
+
+# Fields that change how a run is chunked, not its numbers: kept out of config.json and the
+# config's hash (a run resumes under other values).
+OPERATIONAL = ('train.checkpoint_every',)
+
+
+def _saved_hash(path: str):
+  """The 'hash' of a config.json, or None when the file is not a JSON object."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
+    return None
+  return saved.get('hash') if isinstance(saved, dict) else None
+
+
+def prepare_output_dir(output_dir: str, config, *, overwrite: bool, write: bool = True,
+                       variants=None, log=print) -> str:
+  """Creates output_dir, takes its lock and writes config.json; returns the config hash.
+
+  The lock (output_dir/.lock, acquire_lock; a stale one of a killed run is taken
+  over with a notice through log) is held on return: the caller releases it
+  (release_lock; execute does). The temporary files of a killed run are removed.
+
+  Raises ValueError naming --output_dir when it cannot be written, when another run holds
+  it, or when it holds a run of a different config (unless overwrite), and naming
+  config.json when it is unreadable (with overwrite: discarded like a different config's);
+  then no file of the run in output_dir has changed and the lock is released. A run of the
+  same config is resumed. With write=False (the other processes of a multi-host run) it
+  only checks and takes no lock.
+  """
+  config_dict = config.to_dict()
+  if not config_dict['train'].get('inject_nan'):  # testing only: kept out of a normal run's
+    config_dict['train'].pop('inject_nan', None)  # hash, so directories from before resume
+  for field in OPERATIONAL:
+    section, name = field.split('.')
+    config_dict[section].pop(name, None)
+  saved = {'config': config_dict}
+  if variants is not None:  # labelled scheme configurations: part of what the results are of
+    saved['variants'] = {k: [n, {f: v for f, v in o.items() if f not in OPERATIONAL}]
+                         for k, (n, o) in variants.items()}
+  digest = config_hash(saved if variants is not None else config_dict)
+  path = os.path.join(output_dir, 'config.json')
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    probe = os.path.join(output_dir, f'.write-probe-{os.getpid()}')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f'--output_dir: cannot write to {output_dir!r} ({e.strerror})') from None
+  if write:  # process 0 holds output_dir from here on: no other run writes it
+    acquire_lock(output_dir, log=log)
+    files.remove_temps(output_dir)  # of a killed run: unused
+  try:
+    _check_saved_config(path, output_dir, digest, overwrite=overwrite, write=write,
+                        saved=saved, log=log)
+    if write:
+      files.atomic_write(path, json.dumps(dict(saved, hash=digest),
+                                   indent=2, sort_keys=True, default=str))
+  except BaseException:
+    release_lock(output_dir)
+    raise
+  return digest
+
+
+def without_added_defaults(saved, current, default):
+  """`current` less the fields that `saved` lacks and that hold `default`'s value.
+
+  A field added to configs/base.py after a run was written must default to the behaviour
+  from before it (a development rule), so a config that differs from the saved one only by
+  such fields describes the same run. Nested dicts recurse; a field the saved config lacks
+  but whose value is not the default stays (and so makes the configs differ).
+  """
+  if not (isinstance(saved, dict) and isinstance(current, dict)):
+    return current
+  default = default if isinstance(default, dict) else {}
+  out = {}
+  for k, v in current.items():
+    if k not in saved:
+      if k in default and _as_json(v) == _as_json(default[k]):
+        continue
+      out[k] = v
+    else:
+      out[k] = without_added_defaults(saved[k], v, default.get(k))
+  return out
+
+
+def _as_json(value):
+  """value as config.json holds it (tuples as lists, other objects as str)."""
+  return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _same_run_before_new_fields(path: str, saved: dict) -> list:
+  """When config.json differs from `saved` (the config now) only by fields added since at
+  their defaults: those fields' dotted names; else []."""
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return []
+  if not isinstance(old, dict) or not isinstance(old.get('config'), dict):
+    return []
+  old = {k: v for k, v in old.items() if k != 'hash'}
+  old.setdefault('variants', None)
+  now = _as_json(dict(saved, variants=saved.get('variants')))
+  default = _as_json({'config': base.get_config().to_dict()})
+  pruned = without_added_defaults(old, now, default)
+  if pruned != old:
+    return []
+  added = []
+  def walk(a, b, prefix):
+    for k, v in b.items():
+      if k not in a:
+        added.append(prefix + k)
+      elif isinstance(v, dict) and isinstance(a[k], dict):
+        walk(a[k], v, prefix + k + '.')
+  walk(old['config'], now['config'], '')
+  return added
+
+
+def _check_saved_config(path: str, output_dir: str, config_hash: str, *, overwrite: bool,
+                        write: bool, saved=None, log=print) -> None:
+  """Refuses (ValueError) a config.json that is unreadable or of another config, unless
+  overwrite: then, with write, removes that run's results, summary, checkpoints and plots.
+  A config.json written before fields were added, equal to `saved` once those fields are at
+  their defaults, is the same run: it resumes (and config.json is rewritten by the caller)."""
+  if os.path.exists(path):
+    old = _saved_hash(path)
+    if old is None and not overwrite:
+      raise ValueError(f'{path}: not valid JSON (truncated write?); pass --overwrite to '
+                       f'discard the results in {output_dir}, or choose another --output_dir')
+    added = (_same_run_before_new_fields(path, saved)
+             if old is not None and old != config_hash and saved is not None else [])
+    if added:
+      if write:
+        log(f'divbench: {path} was written before {", ".join(sorted(added))} existed; '
+            'at their defaults they describe the same run: resuming')
+      return
+    if old != config_hash:
+      if not overwrite:
+        raise ValueError(f'--output_dir: {output_dir!r} holds results of a different config '
+                         f'(hash {old}, now {config_hash}); pass --overwrite or choose '
+                         'another directory')
+      if not write:
+        return
+      for name in ('results.jsonl', 'summary.md'):
+        if os.path.exists(os.path.join(output_dir, name)):
+          os.remove(os.path.join(output_dir, name))
+      shutil.rmtree(os.path.join(output_dir, 'checkpoints'), ignore_errors=True)
+      shutil.rmtree(os.path.join(output_dir, 'plots'), ignore_errors=True)
+
+
+class RunDir(collections.namedtuple('RunDir', 'path saved rows')):
+  """One input: its path as given, its config.json ({hash, config[, ...]}) and its rows."""
+
+  @property
+  def name(self) -> str:
+    return os.path.basename(os.path.normpath(self.path))
+
+
+def _read_json(path: str, what: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'--input_dir: cannot read {what} {path!r} ({e})') from None
+
+
+def read_run(path: str) -> RunDir:
+  """The config.json and results.jsonl rows of an input directory.
+
+  Raises:
+    ValueError: naming --input_dir when the directory, either file, or a line of
+      results.jsonl (file and line number) is missing or unreadable.
+  """
+  if not os.path.isdir(path):
+    raise ValueError(f'--input_dir: {path!r} is not a directory')
+  paths = {n: os.path.join(path, n) for n in ('config.json', 'results.jsonl')}
+  for name, file in paths.items():
+    if not os.path.isfile(file):
+      raise ValueError(f'--input_dir: {path!r} has no {name} (not an --output_dir of '
+                       'benchmarks.run)')
+  saved = _read_json(paths['config.json'], 'config')
+  if not isinstance((saved.get('config') if isinstance(saved, dict) else None), dict):
+    raise ValueError(f'--input_dir: {paths["config.json"]!r} has no config')
+  try:
+    rows = read_rows(paths['results.jsonl'])
+  except OSError as e:
+    raise ValueError(f'--input_dir: cannot read {paths["results.jsonl"]!r} ({e})') from None
+  except Unreadable as e:
+    raise ValueError(f'--input_dir: {paths["results.jsonl"]!r} {e} ({e.detail})') from None
+  return RunDir(path, saved, rows)
+

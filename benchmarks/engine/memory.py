@@ -1,6 +1,6 @@
 """How much memory a run needs, estimated from its config alone (before any compilation).
 
-`benchmarks.runner.validate` refuses a config whose estimate exceeds the memory the machine
+`benchmarks.engine.configuration.validate` refuses a config whose estimate exceeds the memory the machine
 has (`limit_bytes`), naming --num_seeds, instead of failing after compilation in XLA's
 allocator or the kernel's OOM killer.
 
@@ -212,7 +212,7 @@ def step_bytes(config, scheme_name: str) -> int:
 
 
 def evaluation_bytes(config) -> int:
-  """Working memory of one run's evaluation (benchmarks/evaluate.py): the samples and
+  """Working memory of one run's evaluation (benchmarks/engine/evaluate.py): the samples and
   log-probs it keeps, and the largest of its stages (sampling, scoring, the exposure KLs, the
   enumeration), each eval.batch_size sequences at a time."""
   ec, T = config.eval, config.problem.seq_len
@@ -395,7 +395,7 @@ def check(config, scheme_names, environ=None) -> None:
   The message says the estimate, the limit and what would fit, e.g. '--num_seeds: 100000
   seeds of mle need an estimated 9.3 GiB, more than the available memory (MemAvailable),
   7.5 GiB; use at most 80000 seeds, or set DIVBENCH_MEMORY_LIMIT_BYTES to overrule the
-  estimate (benchmarks/memory.py)'.
+  estimate (benchmarks/engine/memory.py)'.
   """
   limit, what = limit_bytes(environ)
   if limit is None:
@@ -408,4 +408,4 @@ def check(config, scheme_names, environ=None) -> None:
       raise ValueError(
           f'--num_seeds: {config.num_seeds} seeds{grid} of {name} need an estimated '
           f'{gib(need)}, more than {what}, {gib(limit)}; {_advice(config, name, limit)}, or '
-          f'set {ENV_LIMIT} to overrule the estimate (benchmarks/memory.py)')
+          f'set {ENV_LIMIT} to overrule the estimate (benchmarks/engine/memory.py)')

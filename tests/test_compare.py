@@ -1,4 +1,4 @@
-"""Tests of `python -m benchmarks.report`: merging runs into one summary, and bad input.
+"""Tests of `python -m benchmarks.compare`: merging runs into one summary, and bad input.
 
 Three smoke runs are trained once through `python -m benchmarks.run` and shared by every
 test: A (mle), B (mle and cot at π = 0.5: its mle collides with A's) and C (mle on another
@@ -17,7 +17,8 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from benchmarks import report
+from benchmarks.analysis import report
+from benchmarks import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = ('--preset=smoke', '--num_seeds=2', '--config.train.num_steps=10',
@@ -56,9 +57,9 @@ def copy_run(name) -> str:
 
 
 def merge_in_process(input_dirs, output_dir):
-  """(exit code, stderr) of report.cli."""
+  """(exit code, stderr) of compare.cli."""
   err = io.StringIO()
-  return report.cli(input_dirs, output_dir, err=err), err.getvalue()
+  return compare.cli(input_dirs, output_dir, err=err), err.getvalue()
 
 
 class MergeTest(absltest.TestCase):
@@ -66,7 +67,7 @@ class MergeTest(absltest.TestCase):
   def test_cli_merges_summary_plot_and_rows(self):
     runs = trained_runs()
     out = os.path.join(tempfile.mkdtemp(), 'merged')
-    proc = _python('benchmarks.report', f'--input_dir={runs["A"]}', f'--input_dir={runs["B"]}',
+    proc = _python('benchmarks.compare', f'--input_dir={runs["A"]}', f'--input_dir={runs["B"]}',
                    f'--output_dir={out}')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'summary.md')) as f:
@@ -110,7 +111,7 @@ class MergeTest(absltest.TestCase):
   def test_different_oracles_are_refused(self):
     runs = trained_runs()
     out = os.path.join(tempfile.mkdtemp(), 'merged')
-    proc = _python('benchmarks.report', f'--input_dir={runs["A"]}', f'--input_dir={runs["C"]}',
+    proc = _python('benchmarks.compare', f'--input_dir={runs["A"]}', f'--input_dir={runs["C"]}',
                    f'--output_dir={out}')
     self.assertEqual(proc.returncode, 2)
     self.assertEqual(proc.stderr.strip(),
@@ -119,13 +120,12 @@ class MergeTest(absltest.TestCase):
     self.assertFalse(os.path.exists(out))
 
   def test_help_and_flags_defined_only_as_a_program(self):
-    proc = _python('benchmarks.report', '--help')  # absl's --help exits with 1
+    proc = _python('benchmarks.compare', '--help')  # absl's --help exits with 1
     self.assertIn(proc.returncode, (0, 1), proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertIn('--input_dir', proc.stdout)
     # Importing the module defines no flags (benchmarks.run and others own --output_dir).
     from absl import flags
-    from benchmarks import report  # pylint: disable=unused-import
     self.assertNotIn('input_dir', flags.FLAGS)
 
 

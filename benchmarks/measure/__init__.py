@@ -1,0 +1,1 @@
+"""Standalone measurements, each a command: gradient_fidelity, throughput, rerank_effect."""
