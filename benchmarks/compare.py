@@ -17,7 +17,6 @@ from absl import app
 from absl import flags
 
 from benchmarks.analysis import report
-from benchmarks.configs import base
 from benchmarks.engine import rundir
 import collections
 from benchmarks.engine import files
@@ -33,7 +32,7 @@ ORACLE_FIELDS = ('source', 'vocab_size', 'seq_len', 'embed_dim', 'hidden_dim', '
 def oracle_of(run: rundir.RunDir) -> dict:
   """The oracle's fields of a run's config.problem (fields absent from an older config.json
   take base.py's defaults, as when that run was made)."""
-  problem = dict(base.get_config().problem.to_dict(), **run.saved['config'].get('problem', {}))
+  problem = rundir.config_from_saved({'problem': run.saved['config'].get('problem', {})}).problem
   return {k: problem[k] for k in ORACLE_FIELDS}
 
 

@@ -1,8 +1,9 @@
 """Runs the benchmark: `python -m benchmarks.run [--preset=small] [--schemes=mle] ...`.
 
-Thin on purpose: parse and validate flags (before any compute), prepare the output directory,
-build the problem, then train and evaluate each scheme (benchmarks.engine.train) and write the report
-(benchmarks.analysis.report). Any preset field can be overridden: `--config.train.num_steps=400`.
+Thin on purpose: parse and validate flags (before any compute), then hand the config to the
+engine (`engine.runner.execute`: the output directory, the problem, each scheme's training and
+evaluation, the report). Any preset field can be overridden: `--config.train.num_steps=400`.
+`--schemes` also takes the import path of a scheme module of your own (docs/own_scheme.md).
 """
 
 import os
@@ -13,14 +14,14 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from benchmarks import configs
-from benchmarks.engine.configuration import build_config, check_distributed_flags, check_override_fields
-from benchmarks.engine.runner import execute
-from benchmarks.engine.cli import exits_on_bad_input, invocation_compilation_cache
-from benchmarks.engine.cli import quiet_backend_probe
-from benchmarks.engine.configuration import validate
-from benchmarks.engine import distributed
+import jax
+
 import objectives
+from benchmarks import configs
+from benchmarks.engine import cli
+from benchmarks.engine import configuration
+from benchmarks.engine import distributed
+from benchmarks.engine import runner
 
 
 def _listing(lines) -> str:
@@ -34,7 +35,8 @@ def _scheme_lines():
 
 _PRESET = flags.DEFINE_string('preset', configs.DEFAULT, 'One of:' + _listing(
     configs.describe(p) for p in configs.PRESETS))
-_SCHEMES = flags.DEFINE_string('schemes', None, "Comma-separated schemes, or 'all' "
+_SCHEMES = flags.DEFINE_string('schemes', None, "Comma-separated schemes, or 'all', or the "
+                               'import path of a scheme module of your own '
                                "(default: the preset's). Schemes:" + _listing(_scheme_lines()))
 _NUM_SEEDS = flags.DEFINE_integer('num_seeds', None, 'Seeds per scheme (default: the preset\'s).')
 _PIS = flags.DEFINE_string('pis', None, 'Comma-separated π grid in [0, 1] for the js_pi '
@@ -55,27 +57,29 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'With --distributed
                                       'processes (hosts) take part.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s '
                                    'index in [0, --num_processes).')
+_DEFAULT_CONFIG = configs.get_preset(configs.DEFAULT)
 if __name__ == '__main__':  # before the config flag resolves the overrides
-  with exits_on_bad_input():
-    check_override_fields(sys.argv, configs.get_preset(configs.DEFAULT))
+  with cli.exits_on_bad_input():
+    _schemes = configuration.schemes_in_argv(sys.argv)
+    if _schemes is not None:  # the config sections of schemes of the user's own
+      configs.add_scheme_sections(_DEFAULT_CONFIG, configuration.split_names(_schemes))
+    configuration.check_override_fields(sys.argv, _DEFAULT_CONFIG)
 _CONFIG = config_flags.DEFINE_config_dict(
-    'config', configs.get_preset(configs.DEFAULT),
-    'Overrides of preset fields, e.g. --config.train.num_steps=400.')
+    'config', _DEFAULT_CONFIG, 'Overrides of preset fields, e.g. --config.train.num_steps=400.')
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  with exits_on_bad_input():
-    config = build_config(_PRESET.value, flags.FLAGS[_CONFIG.name].override_values,
-                          schemes=_SCHEMES.value, num_seeds=_NUM_SEEDS.value, pis=_PIS.value)
-    validate(config)
-    check_distributed_flags(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                            _PROCESS_ID.value)
+  with cli.exits_on_bad_input():
+    config = configuration.build_config(
+        _PRESET.value, flags.FLAGS[_CONFIG.name].override_values, schemes=_SCHEMES.value,
+        num_seeds=_NUM_SEEDS.value, pis=_PIS.value)
+    configuration.validate(config)  # the flags alone, before jax.distributed and any compute
+    configuration.check_distributed_flags(_DISTRIBUTED.value, _COORDINATOR.value,
+                                          _NUM_PROCESSES.value, _PROCESS_ID.value)
     output_dir = _OUTPUT_DIR.value or os.path.join('results', config.preset)
 
-  quiet_backend_probe()
-  # Heavy imports only after validation: bad flags fail fast.
-  import jax
+  cli.quiet_backend_probe()
   if _DISTRIBUTED.value:
     try:
       jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
@@ -87,8 +91,8 @@ def main(argv):
       sys.exit(2)
   config.lock()
   t0 = time.time()
-  with exits_on_bad_input(), invocation_compilation_cache():
-    execute(config, output_dir, overwrite=_OVERWRITE.value, log=lambda s: print(s, flush=True))
+  with cli.exits_on_bad_input(), cli.invocation_compilation_cache():
+    runner.execute(config, output_dir, overwrite=_OVERWRITE.value, log=lambda s: print(s, flush=True))
   if distributed.is_main_process():
     print(f'done in {time.time() - t0:.1f}s; results in {output_dir}/ '
           '(summary.md, results.jsonl, plots/metrics.png, config.json)', flush=True)

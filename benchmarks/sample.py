@@ -38,7 +38,6 @@ from typing import NamedTuple, Optional
 from absl import app
 from absl import flags
 import jax
-from benchmarks.configs import base
 from benchmarks.engine import cli as engine_cli
 from benchmarks.engine import configuration
 from benchmarks.engine import rundir
@@ -115,27 +114,6 @@ def check_options(options: Options) -> None:
       raise ValueError(f'--output: directory {parent!r} does not exist')
 
 
-def _overlay(config, saved: dict, prefix: str = '') -> None:
-  """Sets every field of the saved (JSON) config on config, in place; lists become tuples.
-
-  Fields config.json lacks (added to base.py after the run) keep their defaults; fields the
-  current config lacks (since removed) are ignored.
-  """
-  import ml_collections
-  for key, value in saved.items():
-    if key not in config:
-      continue
-    if isinstance(config[key], ml_collections.ConfigDict) and isinstance(value, dict):
-      _overlay(config[key], value, f'{prefix}{key}.')
-      continue
-    if isinstance(value, list):
-      value = tuple(value)
-    try:
-      config[key] = value
-    except (TypeError, ValueError) as e:
-      raise ValueError(f'--run_dir: config.json field {prefix}{key}: {e}') from None
-
-
 def read_config(run_dir: str):
   """(config, variants or None) of a run directory, as benchmarks.run / experiment wrote it."""
   path = os.path.join(run_dir, 'config.json')
@@ -154,13 +132,17 @@ def read_config(run_dir: str):
     raise ValueError(f'--run_dir: {run_dir!r} is an experiment; pass one of its runs: {runs}')
   if not isinstance(saved.get('config'), dict):
     raise ValueError(f'--run_dir: {path!r} holds no config')
-  config = base.get_config()  # presets change values, never the structure
-  _overlay(config, saved['config'])
   variants = saved.get('variants')
   if variants is not None:
     variants = {label: (name, {k: tuple(v) if isinstance(v, list) else v
                                for k, v in overrides.items()})
                 for label, (name, overrides) in variants.items()}
+  names = configuration.split_names(saved['config'].get('schemes', ''))
+  names += [name for name, _ in (variants or {}).values()]
+  try:
+    config = rundir.config_from_saved(saved['config'], names)
+  except ValueError as e:
+    raise ValueError(f'--run_dir: {e}') from None
   return config, variants
 
 
@@ -168,7 +150,7 @@ def _labels(config, variants):
   """{checkpoint label: (base scheme, config)} of a run (the warm start included)."""
   try:
     # Sampling trains nothing: no training-memory check (a GPU run samples on a laptop).
-    resolved = configuration.resolve_variants(config, variants, check_memory=False)
+    resolved = configuration.resolve_variants(config, variants)
   except ValueError as e:
     raise ValueError(f'--run_dir: its config.json is not valid now ({e})') from None
   out = {label: (name, cfg) for label, (name, cfg) in resolved.items()}

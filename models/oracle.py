@@ -47,6 +47,18 @@ def seqgan_oracle(path: str = SEQGAN_ORACLE_FILE):
   return model, {'params': params}
 
 
+def check_config(cfg) -> None:
+  """ValueError naming --config.problem.<field> when the oracle cannot be built: an unknown
+  source, or sizes other than SeqGAN's for its oracle; no compute."""
+  if cfg.source == 'seqgan':
+    for field, value in SEQGAN_SIZES.items():
+      if cfg[field] != value:
+        raise ValueError(f'--config.problem.{field}: the SeqGAN oracle has {field}={value}, '
+                         f'got {cfg[field]}')
+  elif cfg.source != 'random':
+    raise ValueError(f"--config.problem.source: {cfg.source!r} is not 'random' or 'seqgan'")
+
+
 def make_problem(cfg) -> Problem:
   """Builds the oracle, the train set and the test set from `config.problem`.
 

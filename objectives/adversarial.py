@@ -18,6 +18,7 @@ import optax
 
 from models import discriminator as discriminator_lib
 from objectives import base
+from objectives import footprint
 
 GENERATOR_LOSSES = ('minimax', 'non_saturating')
 ORACLE = 'oracle'  # the best-response discriminator l* computed from the densities, untrained
@@ -484,3 +485,36 @@ def synchronized_switch(index: jax.Array, branches: Sequence[Callable], *operand
     return out, jax.tree.map(lambda _: True, out)
 
   return switch(index, *operands)
+
+
+def cnn_widths(config):
+  """The (width, filters) pairs of the CNN discriminator that fit in T (others are dropped)."""
+  dc = config.discriminator
+  return [(w, n) for w, n in zip(dc.filter_widths, dc.num_filters) if w <= config.problem.seq_len]
+
+
+
+def discriminator_bytes(config, kind: str, num: int, *, backward: bool = True) -> int:
+  """Activations of the CNN / LSTM discriminator on num sequences."""
+  dc, T = config.discriminator, config.problem.seq_len
+  if kind == 'oracle':  # log P − log Q by teacher forcing
+    return 2 * footprint.teacher_forced_bytes(config, num, backward=False)
+  if kind == 'lstm':
+    return footprint.F32 * num * T * (dc.embed_dim + (10 if backward else 6) * dc.hidden_dim)
+  widths = cnn_widths(config)
+  convs = sum((T - w + 1) * n for w, n in widths)
+  features = sum(n for _, n in widths)  # pooled, then the highway's gate and layer
+  return footprint.F32 * num * (T * dc.embed_dim + (2 if backward else 1) * (convs + 3 * features))
+
+
+
+def working_set_bytes(config, kind: str, *, gumbel: bool) -> int:
+  """Activations of one generic GAN step (`make_adversarial`): the generator's samples and
+  teacher-forced pass, the discriminator on B data and B samples, and with the Gumbel
+  estimator the relaxed [B, T, V] one-hots through a differentiable discriminator."""
+  B = config.train.batch_size
+  tf, full = footprint.teacher_forced_bytes(config, B), footprint.full_bytes(config, B)
+  d_data = discriminator_bytes(config, kind, 2 * B)
+  relaxed = (3 * full + 2 * discriminator_bytes(config, 'lstm' if kind == ORACLE else kind,
+                                                2 * B) if gumbel else 0)
+  return footprint.sampling_bytes(config, B) + tf + d_data + relaxed

@@ -46,12 +46,13 @@ References:
 
 import flax
 import jax
-import jax.numpy as jnp
 import optax
 
 import divergences
 from models.mediator import make_mediator
 from objectives import base
+from objectives import footprint
+from objectives import teacher_forcing
 
 
 def balanced_nll(log_m_on_p: jax.Array, log_m_on_q: jax.Array, pi, *,
@@ -89,52 +90,6 @@ def mediator_loss(mediator, params, data: jax.Array, samples: jax.Array, pi) -> 
   return balanced_nll(log_m_on_p, log_m_on_q, pi, seq_len=data.shape[-1])
 
 
-def exact_mediator_log_probs(p_next_log_probs: jax.Array, q_next_log_probs: jax.Array,
-                             tokens: jax.Array, pi) -> jax.Array:
-  """Next-token log-probs of the exact mixture M_π = π P + (1−π) Q along given sequences.
-
-  M_π(x_t = v | s) = (π P(s v) + (1−π) Q(s v)) / (π P(s) + (1−π) Q(s)) for the prefix
-  s = x_<t, i.e. a mixture of P(v|s) and Q(v|s) weighted by the posterior probability that
-  s came from P; computed in log-space from teacher-forced next-token distributions, so no
-  enumeration is needed. Its product along a sequence is the sequence-level mixture.
-
-  Args:
-    p_next_log_probs: log P(v | x_<t) (log-space), [B, T, V], row t from the prefix x_<t.
-    q_next_log_probs: log Q(v | x_<t) (log-space), [B, T, V].
-    tokens: int [B, T], the sequences x whose prefixes condition the rows.
-    pi: the weight of P, scalar in [0, 1] (may be traced).
-
-  Returns:
-    [B, T, V]: log M_π(v | x_<t). Callers use it as a fixed target (stop its gradient: its
-    derivative at π ∈ {0, 1} is not defined).
-  """
-  if p_next_log_probs.shape != q_next_log_probs.shape:
-    raise ValueError(f'p_next_log_probs and q_next_log_probs must have the same shape; got '
-                     f'{p_next_log_probs.shape} and {q_next_log_probs.shape}.')
-  if p_next_log_probs.shape[:2] != tokens.shape:
-    raise ValueError(f'tokens must be [B, T] = next-token log-probs [B, T, V] without V; got '
-                     f'tokens {tokens.shape}, log-probs {p_next_log_probs.shape}.')
-
-  def prefix_log_prob(next_log_probs):
-    # log P(x_<t): exclusive cumulative sum of the realised tokens' log-probs, [B, T].
-    tok = jnp.take_along_axis(next_log_probs, tokens[..., None], axis=-1)[..., 0]
-    return jnp.cumsum(tok, axis=-1) - tok
-
-  pi = jnp.asarray(pi, p_next_log_probs.dtype)
-  # log 0 = −inf at the end points: that side's posterior weight is then exactly 0.
-  log_wp = jnp.log(pi) + prefix_log_prob(p_next_log_probs)
-  log_wq = jnp.log1p(-pi) + prefix_log_prob(q_next_log_probs)
-  log_norm = jnp.logaddexp(log_wp, log_wq)
-  # Posterior weights of P and Q given the prefix; a convex combination, so log M ≤ 0.
-  log_post_p, log_post_q = (log_wp - log_norm)[..., None], (log_wq - log_norm)[..., None]
-  return jnp.logaddexp(log_post_p + p_next_log_probs, log_post_q + q_next_log_probs)
-
-
-def next_token_log_probs(model, params, tokens: jax.Array) -> jax.Array:
-  """Teacher-forced next-token log-probs of a sequence model: int [B, T] -> [B, T, V]."""
-  return jax.nn.log_softmax(model.apply(params, tokens, method='logits'), axis=-1)
-
-
 def generator_loss(generator, params, samples: jax.Array,
                    mediator_log_probs: jax.Array) -> jax.Array:
   """CoT's generator loss: the per-step KL from the generator to the mediator, per token.
@@ -153,7 +108,7 @@ def generator_loss(generator, params, samples: jax.Array,
     autoregressive; its expected gradient omits the prefixes' score-function term (module
     docstring).
   """
-  log_g = next_token_log_probs(generator, params, samples)
+  log_g = teacher_forcing.next_token_log_probs(generator, params, samples)
   expected_shape = (*samples.shape, generator.vocab_size)
   if mediator_log_probs.shape != expected_shape:
     raise ValueError(f'mediator_log_probs must be [B, T, V] = {expected_shape}; got '
@@ -211,7 +166,7 @@ def make(config, problem) -> base.Scheme:
     gen, med = state.generator, state.mediator
     num = batch.shape[0]
     samples = generator.apply(gen.params, k_gen, num, method='sample')
-    log_m = next_token_log_probs(mediator, med.params, samples)
+    log_m = teacher_forcing.next_token_log_probs(mediator, med.params, samples)
     g_loss, g_grads = jax.value_and_grad(
         lambda p: generator_loss(generator, p, samples, log_m).mean())(gen.params)
     gen = base.apply_gradients(gen_opt, gen, g_grads)
@@ -223,3 +178,12 @@ def make(config, problem) -> base.Scheme:
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,
                      generator=generator, uses_pi=True)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: KL(G ‖ M) over full [B, T, V] arrays, and the mediator on B data
+  and B samples."""
+  B = config.train.batch_size
+  return (footprint.sampling_bytes(config, B) + 4 * footprint.full_bytes(config, B)
+          + footprint.teacher_forced_bytes(config, 2 * B,
+                                           width=config.cot.mediator_width_factor))

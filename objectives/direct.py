@@ -18,7 +18,7 @@ of two unbiased gradient estimators (config.direct.estimator), for one of two di
 'per_step': the chain rule D = w Σ_t E_{s~Q}[k_t(s)] with k_t(s) = KL(Q(·|s) ‖ R(·|s)) for
   prefixes s = x_<t, where (w, R) = (1, P) for kl_qp and (1−π, M_π held fixed) for js_pi
   (∇JS_π = (1−π) ∇KL(Q ‖ M_π) with M_π's own dependence on θ dropped, as above; its next-token
-  conditionals are `cot.exact_mediator_log_probs`). Its gradient is
+  conditionals are `teacher_forcing.exact_mediator_log_probs`). Its gradient is
     w Σ_t E[∇k_t(s)]  +  w Σ_t E[∇log Q(x_t | x_<t) · C_t],   C_t = Σ_{u>t} k_u(x_<u):
   the exact full-vocabulary KL of each next-token distribution, differentiated through
   Q(·|s) (as CoT's generator signal), plus the score-function term of the prefixes' law
@@ -37,7 +37,8 @@ import jax.numpy as jnp
 
 import divergences
 from objectives import base
-from objectives import cot
+from objectives import footprint
+from objectives import teacher_forcing
 
 DIVERGENCES = ('kl_qp', 'js_pi')
 ESTIMATORS = ('score', 'per_step')
@@ -180,11 +181,11 @@ def per_step_loss(model, params, samples: jax.Array, p_next_log_probs: jax.Array
     ∇KL(Q ‖ P)/T or ∇JS_π/T.
   """
   _check_divergence(divergence)
-  q_next = cot.next_token_log_probs(model, params, samples)
+  q_next = teacher_forcing.next_token_log_probs(model, params, samples)
   if divergence == 'kl_qp':
     target, weight = p_next_log_probs, 1.0
   else:
-    target = cot.exact_mediator_log_probs(p_next_log_probs, jax.lax.stop_gradient(q_next),
+    target = teacher_forcing.exact_mediator_log_probs(p_next_log_probs, jax.lax.stop_gradient(q_next),
                                           samples, pi)
     weight = 1 - jnp.asarray(pi, q_next.dtype)
   return per_step_surrogate(q_next, target, samples, weight, baseline)
@@ -205,7 +206,7 @@ def estimator_loss(model, params, samples: jax.Array, oracle, oracle_params, pi,
     log_p = oracle.apply(oracle_params, samples, method='log_prob')
     return score_loss(model, params, samples, log_p, pi, divergence=divergence,
                       baseline=baseline)
-  p_next = cot.next_token_log_probs(oracle, oracle_params, samples)
+  p_next = teacher_forcing.next_token_log_probs(oracle, oracle_params, samples)
   return per_step_loss(model, params, samples, p_next, pi, divergence=divergence,
                        baseline=baseline)
 
@@ -248,3 +249,12 @@ def make(config, problem) -> base.Scheme:
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
                      generator=model, uses_pi=dc.divergence == 'js_pi')
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: the samples, then P's and Q's [B, T, V] next-token KLs with
+  their backward pass (per_step), or both models' teacher-forced passes (score)."""
+  B = config.train.batch_size
+  if config.direct.estimator == 'per_step':
+    return footprint.sampling_bytes(config, B) + 7 * footprint.full_bytes(config, B)
+  return footprint.sampling_bytes(config, B) + 2 * footprint.teacher_forced_bytes(config, B)

@@ -67,6 +67,7 @@ import jax.numpy as jnp
 from divergences import categorical
 from models import output_layer
 from objectives import base
+from objectives import footprint
 
 DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
 PREFIXES = ('data', 'teacher', 'student')
@@ -319,3 +320,11 @@ def make(config, problem) -> base.Scheme:
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
                      generator=model, uses_pi=uses_beta)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: student and teacher samples, both models' chunked logits."""
+  B, T = config.train.batch_size, config.problem.seq_len
+  return (2 * footprint.sampling_bytes(config, B)
+          + 2 * footprint.teacher_forced_bytes(config, B)
+          + 4 * footprint.logits_bytes(config, B * T))

@@ -37,47 +37,20 @@ gumbel_gan cannot use it.
 All generator losses are per token (the sequence-level value / T), as `mle.nll`, so the
 expected REINFORCE gradient of the minimax loss with the exact D* is ∇ JS_π(P, Q) / T, the
 gradient of `divergences.exact(...)['js_pi']`. The code lives in `objectives/adversarial.py`
-(shared with `gumbel_gan` and `seqgan`); this module re-exports its pure losses and makes the
-scheme.
+(shared with `gumbel_gan` and `seqgan`); this module makes the scheme.
 """
 
 import jax.numpy as jnp
 
+from objectives import adversarial
 from objectives import base
-from objectives.adversarial import AdversarialOptions  # noqa: F401
-from objectives.adversarial import BASELINES  # noqa: F401
-from objectives.adversarial import DISCRIMINATORS  # noqa: F401
-from objectives.adversarial import ESTIMATORS  # noqa: F401
-from objectives.adversarial import GANState  # noqa: F401
-from objectives.adversarial import GENERATOR_LOSSES  # noqa: F401
-from objectives.adversarial import ORACLE  # noqa: F401
-from objectives.adversarial import PENALTIES  # noqa: F401
-from objectives.adversarial import PenaltyConfig  # noqa: F401
-from objectives.adversarial import check_discriminator_config  # noqa: F401
-from objectives.adversarial import check_options  # noqa: F401
-from objectives.adversarial import discriminator_from_config  # noqa: F401
-from objectives.adversarial import discriminator_loss  # noqa: F401
-from objectives.adversarial import discriminator_loss_terms  # noqa: F401
-from objectives.adversarial import discriminator_optimizer  # noqa: F401
-from objectives.adversarial import discriminator_update  # noqa: F401
-from objectives.adversarial import dragan_points  # noqa: F401
-from objectives.adversarial import generator_loss_terms  # noqa: F401
-from objectives.adversarial import init_discriminator  # noqa: F401
-from objectives.adversarial import leave_one_out_baseline  # noqa: F401
-from objectives.adversarial import logit_gradient_penalty  # noqa: F401
-from objectives.adversarial import make_adversarial  # noqa: F401
-from objectives.adversarial import optimal_logits  # noqa: F401
-from objectives.adversarial import options_from_config  # noqa: F401
-from objectives.adversarial import oracle_discriminator_logits  # noqa: F401
-from objectives.adversarial import reinforce_surrogate  # noqa: F401
-from objectives.adversarial import wgan_gp_points  # noqa: F401
 
 
 def check_config(config) -> None:
   """ValueError naming the first invalid --config.gan_pi.* or --config.discriminator.* field."""
-  check_options(options_from_config(config.gan_pi), 'gan_pi')
+  adversarial.check_options(adversarial.options_from_config(config.gan_pi), 'gan_pi')
   base.check_positive('gan_pi', 'gumbel_tau', config.gan_pi.gumbel_tau)
-  check_discriminator_config(config)
+  adversarial.check_discriminator_config(config)
 
 
 def make(config, problem) -> base.Scheme:
@@ -85,5 +58,12 @@ def make(config, problem) -> base.Scheme:
   check_config(config)
   gc = config.gan_pi
   tau = float(gc.gumbel_tau)
-  return make_adversarial(config, problem, options_from_config(gc), section='gan_pi',
-                          temperature=lambda count: jnp.float32(tau), uses_pi=True)
+  return adversarial.make_adversarial(config, problem, adversarial.options_from_config(gc),
+                                      section='gan_pi',
+                                      temperature=lambda count: jnp.float32(tau), uses_pi=True)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step (`adversarial.working_set_bytes`)."""
+  return adversarial.working_set_bytes(config, config.gan_pi.discriminator,
+                                       gumbel=config.gan_pi.estimator == 'gumbel')

@@ -82,3 +82,8 @@ def make(config, problem) -> base.Scheme:
   return adversarial.make_adversarial(config, problem, opts, section='gumbel_gan',
                                  temperature=lambda count: temperature(count, **schedule),
                                  uses_pi=False, fixed_pi=0.5)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step (`adversarial.working_set_bytes`, Gumbel estimator)."""
+  return adversarial.working_set_bytes(config, config.gumbel_gan.discriminator, gumbel=True)

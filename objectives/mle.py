@@ -3,21 +3,8 @@
 import jax
 
 from objectives import base
-
-
-def nll(model, params, batch: jax.Array) -> jax.Array:
-  """Per-token negative log-likelihood of each data sequence.
-
-  Args:
-    model: the generator module (an LSTMLM).
-    params: its variables.
-    batch: int32 [B, T] samples of P.
-
-  Returns:
-    [B]: −log Q(x) / T. Its mean over x ~ P is KL(P || Q)/T + H(P)/T, so its gradient is an
-    unbiased estimate of the gradient of KL(P || Q)/T.
-  """
-  return -model.apply(params, batch, method='log_prob') / batch.shape[-1]
+from objectives import footprint
+from objectives import teacher_forcing
 
 
 def check_config(config) -> None:
@@ -36,8 +23,13 @@ def make(config, problem) -> base.Scheme:
 
   def step(state, batch, key, pi):
     del key, pi
-    loss, grads = jax.value_and_grad(lambda p: nll(model, p, batch).mean())(state.params)
+    loss, grads = jax.value_and_grad(lambda p: teacher_forcing.nll(model, p, batch).mean())(state.params)
     return base.apply_gradients(optimizer, state, grads), {'loss': loss}
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
                      generator=model, uses_pi=False)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: the batch's teacher-forced pass."""
+  return footprint.teacher_forced_bytes(config, config.train.batch_size)

@@ -60,7 +60,8 @@ from models import sampling
 from models.sequence_discriminator import SequenceDiscriminator
 from objectives import adversarial as adversarial_lib
 from objectives import base
-from objectives import mle
+from objectives import footprint
+from objectives import teacher_forcing
 
 
 @flax.struct.dataclass
@@ -156,10 +157,10 @@ def generator_loss(model, disc, params, disc_params, batch: jax.Array, key: jax.
 
   Returns:
     (loss [B]: (−log Q(x_b) + λ · adversarial_b) / T, aux) with aux = {'nll' [B]: per token
-    as `mle.nll`, 'adversarial' [B]: C_f (+ C_t) per sequence, 'b_teacher' [B, T, H + V],
+    as `teacher_forcing.nll`, 'adversarial' [B]: C_f (+ C_t) per sequence, 'b_teacher' [B, T, H + V],
     'b_free' [B, T, H + V]}.
   """
-  nll = mle.nll(model, params, batch)
+  nll = teacher_forcing.nll(model, params, batch)
   b_teacher, b_free = behaviours(model, params, batch, key, method)
   if teacher_forced_term:
     logit_teacher, logit_free = _logits_both(disc, disc_params, b_teacher, b_free)
@@ -230,7 +231,7 @@ def make(config, problem) -> base.Scheme:
     # sees only operands): ((loss, nll), gradient) of the generator.
     def mle_branch(params, d_params, batch, key):
       del d_params, key
-      nll, grads = jax.value_and_grad(lambda p: mle.nll(model, p, batch).mean())(params)
+      nll, grads = jax.value_and_grad(lambda p: teacher_forcing.nll(model, p, batch).mean())(params)
       return (nll, nll), grads
 
     def adversarial_branch(params, d_params, batch, key):
@@ -257,3 +258,14 @@ def make(config, problem) -> base.Scheme:
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,
                      generator=model, uses_pi=False)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: the teacher-forced pass and [B, T, H + V] behaviours through
+  the GRU discriminator."""
+  B, T = config.train.batch_size, config.problem.seq_len
+  pf = config.professor_forcing
+  D = 2 if pf.disc_bidirectional else 1
+  behaviour = footprint.F32 * B * T * (config.generator.hidden_dim + config.problem.vocab_size)
+  return (footprint.teacher_forced_bytes(config, B) + 8 * behaviour
+          + 6 * footprint.F32 * B * T * D * 3 * pf.disc_hidden_dim)

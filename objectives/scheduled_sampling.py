@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from objectives import base
+from objectives import footprint
 
 SCHEDULES = ('linear', 'exponential', 'inverse_sigmoid')
 
@@ -217,3 +218,10 @@ def make(config, problem) -> base.Scheme:
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
                      generator=model, uses_pi=False,
                      describe=lambda: schedule_summary(ss, config.train.num_steps))
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: the teacher-forced pass and each step's model sample of the
+  previous token."""
+  B = config.train.batch_size
+  return footprint.teacher_forced_bytes(config, B) + footprint.sampling_bytes(config, B)

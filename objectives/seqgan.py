@@ -61,8 +61,9 @@ from models import discriminator as discriminator_lib
 from models import sampling
 from objectives import adversarial
 from objectives import base
-from objectives import mle
-from objectives.adversarial import discriminator_accuracy  # noqa: F401  (re-exported)
+from objectives import footprint
+from objectives import teacher_forcing
+
 from objectives.adversarial import synchronized_switch
 
 PyTree = Any
@@ -293,7 +294,7 @@ def make(config, problem) -> base.Scheme:
     return {name: jnp.zeros((), jnp.float32) for name in ('nll', 'pg_loss', 'reward')}
 
   def batch_nll(params, batch):
-    return mle.nll(gen, params, batch).mean()
+    return teacher_forcing.nll(gen, params, batch).mean()
 
   def fresh_batches(gen_params, key):
     """B fresh generator samples and B random training sequences."""
@@ -317,7 +318,7 @@ def make(config, problem) -> base.Scheme:
     k_scan, k_acc = jax.random.split(key)
     dstate, m = jax.lax.scan(body, dstate, jax.random.split(k_scan, sc.d_steps))
     real, fake = fresh_batches(gen_params, k_acc)
-    accuracy = discriminator_accuracy(disc.apply(dstate.params, real),
+    accuracy = adversarial.discriminator_accuracy(disc.apply(dstate.params, real),
                                       disc.apply(dstate.params, fake))
     return dstate, dict({k: v.mean() for k, v in m.items()}, d_accuracy=accuracy)
 
@@ -376,3 +377,15 @@ def make(config, problem) -> base.Scheme:
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.generator.params,
                      generator=gen, uses_pi=False)
+
+
+def working_set_bytes(config) -> int:
+  """Activations of one step: the teacher-forced pass, then the larger of the discriminator on
+  B data and B samples and the rollouts (N completions of each prefix, all scored by D)."""
+  B, T = config.train.batch_size, config.problem.seq_len
+  kind = config.seqgan.discriminator
+  d_data = adversarial.discriminator_bytes(config, kind, 2 * B)
+  completions = (T - 1) * config.seqgan.num_rollouts * B
+  rollouts = max(footprint.sampling_bytes(config, completions),
+                 adversarial.discriminator_bytes(config, kind, completions, backward=False))
+  return footprint.teacher_forced_bytes(config, B) + max(d_data, rollouts)

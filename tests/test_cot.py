@@ -17,6 +17,7 @@ from benchmarks import configs
 from models import oracle as oracle_lib
 from models.mediator import make_mediator
 from objectives import cot
+from objectives import teacher_forcing
 
 V, T = 3, 3
 PIS = (0.1, 0.5, 0.9)
@@ -60,7 +61,7 @@ class CoTLossTest(absltest.TestCase):
 
     @jax.jit
     def one(state):
-      log_m = cot.next_token_log_probs(med, state.mediator.params, samples)
+      log_m = teacher_forcing.next_token_log_probs(med, state.mediator.params, samples)
       g_loss = lambda p: cot.generator_loss(gen, p, samples, log_m)
       m_loss = lambda p: cot.mediator_loss(med, p, batch, samples, 0.5)
       direct_nll = cot.balanced_nll(
@@ -110,7 +111,7 @@ class CoTLossTest(absltest.TestCase):
     gen = scheme.generator
     xs = _all_sequences()
     log_p = problem.model.apply(problem.params, xs, method='log_prob')
-    p_next = cot.next_token_log_probs(problem.model, problem.params, xs)
+    p_next = teacher_forcing.next_token_log_probs(problem.model, problem.params, xs)
     params = scheme.init(jax.random.PRNGKey(3)).generator.params
 
     def exact_js(params, pi):
@@ -122,8 +123,8 @@ class CoTLossTest(absltest.TestCase):
 
     @jax.jit
     def terms(params, pi):
-      q_next = cot.next_token_log_probs(gen, params, xs)
-      log_m = cot.exact_mediator_log_probs(p_next, q_next, xs, pi)
+      q_next = teacher_forcing.next_token_log_probs(gen, params, xs)
+      log_m = teacher_forcing.exact_mediator_log_probs(p_next, q_next, xs, pi)
       w = jax.lax.stop_gradient(jnp.exp(gen.apply(params, xs, method='log_prob')))
       signal = lambda prm: jnp.sum(w * cot.generator_loss(gen, prm, xs, log_m))
       kl_t = jax.lax.stop_gradient(divergences.kl(q_next, log_m))  # [N, T]
@@ -151,8 +152,8 @@ class CoTLossTest(absltest.TestCase):
     # At Q = P the mixture is P whatever π, every KL_t is 0, and so is its gradient.
     _, problem, scheme = _setup()
     gen, xs = scheme.generator, problem.train[:16]
-    p_next = cot.next_token_log_probs(problem.model, problem.params, xs)
-    log_m = cot.exact_mediator_log_probs(p_next, p_next, xs, 0.3)
+    p_next = teacher_forcing.next_token_log_probs(problem.model, problem.params, xs)
+    log_m = teacher_forcing.exact_mediator_log_probs(p_next, p_next, xs, 0.3)
     np.testing.assert_allclose(log_m, p_next, atol=1e-5)
     loss, grads = jax.jit(jax.value_and_grad(
         lambda prm: cot.generator_loss(gen, prm, xs, log_m).mean()))(problem.params)
@@ -195,7 +196,7 @@ class CoTStepTest(absltest.TestCase):
 
       def gen_update(med_params):
         samples = sample(g.params, k_gen)
-        log_m = cot.next_token_log_probs(med, med_params, samples)
+        log_m = teacher_forcing.next_token_log_probs(med, med_params, samples)
         return update(gen_opt, g.opt_state, g.params,
                       lambda p: cot.generator_loss(gen, p, samples, log_m).mean())[0]
 

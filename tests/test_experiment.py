@@ -98,7 +98,7 @@ class ExperimentCliTest(parameterized.TestCase):
     from objectives import scheduled_sampling
     config, variants = experiment_lib.resolve(
         experiments.REGISTRY['seqgan_table'], experiment_lib.Options())['scratch']
-    _, ss = configuration.resolve_variants(config, variants, check_memory=False)['scheduled_sampling']
+    _, ss = configuration.resolve_variants(config, variants)['scheduled_sampling']
     steps = ss.train.num_steps
     eps = [float(scheduled_sampling.epsilon(ss.scheduled_sampling, i))
            for i in (0, steps // 2, steps - 1, steps)]

@@ -15,7 +15,7 @@ import objectives
 from benchmarks import configs
 from models import oracle as oracle_lib
 from objectives import base
-from objectives import gan_pi
+from objectives import adversarial
 
 PIS = (0.1, 0.5, 0.9)
 
@@ -77,12 +77,12 @@ class ExactTest(parameterized.TestCase):
     @jax.jit
     def gradients(pi):
       log_q0 = gen.apply(params, xs, method='log_prob')
-      values = gan_pi.generator_loss_terms(gan_pi.optimal_logits(log_p, log_q0, pi), pi, kind)
+      values = adversarial.generator_loss_terms(adversarial.optimal_logits(log_p, log_q0, pi), pi, kind)
 
       def expected_surrogate(prm):  # the score-function expectation, enumerated exactly
         log_q = gen.apply(prm, xs, method='log_prob')
         weights = jax.lax.stop_gradient(jnp.exp(log_q))
-        return jnp.sum(weights * gan_pi.reinforce_surrogate(log_q, values)) / seq_len
+        return jnp.sum(weights * adversarial.reinforce_surrogate(log_q, values)) / seq_len
 
       def exact(prm):
         ex = divergences.exact(lookup_log_p, lambda x: gen.apply(prm, x, method='log_prob'),
@@ -107,12 +107,12 @@ class ExactTest(parameterized.TestCase):
     deltas = jax.random.normal(jax.random.PRNGKey(0), (5, 9))
 
     def expected_loss(logits, pi):
-      data, fake = gan_pi.discriminator_loss_terms(logits, logits, pi)
+      data, fake = adversarial.discriminator_loss_terms(logits, logits, pi)
       return jnp.sum(p * data) + jnp.sum(q * fake)
 
     @jax.jit
     def run(pi):
-      best = gan_pi.optimal_logits(log_p, log_q, pi)
+      best = adversarial.optimal_logits(log_p, log_q, pi)
       perturbed = jax.vmap(lambda d: jax.vmap(lambda e: expected_loss(best + e * d, pi))(
           jnp.array([1e-2, 0.3])))(deltas)  # [5, 2]
       return (expected_loss(best, pi), divergences.js_pi(log_p, log_q, pi),
@@ -133,7 +133,7 @@ class ExactTest(parameterized.TestCase):
     @jax.jit
     def run():
       log_q0 = gen.apply(params, xs, method='log_prob')
-      values = gan_pi.generator_loss_terms(gan_pi.optimal_logits(log_p, log_q0, pi), pi)
+      values = adversarial.generator_loss_terms(adversarial.optimal_logits(log_p, log_q0, pi), pi)
 
       def exact(prm):
         return divergences.js_pi(log_p, gen.apply(prm, xs, method='log_prob'), pi) / seq_len
@@ -144,8 +144,8 @@ class ExactTest(parameterized.TestCase):
 
         def loss(prm):
           log_q = gen.apply(prm, toks, method='log_prob')
-          b = gan_pi.leave_one_out_baseline(f)
-          return gan_pi.reinforce_surrogate(log_q, f, b).mean() / seq_len
+          b = adversarial.leave_one_out_baseline(f)
+          return adversarial.reinforce_surrogate(log_q, f, b).mean() / seq_len
         return _flat(jax.grad(loss)(params))
 
       grads = jax.vmap(batch_gradient)(jax.random.split(jax.random.PRNGKey(0), num_batches))
@@ -167,17 +167,17 @@ class SchemeTest(absltest.TestCase):
     def one(key):
       k1, k2, k3 = jax.random.split(key, 3)
       logits = jax.random.normal(k1, (8,))
-      data, fake = gan_pi.discriminator_loss_terms(logits, logits[:5], 0.3)
+      data, fake = adversarial.discriminator_loss_terms(logits, logits[:5], 0.3)
       onehot = jax.nn.one_hot(jax.random.randint(k2, (8, 4), 0, 6), 6)
       soft = jax.nn.softmax(jax.random.normal(k3, (8, 4, 6)))
       return dict(
-          data=data, fake=fake, loss=gan_pi.discriminator_loss(logits, logits[:5], 0.3),
-          minimax=gan_pi.generator_loss_terms(logits, 0.3, 'minimax'),
-          non_saturating=gan_pi.generator_loss_terms(logits, 0.3, 'non_saturating'),
-          baseline=gan_pi.leave_one_out_baseline(logits),
-          surrogate=gan_pi.reinforce_surrogate(logits, logits, 0.0),
-          wgan_gp=gan_pi.wgan_gp_points(k1, onehot, soft),
-          dragan=gan_pi.dragan_points(k1, onehot, 0.5))
+          data=data, fake=fake, loss=adversarial.discriminator_loss(logits, logits[:5], 0.3),
+          minimax=adversarial.generator_loss_terms(logits, 0.3, 'minimax'),
+          non_saturating=adversarial.generator_loss_terms(logits, 0.3, 'non_saturating'),
+          baseline=adversarial.leave_one_out_baseline(logits),
+          surrogate=adversarial.reinforce_surrogate(logits, logits, 0.0),
+          wgan_gp=adversarial.wgan_gp_points(k1, onehot, soft),
+          dragan=adversarial.dragan_points(k1, onehot, 0.5))
 
     out = one(jax.random.split(jax.random.PRNGKey(1), 3))
     chex.assert_shape(out['fake'], (3, 5))
@@ -195,7 +195,7 @@ class SchemeTest(absltest.TestCase):
     # l(x) = <w, x>: ∇l = w everywhere, so the penalty is exactly (‖w‖₂ − 1)².
     w = jax.random.normal(jax.random.PRNGKey(0), (4, 6))
     points = jax.random.uniform(jax.random.PRNGKey(1), (5, 4, 6))
-    penalty = gan_pi.logit_gradient_penalty(lambda x: jnp.sum(x * w, axis=(1, 2)), points)
+    penalty = adversarial.logit_gradient_penalty(lambda x: jnp.sum(x * w, axis=(1, 2)), points)
     np.testing.assert_allclose(penalty, np.full(5, (np.linalg.norm(w) - 1) ** 2), rtol=1e-5)
 
   def test_pi_grid_trains_end_to_end_vmapped_in_one_compile(self):
@@ -232,11 +232,11 @@ class OracleDiscriminatorTest(parameterized.TestCase):
   def test_logits_equal_optimal_logits_on_all_sequences(self):
     problem, gen, params, xs = _enumerable_problem()
     for pi in PIS:
-      got = gan_pi.oracle_discriminator_logits(problem.model, problem.params, gen, params, xs,
+      got = adversarial.oracle_discriminator_logits(problem.model, problem.params, gen, params, xs,
                                                jnp.float32(pi))
       log_p = problem.model.apply(problem.params, xs, method='log_prob')
       log_q = gen.apply(params, xs, method='log_prob')
-      np.testing.assert_allclose(got, gan_pi.optimal_logits(log_p, log_q, pi), rtol=1e-6,
+      np.testing.assert_allclose(got, adversarial.optimal_logits(log_p, log_q, pi), rtol=1e-6,
                                  atol=1e-6)
       # σ(l*) = πP / (πP + (1−π)Q) exactly.
       p, q = jnp.exp(log_p), jnp.exp(log_q)
@@ -252,14 +252,14 @@ class OracleDiscriminatorTest(parameterized.TestCase):
 
     @jax.jit
     def gradients(pi):
-      logits = gan_pi.oracle_discriminator_logits(problem.model, problem.params, gen, params,
+      logits = adversarial.oracle_discriminator_logits(problem.model, problem.params, gen, params,
                                                   xs, pi)
-      values = gan_pi.generator_loss_terms(logits, pi, 'minimax')
+      values = adversarial.generator_loss_terms(logits, pi, 'minimax')
 
       def expected_surrogate(prm):
         log_q = gen.apply(prm, xs, method='log_prob')
         weights = jax.lax.stop_gradient(jnp.exp(log_q))
-        return jnp.sum(weights * gan_pi.reinforce_surrogate(log_q, values)) / seq_len
+        return jnp.sum(weights * adversarial.reinforce_surrogate(log_q, values)) / seq_len
 
       def js(prm):
         return divergences.exact(lambda x: log_p_table[x[:, 0] * 3 + x[:, 1]],

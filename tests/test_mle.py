@@ -10,7 +10,7 @@ import divergences
 import objectives
 from benchmarks import configs
 from models import oracle as oracle_lib
-from objectives import mle
+from objectives import teacher_forcing
 
 
 def _setup(vocab_size=3, seq_len=3):
@@ -27,9 +27,9 @@ class MLETest(absltest.TestCase):
     config, problem, scheme = _setup()
     state = scheme.init(jax.random.PRNGKey(0))
     batch = problem.train[:8]
-    losses = mle.nll(scheme.generator, state.params, batch)
+    losses = teacher_forcing.nll(scheme.generator, state.params, batch)
     chex.assert_shape(losses, (8,))
-    grads = jax.grad(lambda p: mle.nll(scheme.generator, p, batch).mean())(state.params)
+    grads = jax.grad(lambda p: teacher_forcing.nll(scheme.generator, p, batch).mean())(state.params)
     chex.assert_trees_all_equal_shapes(grads, state.params)
     chex.assert_tree_all_finite(grads)
     vmapped = jax.vmap(scheme.init)(jax.random.split(jax.random.PRNGKey(0), 5))
@@ -46,7 +46,7 @@ class MLETest(absltest.TestCase):
     p = jnp.exp(oracle.apply(problem.params, xs, method='log_prob'))
 
     def expected_nll(prm):
-      return (p * mle.nll(gen, prm, xs)).sum()
+      return (p * teacher_forcing.nll(gen, prm, xs)).sum()
 
     def exact_kl(prm):
       ex = divergences.exact(lambda x: oracle.apply(problem.params, x, method='log_prob'),

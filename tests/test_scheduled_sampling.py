@@ -12,7 +12,7 @@ import divergences
 from _smoke import final_rows, smoke_config
 import objectives
 from benchmarks import configs
-from objectives import mle
+from objectives import teacher_forcing
 from objectives import scheduled_sampling as ss
 
 
@@ -95,7 +95,7 @@ class LossTest(absltest.TestCase):
 
     @jax.jit
     def losses(params, key):
-      return ss.loss(scheme.generator, params, batch, key, 1.0), mle.nll(scheme.generator,
+      return ss.loss(scheme.generator, params, batch, key, 1.0), teacher_forcing.nll(scheme.generator,
                                                                          params, batch)
 
     ours, ref = losses(_params(scheme.generator, 0), jax.random.PRNGKey(3))

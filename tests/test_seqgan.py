@@ -94,7 +94,7 @@ class RewardTest(parameterized.TestCase):
       self.assertFalse(np.array_equal(completions[t], tokens))
 
   def test_discriminator_accuracy(self):
-    acc = seqgan.discriminator_accuracy(jnp.array([1.0, -2.0, 0.5, 0.0]),
+    acc = adversarial.discriminator_accuracy(jnp.array([1.0, -2.0, 0.5, 0.0]),
                                         jnp.array([-1.0, 3.0]))
     self.assertAlmostEqual(float(acc), 3 / 6)  # a logit of exactly 0 is wrong
 

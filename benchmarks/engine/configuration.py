@@ -1,12 +1,15 @@
-"""The runner as a library: config building, validation, the output directory, execute().
+"""A run's config: built from a preset, overrides and flags, then validated before any compute.
 
-`benchmarks.run` (the command line) and `benchmarks.experiment` call it; it defines no flags.
+Every error is a ValueError naming the flag (`--num_seeds`, `--config.train.batch_size`, ...).
+A scheme named by its import path (a user's own module) brings its config section: the
+module's `get_config()` becomes `config.<last part of the path>` before overrides apply.
 """
 
+import copy
 import math
 
+
 from benchmarks import configs
-from benchmarks.engine import memory
 from benchmarks.engine import train
 from models import oracle, sampling
 import objectives
@@ -55,12 +58,41 @@ def parse_pis(text: str):
   for p in pis:
     if not 0.0 <= p <= 1.0:  # also rejects NaN
       raise ValueError(f'--pis: π = {p} is outside [0, 1]')
+  check_unique('--pis', pis)
   return pis
 
 
+def check_unique(flag: str, values) -> None:
+  """ValueError naming the flag when a list-valued flag repeats a value."""
+  twice = sorted({str(v) for v in values if list(values).count(v) > 1})
+  if twice:
+    raise ValueError(f'{flag}: {", ".join(twice)} given more than once')
+
+
+def split_names(text: str):
+  """'a, b' -> ['a', 'b'] (the comma-separated scheme names of --schemes)."""
+  return [s.strip() for s in str(text).split(',') if s.strip()]
+
+
+def schemes_in_argv(argv):
+  """The value of the last --schemes=... of argv (before '--'), or None."""
+  value = None
+  args = list(argv[1:])
+  for i, arg in enumerate(args):
+    if arg == '--':
+      break
+    if arg.startswith('--schemes='):
+      value = arg[len('--schemes='):]
+    elif arg == '--schemes' and i + 1 < len(args):
+      value = args[i + 1]
+  return value
+
+
 def build_config(preset: str, overrides: dict, *, schemes=None, num_seeds=None, pis=None):
-  """The preset, then --config.* overrides, then the top-level flags."""
+  """The preset (with the config sections of schemes given by import path), then --config.*
+  overrides, then the top-level flags."""
   config = configs.get_preset(preset)
+  configs.add_scheme_sections(config, split_names(schemes if schemes is not None else config.schemes))
   config.update_from_flattened_dict(overrides)
   if schemes is not None:
     config.schemes = schemes
@@ -88,27 +120,37 @@ def check_override_fields(argv, config) -> None:
 
 
 def scheme_names(config):
-  """The list of scheme names of config.schemes ('all' expands to every registered one)."""
-  names = [s.strip() for s in config.schemes.split(',') if s.strip()]
+  """The list of scheme names of config.schemes ('all' expands to every registered one; a
+  name with a dot is a module's import path, objectives.module)."""
+  names = split_names(config.schemes)
   if names == ['all']:
     return list(objectives.REGISTRY)
   twice = sorted({s for s in names if names.count(s) > 1})
   if twice:
     raise ValueError(f'--schemes: {", ".join(twice)} named more than once')
-  unknown = [s for s in names if s not in objectives.REGISTRY]
+  unknown = [s for s in names if not objectives.is_external(s) and s not in objectives.REGISTRY]
   if unknown or not names:
     raise ValueError(f'--schemes: unknown scheme(s) {", ".join(unknown) or "(none given)"}; '
-                     f'known: {", ".join(objectives.REGISTRY)} or all')
+                     f'known: {", ".join(objectives.REGISTRY)} or all, or the import path of '
+                     'a module of your own (e.g. my_lab.my_objective)')
+  for name in names:
+    if objectives.is_external(name):
+      try:
+        objectives.module(name)
+      except ValueError as e:
+        raise ValueError(f'--schemes: {e}') from None
+      if objectives.section(name) not in config and hasattr(objectives.module(name),
+                                                              'get_config'):
+        raise ValueError(f'--schemes: {name}: its config section is missing (build the '
+                         'config with configuration.build_config)')
   return names
 
 
-def validate(config, check_memory: bool = True) -> None:
-  """Raises ValueError naming the offending flag; runs before any compilation.
+def validate(config) -> None:
+  """Raises ValueError naming the offending flag; pure checks of the config, no compute.
 
-  The last check (unless check_memory is False: a command that trains nothing, e.g.
-  benchmarks.sample) refuses a --num_seeds whose estimated training memory exceeds the
-  machine's (benchmarks/engine/memory.py: pure arithmetic on the config; DIVBENCH_MEMORY_LIMIT_BYTES
-  overrides the limit).
+  Whether the seeds fit in memory is checked once a run's schemes are resolved
+  (`memory.check_run`, which the runner calls before any compute).
   """
   for field in _POSITIVE_INTS:
     value = _get(config, field)
@@ -146,13 +188,7 @@ def validate(config, check_memory: bool = True) -> None:
   if config.eval.sampler not in sampling.METHODS:
     raise ValueError(f'--config.eval.sampler: {config.eval.sampler!r} is not one of '
                      f'{", ".join(sampling.METHODS)}')
-  if pc.source == 'seqgan':
-    for field, value in oracle.SEQGAN_SIZES.items():
-      if pc[field] != value:
-        raise ValueError(f'--config.problem.{field}: the SeqGAN oracle has {field}={value}, '
-                         f'got {pc[field]}')
-  elif pc.source != 'random':
-    raise ValueError(f"--config.problem.source: {pc.source!r} is not 'random' or 'seqgan'")
+  oracle.check_config(pc)
   ws = tc.warm_start_steps
   if not isinstance(ws, int) or isinstance(ws, bool) or ws < 0 or ws % tc.eval_every:
     raise ValueError(f'--config.train.warm_start_steps: must be a non-negative multiple of '
@@ -174,17 +210,13 @@ def validate(config, check_memory: bool = True) -> None:
       for a in alphas)):
     raise ValueError(f'--config.eval.alphas: must be positive inverse temperatures, e.g. '
                      f'"(0.5, 1.0, 2.0)", got {config.eval.alphas!r}')
+  check_unique('--config.eval.alphas', alphas)
   if config.eval.select not in SELECTIONS:
     raise ValueError(f'--config.eval.select: {config.eval.select!r} is not one of '
                      f'{", ".join(SELECTIONS)}')
   if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
     raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
-  # Last: the estimate assumes sizes checked above. Schemes run one at a time; the warm
-  # start is an MLE run of every seed.
-  if not check_memory:
-    return
-  memory.check(config, scheme_names(config) + (['mle'] if ws else []))
 
 
 # Which generator of each run the α sweep (config.eval.alphas) evaluates.
@@ -195,7 +227,7 @@ SHARED_FIELDS = ('preset', 'seed', 'num_seeds', 'schemes', 'pis', 'problem', 'ge
                  'train.warm_start_steps')
 
 
-def resolve_variants(config, variants=None, check_memory: bool = True):
+def resolve_variants(config, variants=None):
   """{label: (scheme name, config of that variant)}, each validated; no compute.
 
   Args:
@@ -204,12 +236,10 @@ def resolve_variants(config, variants=None, check_memory: bool = True):
       {label: (scheme name, {flattened field: value})}: several configurations of schemes in
       one run (e.g. gan_pi with minimax and with non-saturating losses), sharing the problem,
       seeds and warm start (SHARED_FIELDS may not be overridden).
-    check_memory: passed to `validate` (False: the caller trains nothing).
 
   Raises:
     ValueError naming the variant and the field.
   """
-  import copy
   if variants is None:
     return {name: (name, config) for name in scheme_names(config)}
   if not variants:
@@ -218,10 +248,12 @@ def resolve_variants(config, variants=None, check_memory: bool = True):
   for label, (name, overrides) in variants.items():
     if label == train.WARM_START:
       raise ValueError(f'variant {label!r}: the label is reserved for the warm-start phase')
-    if name not in objectives.REGISTRY:
-      raise ValueError(f'variant {label!r}: unknown scheme {name!r}; known: '
-                       f'{", ".join(objectives.REGISTRY)}')
     cfg = copy.deepcopy(config)
+    try:
+      objectives.module(name)
+      configs.add_scheme_sections(cfg, [name])
+    except ValueError as e:
+      raise ValueError(f'variant {label!r}: {e}') from None
     for field, value in overrides.items():
       if any(field == f or field.startswith(f + '.') for f in SHARED_FIELDS):
         raise ValueError(f'variant {label!r}: --config.{field} is shared by all variants of '
@@ -231,7 +263,7 @@ def resolve_variants(config, variants=None, check_memory: bool = True):
     cfg.update_from_flattened_dict(dict(overrides))
     cfg.schemes = name
     try:
-      validate(cfg, check_memory)
+      validate(cfg)
     except ValueError as e:
       raise ValueError(f'variant {label!r}: {e}') from None
     out[label] = (name, cfg)

@@ -26,6 +26,7 @@ from benchmarks.engine import configuration
 from benchmarks.engine import rundir
 from benchmarks.engine import runner
 from benchmarks.engine import files
+from benchmarks.engine import memory
 
 
 def check_options(experiment, options) -> None:
@@ -53,7 +54,7 @@ def resolve(experiment, options):
     try:
       config = configuration.build_config(r.preset, overrides, num_seeds=num_seeds)
       configuration.validate(config)
-      configuration.resolve_variants(config, r.variants)
+      memory.check_run(config, configuration.resolve_variants(config, r.variants))
     except (ValueError, KeyError, AttributeError) as e:
       raise ValueError(f'run {label!r} of {experiment.name}: {e}') from None
     out[label] = (config, r.variants)

@@ -5,19 +5,22 @@ has (`limit_bytes`), naming --num_seeds, instead of failing after compilation in
 allocator or the kernel's OOM killer.
 
 It is an estimate with a safety factor, not a measurement. Counted (float32 = 4 bytes):
-  * states (`state_bytes`): per run, parameters and Adam's two moments of every network it
-    trains: the generator (models/lstm.py: embedding V·E, 4 gates of (E + H)·H + H, output
-    H·V + V), the CNN or LSTM discriminator, professor forcing's GRU or CoT's mediator;
-    SeqGAN's second Adam and delayed copy. tests/test_memory.py pins these counts to the
-    schemes' own init. Two copies (a chunk's input and output: jit does not donate them).
-  * working memory, the largest of: a training step (PARAM_TEMPS parameter-sized buffers;
-    activations: LSTM states [B, T, ·], logits in chunks of generator.logits_chunk_bytes
-    (models/output_layer.py), the scheme's full [B, T, V] arrays, rollouts and discriminator
-    inputs), an evaluation (the samples, and its largest stage: eval.batch_size sequences
+  * states (`state_bytes`): per run, every array of the scheme's state, read from
+    `jax.eval_shape` of the scheme's own `init` (no compute): parameters and optimiser
+    moments of every network it trains, copies. Two copies (a chunk's input and output: jit
+    does not donate them).
+  * working memory, the largest of: a training step (PARAM_TEMPS parameter-sized buffers,
+    the parameters taken as a third of the state; the activations the scheme module declares
+    with `working_set_bytes(config)`: LSTM states [B, T, ·], logits in chunks of
+    generator.logits_chunk_bytes (models/output_layer.py), full [B, T, V] arrays, rollouts and
+    discriminator inputs, sized with objectives/footprint.py), an evaluation (the samples, and its largest stage: eval.batch_size sequences
     sampled or scored at a time, or the enumeration chunk), each times the runs computed at
     once (seed_strategy 'map': 1, 'batched': map_batch_size, 'vmap': all; train.over_runs);
     and a third copy of the states (a checkpoint's bytes, between chunks).
   * fixed: the oracle, the train and test tokens, the results rows held in memory.
+A scheme module without `working_set_bytes` (a user's own) is estimated generously, as if its
+step held ten [B, T, V] arrays besides a sampling and a teacher-forced pass. This module spells
+no scheme name.
 The estimate is RUNTIME_BYTES + SAFETY × (states + working + fixed). RUNTIME_BYTES is what
 any run holds whatever its sizes: python, jax and the libraries (256 MiB), the report's
 plotting, and the XLA compiler's memory, which glibc keeps after compiling (a process that
@@ -44,171 +47,96 @@ calls `jax.distributed.initialize` after validation, and that must come first.
 """
 
 import copy
+import functools
+import json
 import os
 
-F32 = 4                         # bytes of a float32 or int32
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+import objectives
+from models import oracle
+from models.lstm import LSTMLM
+from objectives import footprint
+
 RUNTIME_BYTES = 1152 * 2 ** 20  # python, jax, the XLA compiler's memory, plotting (measured)
 SAFETY = 1.5                    # multiplies every size-dependent term
 PARAM_TEMPS = 4                 # parameter-sized buffers of a step (gradients, updates, carries)
 ROW_BYTES = 4096                # one results row (a Python dict of ~40 fields)
 ENV_LIMIT = 'DIVBENCH_MEMORY_LIMIT_BYTES'
+# Fields that change neither a scheme's state nor whether it sweeps π: left out of the key
+# under which `_traced` remembers a scheme's shapes (the seed search changes num_seeds).
+_NOT_SHAPES = ('num_seeds', 'pis', 'schemes', 'seed')
 
 
-# --- parameter counts --------------------------------------------------------------------
+# --- sizes read from the schemes' own init ---------------------------------------------------
 
 def lstm_params(vocab_size: int, embed_dim: int, hidden_dim: int) -> int:
-  """Parameters of an LSTMLM (models/lstm.py): embedding, 4 gates, output layer."""
+  """Parameters of an LSTMLM (models/lstm.py): embedding, 4 gates, output layer (the
+  oracle's size; the generator's and the schemes' come from their init)."""
   V, E, H = vocab_size, embed_dim, hidden_dim
   return V * E + 4 * (E * H + H * H + H) + H * V + V
 
 
-def cnn_widths(config):
-  """The (width, filters) pairs of the CNN discriminator that fit in T (others are dropped)."""
-  dc = config.discriminator
-  return [(w, n) for w, n in zip(dc.filter_widths, dc.num_filters) if w <= config.problem.seq_len]
+def stand_in_problem(config) -> oracle.Problem:
+  """The problem as a scheme's `make` sees it, with no parameters or data drawn: building a
+  scheme reads neither (they are closed over by its step)."""
+  pc = config.problem
+  model = LSTMLM(vocab_size=pc.vocab_size, embed_dim=pc.embed_dim, hidden_dim=pc.hidden_dim,
+                 seq_len=pc.seq_len)
+  return oracle.Problem(model=model, params=None, train=None, test=None, test_logp=None)
 
 
-def discriminator_params(config, kind: str) -> int:
-  """Parameters of the adversarial schemes' discriminator (models/discriminator.py)."""
-  dc, V = config.discriminator, config.problem.vocab_size
-  if kind == 'oracle':  # the exact best response: nothing trained
-    return 0
-  if kind == 'lstm':  # flax OptimizedLSTMCell: input kernels without bias, then a logit
-    E, H = dc.embed_dim, dc.hidden_dim
-    return V * E + 4 * (E * H + H * H + H) + H + 1
-  widths = cnn_widths(config)
-  features = sum(n for _, n in widths)
-  convs = sum(w * dc.embed_dim * n + n for w, n in widths)
-  return V * dc.embed_dim + convs + 2 * (features * features + features) + features + 1
+def _floats(tree) -> int:
+  """Elements of the non-scalar leaves of a tree of shapes (scalars: step counters)."""
+  return int(sum(x.size for x in jax.tree_util.tree_leaves(tree) if x.ndim))
 
 
-def sequence_discriminator_params(config) -> int:
-  """Parameters of professor forcing's GRU discriminator over [T, H + V] behaviours."""
-  pf = config.professor_forcing
-  D, Hd = (2 if pf.disc_bidirectional else 1), pf.disc_hidden_dim
-  features = config.generator.hidden_dim + config.problem.vocab_size
-  head, width = 0, D * Hd
-  for _ in range(pf.disc_mlp_layers):
-    head, width = head + width * pf.disc_mlp_dim + pf.disc_mlp_dim, pf.disc_mlp_dim
-  return features * D * 3 * Hd + D * 3 * Hd + D * Hd * 3 * Hd + D * Hd + head + width + 1
+@functools.lru_cache(maxsize=256)
+def _traced(scheme_name: str, config_json: str):
+  """(state floats, generator floats, uses_pi) of the scheme on the config (JSON): its init
+  traced by `jax.eval_shape` (no compilation, no compute)."""
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  scheme = objectives.make(scheme_name, config, stand_in_problem(config))
+  key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  state = jax.eval_shape(scheme.init, key)
+  return (_floats(state), _floats(jax.eval_shape(scheme.generator_params, state)),
+          bool(scheme.uses_pi))
 
 
-def generator_params(config) -> int:
-  """Parameters of the generator (config.generator's widths on the problem's vocabulary)."""
-  return lstm_params(config.problem.vocab_size, config.generator.embed_dim,
-                     config.generator.hidden_dim)
-
-
-def adversarial_kind(config, scheme_name: str):
-  """The discriminator kind of an adversarial scheme, None for the others."""
-  if scheme_name in ('gan_pi', 'gumbel_gan', 'seqgan'):
-    return config[scheme_name].discriminator
-  return None
-
-
-def network_params(config, scheme_name: str) -> dict:
-  """{network: parameter count} of the networks a run of the scheme trains."""
-  out = {'generator': generator_params(config)}
-  kind = adversarial_kind(config, scheme_name)
-  if kind is not None:
-    out['discriminator'] = discriminator_params(config, kind)
-  if scheme_name == 'professor_forcing':
-    out['discriminator'] = sequence_discriminator_params(config)
-  if scheme_name == 'cot':
-    f = config.cot.mediator_width_factor
-    out['mediator'] = lstm_params(config.problem.vocab_size, f * config.generator.embed_dim,
-                                  f * config.generator.hidden_dim)
-  return out
+def traced(config, scheme_name: str):
+  """`_traced` of config, remembered for configs equal up to _NOT_SHAPES."""
+  shapes = {k: v for k, v in config.to_dict().items() if k not in _NOT_SHAPES}
+  return _traced(scheme_name, json.dumps(shapes, sort_keys=True, default=list))
 
 
 def state_bytes(config, scheme_name: str) -> int:
-  """Bytes of one run's state: parameters and two Adam moments of every network."""
-  params = network_params(config, scheme_name)
-  floats = 3 * sum(params.values())
-  if scheme_name == 'seqgan':  # the policy-gradient phase's own Adam, and a delayed copy
-    floats += 2 * params['generator']
-    if config.seqgan.rollout == 'delayed':
-      floats += params['generator']
-  return F32 * floats
+  """Bytes of one run's state (every non-scalar array of the scheme's init)."""
+  return footprint.F32 * traced(config, scheme_name)[0]
+
+
+def generator_params(config, scheme_name: str = 'mle') -> int:
+  """Elements of the generator's variables (as the scheme's init makes them)."""
+  return traced(config, scheme_name)[1]
+
+
+def uses_pi(config, scheme_name: str) -> bool:
+  """Whether the runner sweeps the π grid for the scheme (its Scheme.uses_pi)."""
+  return traced(config, scheme_name)[2]
 
 
 # --- working memory of one run -------------------------------------------------------------
 
-def _logits(config, rows: int) -> int:
-  """Bytes of float32 logits held at once for `rows` teacher-forced positions (chunked)."""
-  return min(config.generator.logits_chunk_bytes, F32 * rows * config.problem.vocab_size)
-
-
-def teacher_forced_bytes(config, num: int, *, width: int = 1, backward: bool = True) -> int:
-  """Log-probs of num sequences: LSTM states [num, T, ·] and chunked logits (3 buffers with
-  the backward pass: logits, softmax, their cotangent)."""
-  T = config.problem.seq_len
-  E, H = width * config.generator.embed_dim, width * config.generator.hidden_dim
-  states = F32 * num * T * (E + (10 if backward else 6) * H)
-  return states + (3 if backward else 2) * _logits(config, num * T)
-
-
-def sampling_bytes(config, num: int) -> int:
-  """Ancestral sampling of num sequences: per-step logits [num, V] and their CDF, tokens."""
-  V, T, H = config.problem.vocab_size, config.problem.seq_len, config.generator.hidden_dim
-  return F32 * num * (2 * V + 8 * H + 2 * T)
-
-
-def full_bytes(config, num: int) -> int:
-  """One float32 [num, T, V] array (unchunked next-token distributions or relaxed one-hots)."""
-  return F32 * num * config.problem.seq_len * config.problem.vocab_size
-
-
-def discriminator_bytes(config, kind: str, num: int, *, backward: bool = True) -> int:
-  """Activations of the CNN / LSTM discriminator on num sequences."""
-  dc, T = config.discriminator, config.problem.seq_len
-  if kind == 'oracle':  # log P − log Q by teacher forcing
-    return 2 * teacher_forced_bytes(config, num, backward=False)
-  if kind == 'lstm':
-    return F32 * num * T * (dc.embed_dim + (10 if backward else 6) * dc.hidden_dim)
-  widths = cnn_widths(config)
-  convs = sum((T - w + 1) * n for w, n in widths)
-  features = sum(n for _, n in widths)  # pooled, then the highway's gate and layer
-  return F32 * num * (T * dc.embed_dim + (2 if backward else 1) * (convs + 3 * features))
-
-
 def step_bytes(config, scheme_name: str) -> int:
-  """Activations of one run's training step (what a step holds beyond parameter-sized
-  buffers). The multiples of [B, T, V] arrays were fitted to XLA's temporary buffers on the
-  seqgan preset (V = 5,000), where they dominate."""
-  B, T = config.train.batch_size, config.problem.seq_len
-  tf, full = teacher_forced_bytes(config, B), full_bytes(config, B)
-  if scheme_name == 'mle':
-    return tf
-  if scheme_name == 'scheduled_sampling':  # each step's model sample of the previous token
-    return tf + sampling_bytes(config, B)
-  if scheme_name == 'direct':
-    if config.direct.estimator == 'per_step':  # P's and Q's [B, T, V] next-token KLs, backward
-      return sampling_bytes(config, B) + 7 * full
-    return sampling_bytes(config, B) + 2 * tf
-  if scheme_name == 'cot':  # KL(G ‖ M) over full [B, T, V]; the mediator on data and samples
-    return (sampling_bytes(config, B) + 4 * full
-            + teacher_forced_bytes(config, 2 * B, width=config.cot.mediator_width_factor))
-  if scheme_name == 'distill':  # student and teacher samples, both models' chunked logits
-    return 2 * sampling_bytes(config, B) + 2 * tf + 4 * _logits(config, B * T)
-  if scheme_name == 'professor_forcing':  # [B, T, H + V] behaviours through the GRU
-    pf = config.professor_forcing
-    D = 2 if pf.disc_bidirectional else 1
-    behaviour = F32 * B * T * (config.generator.hidden_dim + config.problem.vocab_size)
-    return tf + 8 * behaviour + 6 * F32 * B * T * D * 3 * pf.disc_hidden_dim
-  kind = adversarial_kind(config, scheme_name)
-  if kind is None:  # a scheme this module does not know: as if it held 10 [B, T, V] arrays
-    return sampling_bytes(config, B) + tf + 10 * full
-  d_data = discriminator_bytes(config, kind, 2 * B)  # D on B data and B samples
-  if scheme_name == 'seqgan':  # rollouts: N completions of each prefix, then D scores them all
-    completions = (T - 1) * config.seqgan.num_rollouts * B
-    rollouts = max(sampling_bytes(config, completions),
-                   discriminator_bytes(config, kind, completions, backward=False))
-    return tf + max(d_data, rollouts)
-  gumbel = scheme_name == 'gumbel_gan' or config.gan_pi.estimator == 'gumbel'
-  relaxed = 3 * full + 2 * discriminator_bytes(config, 'lstm' if kind == 'oracle' else kind,
-                                                2 * B) if gumbel else 0
-  return sampling_bytes(config, B) + tf + d_data + relaxed
+  """Activations of one run's training step: the scheme module's `working_set_bytes`, or for
+  a module without one, ten [B, T, V] arrays besides a sampling and a teacher-forced pass."""
+  declared = getattr(objectives.module(scheme_name), 'working_set_bytes', None)
+  if declared is not None:
+    return int(declared(config))
+  B = config.train.batch_size
+  return (footprint.sampling_bytes(config, B) + footprint.teacher_forced_bytes(config, B)
+          + 10 * footprint.full_bytes(config, B))
 
 
 def evaluation_bytes(config) -> int:
@@ -217,33 +145,22 @@ def evaluation_bytes(config) -> int:
   enumeration), each eval.batch_size sequences at a time."""
   ec, T = config.eval, config.problem.seq_len
   n, bs, m = ec.num_samples, ec.batch_size, config.problem.num_test
-  held = F32 * (n * T + 4 * n + 4 * m)  # Q's samples, the log-probs of both sides
+  held = footprint.F32 * (n * T + 4 * n + 4 * m)  # Q's samples, the log-probs of both sides
   if ec.fresh_test:
-    held += F32 * m * T
+    held += footprint.F32 * m * T
   if ec.bleu:  # references and n-gram ids of both sample sets (numpy, on the host)
-    held += 2 * F32 * (n + m) * T * (ec.bleu_n + 1)
-  score = teacher_forced_bytes(config, bs, backward=False)
-  stage = max(sampling_bytes(config, bs), score)
+    held += 2 * footprint.F32 * (n + m) * T * (ec.bleu_n + 1)
+  score = footprint.teacher_forced_bytes(config, bs, backward=False)
+  stage = max(footprint.sampling_bytes(config, bs), score)
   if ec.get('exposure_bias'):  # per-step KL(P_t ‖ Q_t): both models' logits, chunked
     stage = max(stage, 2 * score)
   if ec.exact:
     num = min(ec.enumerate_chunk, config.problem.vocab_size ** T)
-    stage = max(stage, 3 * teacher_forced_bytes(config, num, backward=False))
+    stage = max(stage, 3 * footprint.teacher_forced_bytes(config, num, backward=False))
   return held + stage
 
 
 # --- a whole run ---------------------------------------------------------------------------
-
-def uses_pi(config, scheme_name: str) -> bool:
-  """Whether the runner sweeps the π grid for the scheme (its Scheme.uses_pi; True for a
-  scheme this module does not know)."""
-  if scheme_name == 'direct':
-    return config.direct.divergence == 'js_pi'
-  if scheme_name == 'distill':
-    return config.distill.divergence == 'jsd'
-  return scheme_name not in ('mle', 'scheduled_sampling', 'professor_forcing', 'gumbel_gan',
-                             'seqgan')
-
 
 def num_runs(config, scheme_name: str) -> int:
   """Runs of the scheme: seeds × π (when the scheme sweeps π)."""
@@ -273,22 +190,23 @@ def breakdown(config, scheme_name: str) -> dict:
   """
   pc, tc = config.problem, config.train
   runs = num_runs(config, scheme_name)
-  gen = F32 * generator_params(config)
+  gen = footprint.F32 * generator_params(config, scheme_name)
   one_copy = runs * state_bytes(config, scheme_name)
   states = 2 * one_copy
   if tc.warm_start_steps:  # every seed's warm-start generator, kept for every scheme
     states += config.num_seeds * gen
   if config.eval.alphas and config.eval.select == 'nll_test':  # the selected generators
     states += 2 * runs * gen
-  params = sum(network_params(config, scheme_name).values())
-  permutation = 4 * F32 * pc.num_train  # the epoch's shuffle (a sort of the data indices)
-  step = F32 * PARAM_TEMPS * params + permutation + step_bytes(config, scheme_name)
+  params = traced(config, scheme_name)[0] // 3  # parameters and two moments, roughly
+  permutation = 4 * footprint.F32 * pc.num_train  # the epoch's shuffle (a sort of indices)
+  step = footprint.F32 * PARAM_TEMPS * params + permutation + step_bytes(config, scheme_name)
   working = max(runs_at_once(config, runs) * max(step, evaluation_bytes(config)), one_copy)
-  oracle = F32 * lstm_params(pc.vocab_size, pc.embed_dim, pc.hidden_dim)
+  oracle_bytes = footprint.F32 * lstm_params(pc.vocab_size, pc.embed_dim, pc.hidden_dim)
   evaluations = tc.num_steps // tc.eval_every + 1
   alphas = config.eval.alphas
   rows = runs * evaluations * (1 + (1 if isinstance(alphas, (int, float)) else len(alphas)))
-  fixed = oracle + F32 * (pc.num_train + pc.num_test) * (pc.seq_len + 1) + ROW_BYTES * rows
+  data = footprint.F32 * (pc.num_train + pc.num_test) * (pc.seq_len + 1)
+  fixed = oracle_bytes + data + ROW_BYTES * rows
   return {'states': states, 'working': working, 'fixed': fixed}
 
 
@@ -409,3 +327,18 @@ def check(config, scheme_names, environ=None) -> None:
           f'--num_seeds: {config.num_seeds} seeds{grid} of {name} need an estimated '
           f'{gib(need)}, more than {what}, {gib(limit)}; {_advice(config, name, limit)}, or '
           f'set {ENV_LIMIT} to overrule the estimate (benchmarks/engine/memory.py)')
+
+
+def check_run(config, resolved, environ=None) -> None:
+  """`check` of every scheme (or variant) of a run, each under its own config, and of the
+  warm start (an MLE run of every seed) when config.train.warm_start_steps > 0.
+
+  Args:
+    config: the run's config.
+    resolved: {label: (scheme name, config)}, as `configuration.resolve_variants` gives.
+    environ: as for `limit_bytes`.
+  """
+  if config.train.warm_start_steps:
+    check(config, ['mle'], environ)
+  for name, cfg in resolved.values():
+    check(cfg, [name], environ)

@@ -25,8 +25,10 @@ import socket
 import time
 
 import flax.serialization
+import ml_collections
 import numpy as np
 
+from benchmarks import configs
 from benchmarks.configs import base
 from benchmarks.engine import files
 
@@ -552,4 +554,41 @@ def read_run(path: str) -> RunDir:
   except Unreadable as e:
     raise ValueError(f'--input_dir: {paths["results.jsonl"]!r} {e} ({e.detail})') from None
   return RunDir(path, saved, rows)
+
+
+def _overlay(config, saved: dict, prefix: str = '') -> None:
+  """Sets every field of the saved (JSON) config on config, in place; lists become tuples.
+
+  Fields config.json lacks (added to base.py after the run) keep their defaults; fields the
+  current config lacks (since removed) are ignored.
+  """
+  for key, value in saved.items():
+    if key not in config:
+      continue
+    if isinstance(config[key], ml_collections.ConfigDict) and isinstance(value, dict):
+      _overlay(config[key], value, f'{prefix}{key}.')
+      continue
+    if isinstance(value, list):
+      value = tuple(value)
+    try:
+      config[key] = value
+    except (TypeError, ValueError) as e:
+      raise ValueError(f'config.json field {prefix}{key}: {e}') from None
+
+
+def config_from_saved(saved_config: dict, scheme_names=None):
+  """The ConfigDict a config.json's 'config' describes: base.py's defaults (a field added
+  since the run keeps its default, which by the development rule is the behaviour from before
+  it), with the config sections of the schemes of `scheme_names` given by import path, then
+  every saved field on top (lists become tuples; fields since removed are ignored).
+
+  The one place an older config.json is read into today's config (`benchmarks.sample`,
+  `benchmarks.compare`); `without_added_defaults` decides whether it is the same run.
+  ValueError naming the field or the scheme when it cannot be.
+  """
+  config = base.get_config()  # presets change values, never the structure
+  if scheme_names:
+    configs.add_scheme_sections(config, scheme_names)
+  _overlay(config, saved_config)
+  return config
 

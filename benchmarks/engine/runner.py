@@ -22,7 +22,7 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
   """Trains and evaluates every scheme (or variant) of config into output_dir; the rows.
 
   The runner's whole job after flag parsing (`main` and `benchmarks.experiment` call it):
-  configuration.validate, prepare the directory (resume or refuse), build the problem, the warm start when
+  validate, prepare the directory (resume or refuse), build the problem, the warm start when
   config.train.warm_start_steps > 0, then each scheme, writing results, checkpoints and the
   report after each. Raises ValueError (naming the flag) before any compute on bad input.
   Process 0 holds output_dir/.lock (rundir.prepare_output_dir) until it returns or raises.
@@ -41,8 +41,7 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   resolved = configuration.resolve_variants(config, variants)
 
   jax.devices()  # the backend is up from here: the memory check sees the devices' limit
-  schemes = [n for n, _ in resolved.values()]
-  memory.check(config, schemes + (['mle'] if config.train.warm_start_steps else []))
+  memory.check_run(config, resolved)  # once, under the devices' limit
   main_process = distributed.is_main_process()
   # Every process checks the directory; only process 0 writes (all see the same files).
   refusal = None

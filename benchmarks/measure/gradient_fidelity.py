@@ -55,8 +55,8 @@ from objectives import base
 from objectives import cot
 from objectives import direct
 from objectives import distill
-from objectives import gan_pi
-from objectives import mle
+from objectives import adversarial
+from objectives import teacher_forcing
 from objectives import seqgan
 from benchmarks.engine import cli
 from benchmarks.engine import files
@@ -241,7 +241,7 @@ def exact_gradient_fn(setup: Setup) -> Callable:
 def mle_rows(setup: Setup) -> List[Estimate]:
   """MLE: E_{x~P}[∇ nll(x)] against ∇KL(P ‖ Q) (unbiased: equal up to float error)."""
   gen = setup.generator
-  grad = setup.expectation(lambda prm, xs, pi: mle.nll(gen, prm, xs), weights='p')
+  grad = setup.expectation(lambda prm, xs, pi: teacher_forcing.nll(gen, prm, xs), weights='p')
   return [Estimate('mle', 'teacher forcing, E_P[∇nll]', 'kl_pq', None, 'exact',
                    [grad(p, jnp.float32(0)) for p in setup.inits])]
 
@@ -291,9 +291,9 @@ def cot_rows(setup: Setup) -> List[Estimate]:
   gen, oracle = setup.generator, setup.problem
 
   def loss(prm, xs, pi):
-    p_next = cot.next_token_log_probs(oracle.model, oracle.params, xs)
-    q_next = jax.lax.stop_gradient(cot.next_token_log_probs(gen, prm, xs))
-    log_m = cot.exact_mediator_log_probs(p_next, q_next, xs, pi)
+    p_next = teacher_forcing.next_token_log_probs(oracle.model, oracle.params, xs)
+    q_next = jax.lax.stop_gradient(teacher_forcing.next_token_log_probs(gen, prm, xs))
+    log_m = teacher_forcing.exact_mediator_log_probs(p_next, q_next, xs, pi)
     return (1 - pi) * cot.generator_loss(gen, prm, xs, log_m)
 
   grad = setup.expectation(loss)
@@ -318,13 +318,13 @@ def gan_pi_rows(setup: Setup) -> List[Estimate]:
   """
   seq_len = setup.seq_len
   rows = []
-  for kind in gan_pi.GENERATOR_LOSSES:
+  for kind in adversarial.GENERATOR_LOSSES:
     def loss(prm, xs, pi, kind=kind):
       log_q = setup.log_q(prm, xs)
-      logits = gan_pi.optimal_logits(_oracle_log_p(setup, xs), jax.lax.stop_gradient(log_q),
+      logits = adversarial.optimal_logits(_oracle_log_p(setup, xs), jax.lax.stop_gradient(log_q),
                                      pi)
-      values = gan_pi.generator_loss_terms(logits, pi, kind)
-      return gan_pi.reinforce_surrogate(log_q, values) / seq_len
+      values = adversarial.generator_loss_terms(logits, pi, kind)
+      return adversarial.reinforce_surrogate(log_q, values) / seq_len
 
     grad = setup.expectation(loss)
     label = ('minimax (1−π)log(1−D*), REINFORCE' if kind == 'minimax' else
@@ -376,7 +376,7 @@ def seqgan_rows(setup: Setup) -> List[Estimate]:
   def loss(prm, xs, pi):
     del pi
     log_q = jax.lax.stop_gradient(setup.log_q(prm, xs))
-    d_star = jax.nn.sigmoid(gan_pi.optimal_logits(_oracle_log_p(setup, xs), log_q, 0.5))
+    d_star = jax.nn.sigmoid(adversarial.optimal_logits(_oracle_log_p(setup, xs), log_q, 0.5))
     rewards = exact_prefix_rewards(log_q, d_star, xs, vocab)
     logp = gen.apply(prm, xs, method='token_log_probs')
     return seqgan.policy_gradient_loss(logp, rewards)
