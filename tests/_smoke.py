@@ -24,7 +24,7 @@ def final_rows(name, config):
   scheme = objectives.make(name, config, problem)
   out = tempfile.mkdtemp()
   store = rundir.Store(out)
-  train.train_scheme(name, scheme, problem, config, store, output_dir=out, config_hash='x',
+  train.train_scheme(name, scheme, problem, config, store, config_hash='x',
                      log=lambda s: None)
   last = max(r['step'] for r in store.rows)
   return scheme, [r for r in store.rows if r['step'] == last]
@@ -53,7 +53,7 @@ def traced_once_run(name, scheme, problem, config):
   out = tempfile.mkdtemp()
   store = rundir.Store(out)
   with mock.patch.object(train, 'make_runner', make_runner):
-    train.train_scheme(name, scheme, problem, config, store, output_dir=out, config_hash='x',
+    train.train_scheme(name, scheme, problem, config, store, config_hash='x',
                        log=lambda s: None)
   return calls, store.rows
 

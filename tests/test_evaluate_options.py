@@ -30,12 +30,12 @@ def _train(config, out=None, runner_patch=None):
   out = out or tempfile.mkdtemp()
   store = rundir.Store(out)
   if runner_patch is None:
-    train.train_scheme('mle', scheme, problem, config, store, output_dir=out, config_hash='x',
+    train.train_scheme('mle', scheme, problem, config, store, config_hash='x',
                        log=lambda s: None)
   else:
     with mock.patch.object(train, 'make_runner', runner_patch):
-      train.train_scheme('mle', scheme, problem, config, store, output_dir=out,
-                         config_hash='x', log=lambda s: None)
+      train.train_scheme('mle', scheme, problem, config, store,
+                          config_hash='x', log=lambda s: None)
   return store.rows, out
 
 

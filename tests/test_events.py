@@ -107,6 +107,14 @@ class RunEtaTest(absltest.TestCase):
                      '2.0s, 5 steps/s, ETA 0s, run ETA ~1s')
     self.assertAlmostEqual(progress.run_eta(0, 75.0, [('distill', 50)]), 50 / 75)
 
+  def test_clock_records_rates_and_prices_the_phases_after_this_one(self):
+    clock = progress.Clock([('warm_start', 'mle', 0), ('a', 'gan_pi', 750), ('b', 'mle', 5)])
+    self.assertEqual(clock.line('gan_pi', 'a', 10, 30, 2.0),
+                     progress.progress(10, 30, 2.0, [('mle', 5)], {'gan_pi': 5.0}))
+    self.assertEqual(clock.rates, {'gan_pi': 5.0})
+    self.assertIn(', run ETA ~', clock.line('gan_pi', 'a', 10, 30, 2.0))  # mle: not measured
+    self.assertEqual(progress.Clock([]).line('mle', 'x', 10, 30, 2.0), '2.0s, 5 steps/s, ETA 6s')
+
   def test_steps_to_go_counts_finished_and_resumed_schemes_and_runs(self):
     rows = [dict(scheme='warm_start', phase='warm_start', step=s) for s in (0, 10)]
     rows += [dict(scheme='a', phase='train', step=s) for s in (0, 5)]
@@ -114,7 +122,7 @@ class RunEtaTest(absltest.TestCase):
     self.assertEqual(
         progress.steps_to_go(rows, [('warm_start', 'mle', 10, 2), ('a', 'gan_pi', 20, 6),
                                  ('b', 'mle', 20, 2)]),
-        [('mle', 0), ('gan_pi', 90), ('mle', 40)])
+        [('warm_start', 'mle', 0), ('a', 'gan_pi', 90), ('b', 'mle', 40)])
 
 
 class EndToEndTest(absltest.TestCase):
@@ -156,8 +164,8 @@ class EndToEndTest(absltest.TestCase):
     for steps, on in ((5, False), (10, True), (15, True)):
       config.train.update(num_steps=steps, tensorboard=on)
       with mock.patch.object(train, 'make_runner', lambda *a, **k: runners[0]):
-        train.train_scheme('mle', scheme, problem, config, store, output_dir=out,
-                           config_hash='x', log=lambda s: None)
+        train.train_scheme('mle', scheme, problem, config, store,
+                            config_hash='x', log=lambda s: None)
       if not on:
         self.assertFalse(os.path.exists(logdir))
     got = _read(logdir)

@@ -19,7 +19,8 @@ SCRIPT = textwrap.dedent('''
     import jax
     import numpy as np
     import objectives
-    from benchmarks import configs, results, train
+    from benchmarks import configs
+    from benchmarks.engine import rundir, train
     from models import oracle
 
     assert jax.device_count() == 4, jax.devices()
@@ -31,8 +32,8 @@ SCRIPT = textwrap.dedent('''
       c.eval.update(num_samples=64, batch_size=32)
       problem = oracle.make_problem(c.problem)
       scheme = objectives.make('mle', c, problem)
-      store = results.Store(tempfile.mkdtemp())
-      train.train_scheme('mle', scheme, problem, c, store, output_dir=store.output_dir,
+      store = rundir.Store(tempfile.mkdtemp())
+      train.train_scheme('mle', scheme, problem, c, store,
                          config_hash='x', log=lambda s: None)
       out[str(shard)] = [(r['seed'], r['step'], r['kl_pq'], r['nll_oracle'], r['js_pi']['0.5'])
                          for r in store.rows]

@@ -131,8 +131,8 @@ def _interrupt_and_resume(scheme, problem, config, step, before_resume=lambda ou
     if f'step {step}/' in line:
       raise KeyboardInterrupt
   try:
-    train.train_scheme('mle', scheme, problem, config, rundir.Store(out), output_dir=out,
-                       config_hash='x', log=interrupt)
+    train.train_scheme('mle', scheme, problem, config, rundir.Store(out),
+                        config_hash='x', log=interrupt)
   except KeyboardInterrupt:
     pass
   else:
@@ -140,8 +140,8 @@ def _interrupt_and_resume(scheme, problem, config, step, before_resume=lambda ou
   before_resume(out)
   resumed, lines = rundir.Store(out), []
   last = max(r['step'] for r in resumed.rows)
-  train.train_scheme('mle', scheme, problem, config, resumed, output_dir=out,
-                     config_hash='x', log=lines.append)
+  train.train_scheme('mle', scheme, problem, config, resumed,
+                      config_hash='x', log=lines.append)
   return last, lines[0], rundir.Store(out).rows
 
 
@@ -153,7 +153,7 @@ class TrainSchemeTest(absltest.TestCase):
     out = tempfile.mkdtemp()
     store = rundir.Store(out)
     train.train_scheme('nan', _nan_scheme(config, _problem()), _problem(), config, store,
-                       output_dir=out, config_hash='x', log=lambda s: None)
+                       config_hash='x', log=lambda s: None)
     last = [r for r in store.rows if r['step'] == 10]
     self.assertLen(last, 2 * config.num_seeds)
     for r in last:
@@ -171,8 +171,8 @@ class TrainSchemeTest(absltest.TestCase):
     problem = _problem()
     scheme = objectives.make('mle', config, problem)
     full = rundir.Store(full_dir)
-    train.train_scheme('mle', scheme, problem, config, full, output_dir=full_dir,
-                       config_hash='x', log=lambda s: None)
+    train.train_scheme('mle', scheme, problem, config, full,
+                        config_hash='x', log=lambda s: None)
     last_row_step, first_line, rows = _interrupt_and_resume(scheme, problem, config, 5)
     self.assertEqual(last_row_step, 5)
     self.assertIn('resuming at step 5', first_line)
@@ -187,12 +187,12 @@ class TrainSchemeTest(absltest.TestCase):
     plain_dir, fine_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
     plain = rundir.Store(plain_dir)
     train.train_scheme('mle', objectives.make('mle', _config(), problem), problem, _config(),
-                       plain, output_dir=plain_dir, config_hash='x', log=lambda s: None)
+                       plain, config_hash='x', log=lambda s: None)
     config = _config(checkpoint_every=1)
     scheme = objectives.make('mle', config, problem)
     fine, lines = rundir.Store(fine_dir), []
-    train.train_scheme('mle', scheme, problem, config, fine, output_dir=fine_dir,
-                       config_hash='x', log=lines.append)
+    train.train_scheme('mle', scheme, problem, config, fine,
+                        config_hash='x', log=lines.append)
     self.assertEqual([(r['seed'], r['step']) for r in fine.rows],
                      [(r['seed'], r['step']) for r in plain.rows])
     between = [line for line in lines if 'checkpoint; evaluation at step' in line]

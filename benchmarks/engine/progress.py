@@ -50,13 +50,39 @@ def progress(done: int, remaining: int, elapsed: float, upcoming=None, rates=Non
 
 
 def steps_to_go(rows, schemes) -> list:
-  """[(base scheme, run-steps still to train)] of schemes = [(label, base scheme, num_steps,
-  runs)]: (num_steps minus the last step of the label's curve rows in rows) × runs (the rows
-  run ahead of the checkpoint by at most one chunk; a finished scheme counts zero)."""
+  """[(label, base scheme, run-steps still to train)] of schemes = [(label, base scheme,
+  num_steps, runs)]: (num_steps minus the last step of the label's curve rows in rows) × runs
+  (the rows run ahead of the checkpoint by at most one chunk; a finished scheme counts zero)."""
   done = {}
   for r in rows:
     if r.get('phase') != ALPHA:
       done[r['scheme']] = max(done.get(r['scheme'], 0), r['step'])
-  return [(base, max(steps - done.get(label, 0), 0) * runs)
+  return [(label, base, max(steps - done.get(label, 0), 0) * runs)
           for label, base, steps, runs in schemes]
 
+
+
+class Clock:
+  """The run's ETA across its phases (warm start, then each scheme or variant): the run-steps
+  each phase still has to train when the invocation starts, and the rates measured so far.
+
+  `runner.execute` makes one per run; `train.train_scheme` asks it for each progress line.
+  """
+
+  def __init__(self, phases):
+    """phases: [(label, base scheme, run-steps to go)] in training order (`steps_to_go`)."""
+    self.phases = list(phases)
+    self.rates = {}  # {base scheme: run-steps/s measured in this invocation}
+
+  def line(self, base: str, label: str, done: int, remaining: int, elapsed: float,
+           runs: int = 1) -> str:
+    """`progress` of phase `label` (base scheme `base`, `runs` runs): `done` steps in
+    `elapsed` s, `remaining` to go; records the phase's rate, and with phases known adds the
+    run ETA over the phases after this one."""
+    if elapsed > 0:
+      self.rates[base] = done * runs / elapsed
+    labels = [p[0] for p in self.phases]
+    if label not in labels:
+      return progress(done, remaining, elapsed, runs=runs)
+    upcoming = [(b, work) for _, b, work in self.phases[labels.index(label) + 1:]]
+    return progress(done, remaining, elapsed, upcoming, self.rates, runs=runs)

@@ -71,16 +71,14 @@ def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
             for label, (name, cfg) in resolved.items()]
   if config.train.warm_start_steps:
     phases.insert(0, (train.WARM_START, 'mle', config.train.warm_start_steps, config.num_seeds))
-  to_go, rates = progress.steps_to_go(store.rows, phases), {}
+  clock = progress.Clock(progress.steps_to_go(store.rows, phases))
   warm = None
   if config.train.warm_start_steps:
-    warm, _ = train.warm_start(problem, config, store, output_dir=output_dir,
-                               config_hash=config_hash, log=say, upcoming=to_go[1:],
-                               rates=rates)
-  for i, (label, (name, cfg)) in enumerate(resolved.items(), start=len(phases) - len(resolved)):
-    train.train_scheme(label, schemes[label], problem, cfg, store, output_dir=output_dir,
-                       config_hash=config_hash, log=say, warm=warm, base_scheme=name,
-                       upcoming=to_go[i + 1:], rates=rates)
+    warm, _ = train.warm_start(problem, config, store, config_hash=config_hash, log=say,
+                               clock=clock)
+  for label, (name, cfg) in resolved.items():
+    train.train_scheme(label, schemes[label], problem, cfg, store, config_hash=config_hash,
+                       log=say, warm=warm, base_scheme=name, clock=clock)
     if main_process:
       report.write_report(output_dir, store.rows, title=title)
   return store.rows

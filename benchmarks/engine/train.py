@@ -272,14 +272,79 @@ def _describe(evals, diverged) -> str:
   return '  '.join(parts)
 
 
-def train_scheme(name, scheme, problem, config, store, *, output_dir, config_hash,
-                 log=print, warm=None, phase='train', key_salt=None, base_scheme=None,
-                 upcoming=None, rates=None):
-  """Trains all runs of one scheme, evaluating, saving and logging after every chunk.
+class _Job(NamedTuple):
+  """What one call of `train_scheme` holds fixed: the runs, their keys and π on the devices,
+  the data, the jitted functions and the rows' constant fields."""
+  name: str
+  runs: list         # [(seed, π)] of the real runs
+  num_padded: int    # len(runs) plus the padding runs that keep the run axis divisible
+  seeds: np.ndarray  # the seed of each of the num_padded runs
+  devices: object
+  keys: jax.Array
+  pis: jax.Array
+  data: object
+  runner: Runner
+  extra: dict        # the rows' constant fields
+  config: object
 
-  Resumes from output_dir/checkpoints/<name>.msgpack when present. A run whose generator
-  or loss becomes non-finite is marked diverged; its rows carry `diverged: true` and null
-  metrics, and the other runs are unaffected (runs never share computation).
+
+def _job(name, scheme, problem, config, *, config_hash, phase, key_salt, base_scheme) -> _Job:
+  runs = run_grid(scheme, range(config.num_seeds), config.pis)
+  # Padding runs (copies of the last) keep the run axis divisible by the device count;
+  # their rows are never written.
+  all_runs = distributed.padded_runs(runs, distributed.num_shards(config))
+  devices = distributed.shard_devices(config)
+  keys = run_keys(config.seed, [s for s, _ in all_runs])
+  if key_salt is not None:
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, key_salt))(keys)
+  # One process: the data stay on the device. Several: a host array, replicated by jit.
+  data = problem.train if jax.process_count() == 1 else np.asarray(problem.train)
+  device = jax.devices()[0]
+  extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}',
+               phase=phase, base_scheme=base_scheme or name)
+  return _Job(name, runs, len(all_runs), np.asarray([s for s, _ in all_runs]), devices,
+              distributed.to_global(keys, devices),
+              distributed.to_global(pis_array(all_runs), devices), data,
+              make_runner(scheme, problem, config), extra, config)
+
+
+def _warm_states(job: _Job, warm):
+  """Each run's initial state, its generator from its seed's warm start when given."""
+  if warm is not None:
+    warm = distributed.to_global(
+        jax.tree_util.tree_map(lambda x: np.asarray(x)[job.seeds], warm), job.devices)
+  return job.runner.init(job.keys, warm)
+
+
+def _evaluation_rows(job: _Job, step, evals, pending, diverged, **fields):
+  return _rows(job.name, job.runs, step, evals, pending, diverged,
+               dict(job.extra, pis_grid=job.config.pis, **fields))
+
+
+class _Best:
+  """The nll_test-selected generators of the α sweep (config.eval.select = 'nll_test')."""
+
+  def __init__(self, job: _Job, states):
+    self.job = job
+    self.value = {'params': job.runner.generator_params(states),
+                  'value': distributed.to_global(np.full(job.num_padded, np.inf, np.float32),
+                                                 job.devices),
+                  'step': distributed.to_global(np.zeros(job.num_padded, np.int32),
+                                                job.devices)}
+
+  def track(self, states, evals, step) -> None:
+    value = distributed.to_global(np.asarray(evals['nll_test'][0], np.float32), self.job.devices)
+    self.value = self.job.runner.keep_best(self.value, states, value, np.int32(step))
+
+
+def train_scheme(name, scheme, problem, config, store, *, config_hash, log=print, warm=None,
+                 phase='train', key_salt=None, base_scheme=None, clock=None):
+  """Trains all runs of one scheme into store.output_dir, evaluating, saving and logging after
+  every chunk.
+
+  Resumes from checkpoints/<name>.msgpack when present. A run whose generator or loss
+  becomes non-finite is marked diverged; its rows carry `diverged: true` and null metrics,
+  and the other runs are unaffected (runs never share computation).
 
   Multi-host (after jax.distributed.initialize): every process calls this with the same
   arguments; the runs are sharded over all hosts' devices, results are gathered to every
@@ -289,13 +354,10 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
   (host arrays, seed index on the leading axis) that every run of that seed starts from;
   phase, the rows' 'phase'; key_salt, when set the run keys are fold_in(run key, key_salt);
   base_scheme, the rows' 'base_scheme' (the registered scheme of a labelled variant);
-  upcoming, the [(base scheme, run-steps to go)] of the schemes the run trains after this
-  one (`steps_to_go`): progress lines then add the run's ETA (`run_eta`); rates, a dict
-  {base scheme: run-steps/s} this invocation's rate is recorded into and upcoming schemes'
-  rates are read from (shared by all schemes of a run).
+  clock, the run's `progress.Clock` (its progress lines then give the run's ETA).
 
   With config.train.tensorboard, process 0 also writes each evaluation's rows as TensorBoard
-  events under output_dir/tensorboard/<name>/ (`benchmarks.analysis.events`), flushed after each
+  events under <output_dir>/tensorboard/<name>/ (`analysis.events`), flushed after each
   chunk; a fresh start (no checkpoint) first removes that directory's stale events.
 
   Returns:
@@ -303,53 +365,31 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
     runner holds them (sharded on multi-host), and the bool [R] diverged flags of the real
     runs.
   """
-
-  tc = config.train
-  runs = run_grid(scheme, range(config.num_seeds), config.pis)
-  # Padding runs (copies of the last) keep the run axis divisible by the device count;
-  # their rows are never written.
-  all_runs = distributed.padded_runs(runs, distributed.num_shards(config))
-  devices = distributed.shard_devices(config)
-  keys = run_keys(config.seed, [s for s, _ in all_runs])
-  if key_salt is not None:
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, key_salt))(keys)
-  keys = distributed.to_global(keys, devices)
-  pis = distributed.to_global(pis_array(all_runs), devices)
-  # One process: the data stay on the device. Several: a host array, replicated by jit.
-  data = problem.train if jax.process_count() == 1 else np.asarray(problem.train)
-  runner = make_runner(scheme, problem, config)
-  device = jax.devices()[0]
-  extra = dict(config_hash=config_hash, device=f'{device.platform}:{device.device_kind}',
-               phase=phase, base_scheme=base_scheme or name)
+  tc, output_dir = config.train, store.output_dir
+  job = _job(name, scheme, problem, config, config_hash=config_hash, phase=phase,
+             key_salt=key_salt, base_scheme=base_scheme)
   main = distributed.is_main_process()
   if not main:
     log = lambda s: None  # noqa: E731  (only process 0 reports)
-
-  if warm is not None:  # each run starts from its seed's warm-start generator
-    index = np.asarray([s for s, _ in all_runs])
-    warm = distributed.to_global(jax.tree_util.tree_map(lambda x: np.asarray(x)[index], warm), devices)
-  states = runner.init(keys, warm)
-  diverged = np.zeros(len(all_runs), bool)
+  clock = clock or progress.Clock([])
+  states = _warm_states(job, warm)
+  diverged = np.zeros(job.num_padded, bool)
   alphas = tuple(config.eval.alphas) if phase == 'train' else ()
-  best = None  # the nll_test-selected generators of the α sweep
-  if alphas and config.eval.select == 'nll_test':
-    best = {'params': runner.generator_params(states),
-            'value': distributed.to_global(np.full(len(all_runs), np.inf, np.float32), devices),
-            'step': distributed.to_global(np.zeros(len(all_runs), np.int32), devices)}
+  best = _Best(job, states) if alphas and config.eval.select == 'nll_test' else None
   restored = rundir.load_checkpoint(output_dir, name, states, diverged, pending=True)
-  rates = {} if rates is None else rates
   writer = None
   if main and tc.tensorboard:
     writer = events.Writer(os.path.join(output_dir, events.DIRECTORY))
     if restored is None:  # events of an overwritten run, or of one killed before a checkpoint
       writer.clear(name)
-  t0 = time.time()
 
-  def track_best(evals, step):
-    nonlocal best
-    if best is not None:
-      value = distributed.to_global(np.asarray(evals['nll_test'][0], np.float32), devices)
-      best = runner.keep_best(best, states, value, np.int32(step))
+  def save_rows(rows):
+    store.add(rows)
+    if main:
+      store.save()
+      if writer is not None:  # after results.jsonl, before the checkpoint: a kill in
+        writer.write(rows)    # between repeats at most this step's (identical) points
+        writer.flush()
 
   pending = {}  # host training metrics {name: [R, k]} of the evaluation interval so far
   spent = 0.0  # seconds of this scheme's training kept in earlier invocations (train_seconds)
@@ -359,97 +399,92 @@ def train_scheme(name, scheme, problem, config, store, *, output_dir, config_has
       spent = max(rundir.cumulative_seconds(
           [r for r in store.rows if r['scheme'] == name and r['step'] <= step]).values(),
                   default=0.0)
-    states = distributed.to_global(states, devices)
+    states = distributed.to_global(states, job.devices)
     if best is not None:  # written before the main checkpoint: never older than it
-      best = distributed.to_global(rundir.load_checkpoint(output_dir, name + BEST_SUFFIX,
-                                               distributed.to_host(best), diverged)[1], devices)
+      best.value = distributed.to_global(rundir.load_checkpoint(
+          output_dir, name + BEST_SUFFIX, distributed.to_host(best.value), diverged)[1],
+                                         job.devices)
     store.truncate(name, step)
     log(f'[{name}] resuming at step {step}/{tc.num_steps} from its checkpoint')
   else:
     step = 0
     store.truncate(name, -1)
-    evals = distributed.to_host(runner.evaluate(states, keys, 0))
-    track_best(evals, 0)
-    rows = _rows(name, runs, 0, evals, {}, diverged,
-                 dict(extra, wall_time=0.0, train_seconds=0.0, pis_grid=config.pis))
-    store.add(rows)
-    if main:
-      store.save()
-      if writer is not None:
-        writer.write(rows)
-        writer.flush()
-    log(f'[{name}] {len(runs)} runs, step 0/{tc.num_steps}: '
-        f'{_describe(evals, diverged[:len(runs)])}')
+    evals = distributed.to_host(job.runner.evaluate(states, job.keys, 0))
+    if best is not None:
+      best.track(states, evals, 0)
+    save_rows(_evaluation_rows(job, 0, evals, {}, diverged, wall_time=0.0, train_seconds=0.0))
+    log(f'[{name}] {len(job.runs)} runs, step 0/{tc.num_steps}: '
+        f'{_describe(evals, diverged[:len(job.runs)])}')
 
-  first = step  # steps trained before this invocation (resume) do not count in the rate
+  t0, first = time.time(), step  # steps trained before this invocation do not count
   while step < tc.num_steps:
-    states, metrics = runner.chunk(states, keys, pis, np.int32(step), data)
+    states, metrics = job.runner.chunk(states, job.keys, job.pis, np.int32(step), job.data)
     step += chunk_steps(tc)
     metrics = distributed.to_host(metrics)
     pending = {k: np.concatenate([pending[k], np.asarray(v)], axis=1) if k in pending
                else np.asarray(v) for k, v in metrics.items()}
-    healthy = np.array(distributed.to_host(runner.finite(states)))
+    healthy = np.array(distributed.to_host(job.runner.finite(states)))
     for arr in metrics.values():
-      healthy &= np.isfinite(np.asarray(arr)).reshape(len(all_runs), -1).all(axis=1)
-    newly = (~healthy & ~diverged)[:len(runs)]
+      healthy &= np.isfinite(np.asarray(arr)).reshape(job.num_padded, -1).all(axis=1)
+    newly = (~healthy & ~diverged)[:len(job.runs)]
     diverged = diverged | ~healthy
     evaluated = step % tc.eval_every == 0
     if evaluated:
-      evals = distributed.to_host(runner.evaluate(states, keys, step))
-      track_best(evals, step)
+      evals = distributed.to_host(job.runner.evaluate(states, job.keys, step))
+      if best is not None:
+        best.track(states, evals, step)
       now = time.time() - t0
-      rows = _rows(name, runs, step, evals, pending, diverged,
-                   dict(extra, wall_time=now, train_seconds=spent + now, pis_grid=config.pis))
-      store.add(rows)
+      save_rows(_evaluation_rows(job, step, evals, pending, diverged, wall_time=now,
+                                 train_seconds=spent + now))
       pending = {}
-    host_states = distributed.to_host(states)  # a collective on multi-host: every process gathers
-    host_best = None if best is None or not evaluated else distributed.to_host(best)
+    host_states = distributed.to_host(states)  # a collective: every process gathers
+    host_best = None if best is None or not evaluated else distributed.to_host(best.value)
     if main:
-      if evaluated:
-        store.save()
-        if writer is not None:  # after results.jsonl, before the checkpoint: a kill in
-          writer.write(rows)    # between repeats at most this step's (identical) points
-          writer.flush()
       if host_best is not None:  # before the main checkpoint (see the resume above)
         rundir.save_checkpoint(output_dir, name + BEST_SUFFIX, step, host_best, diverged)
       rundir.save_checkpoint(output_dir, name, step, host_states, diverged, pending,
-                              seconds=spent + time.time() - t0)
+                             seconds=spent + time.time() - t0)
     note = f'  ({int(newly.sum())} newly diverged)' if newly.any() else ''
-    elapsed = time.time() - t0
-    rates[base_scheme or name] = (step - first) * len(runs) / elapsed
-    timing = progress.progress(step - first, tc.num_steps - step, elapsed, upcoming, rates,
-                      runs=len(runs))
-    status = (_describe(evals, diverged[:len(runs)]) if evaluated else
+    timing = clock.line(base_scheme or name, name, step - first, tc.num_steps - step,
+                        time.time() - t0, runs=len(job.runs))
+    status = (_describe(evals, diverged[:len(job.runs)]) if evaluated else
               f'checkpoint; evaluation at step {step - step % tc.eval_every + tc.eval_every}')
     log(f'[{name}] step {step}/{tc.num_steps} ({timing}, '
-        f'{int((~diverged[:len(runs)]).sum())}/{len(runs)} ok): {status}{note}')
+        f'{int((~diverged[:len(job.runs)]).sum())}/{len(job.runs)} ok): {status}{note}')
   if alphas and not any(r['scheme'] == name and r.get('phase') == ALPHA for r in store.rows):
-    t_alpha = time.time()
-    params = runner.generator_params(states) if best is None else best['params']
-    evals = distributed.to_host(runner.evaluate_alphas(params, keys, jnp.asarray(alphas, jnp.float32)))
-    selected = (np.full(len(all_runs), tc.num_steps) if best is None
-                else np.asarray(distributed.to_host(best['step'])))
-    for i, alpha in enumerate(alphas):
-      at = jax.tree_util.tree_map(lambda x: np.asarray(x)[:, i], evals)
-      rows = _rows(name, runs, tc.num_steps, at, {}, diverged,
-                   dict(extra, phase=ALPHA, wall_time=time.time() - t0, pis_grid=config.pis))
-      store.add(dict(r, alpha=float(alpha), step=int(selected[k])) for k, r in enumerate(rows))
-    if main:
-      store.save()
-    log(f'[{name}] α sweep: {len(alphas)} inverse temperatures x {len(runs)} runs of the '
-        f'{"last" if best is None else "nll_test-selected"} generators in '
-        f'{time.time() - t_alpha:.1f}s')
+    _alpha_sweep(job, states, best, diverged, alphas, store, main, log, t0)
   if writer is not None:
     writer.close()
-  return states, diverged[:len(runs)]
+  return states, diverged[:len(job.runs)]
 
 
-def warm_start(problem, config, store, *, output_dir, config_hash, log=print, upcoming=None,
-               rates=None):
+def _alpha_sweep(job: _Job, states, best, diverged, alphas, store, main, log, t0) -> None:
+  """Rows of phase 'alpha': the last (or the nll_test-selected) generators of every run at
+  each inverse temperature α, one compiled map over α."""
+  t_alpha = time.time()
+  params = job.runner.generator_params(states) if best is None else best.value['params']
+  evals = distributed.to_host(job.runner.evaluate_alphas(params, job.keys,
+                                                         jnp.asarray(alphas, jnp.float32)))
+  num_steps = job.config.train.num_steps
+  selected = (np.full(job.num_padded, num_steps) if best is None
+              else np.asarray(distributed.to_host(best.value['step'])))
+  for i, alpha in enumerate(alphas):
+    at = jax.tree_util.tree_map(lambda x: np.asarray(x)[:, i], evals)
+    rows = _evaluation_rows(job, num_steps, at, {}, diverged, phase=ALPHA,
+                            wall_time=time.time() - t0)
+    store.add(dict(r, alpha=float(alpha), step=int(selected[k])) for k, r in enumerate(rows))
+  if main:
+    store.save()
+  log(f'[{job.name}] α sweep: {len(alphas)} inverse temperatures x {len(job.runs)} runs of '
+      f'the {"last" if best is None else "nll_test-selected"} generators in '
+      f'{time.time() - t_alpha:.1f}s')
+
+
+def warm_start(problem, config, store, *, config_hash, log=print, clock=None):
   """The warm-start phase: MLE for config.train.warm_start_steps steps, once per seed.
 
-  Resumes from its checkpoint like a scheme (a finished phase is not rerun). upcoming and
-  rates: the run ETA's, as in `train_scheme`.
+  Resumes from its checkpoint like a scheme (a finished phase is not rerun). clock: the
+  run's, as in `train_scheme`.
 
   Returns:
     (generator variables stacked [S, ...] on the host, seed index first; diverged bool [S]).
@@ -460,9 +495,8 @@ def warm_start(problem, config, store, *, output_dir, config_hash, log=print, up
     cfg.train.num_steps = config.train.warm_start_steps
   scheme = mle.make(cfg, problem)
   states, diverged = train_scheme(WARM_START, scheme, problem, cfg, store,
-                                  output_dir=output_dir, config_hash=config_hash, log=log,
-                                  phase=WARM_START, key_salt=WARM_START_SALT,
-                                  base_scheme='mle', upcoming=upcoming, rates=rates)
+                                  config_hash=config_hash, log=log, phase=WARM_START,
+                                  key_salt=WARM_START_SALT, base_scheme='mle', clock=clock)
   num_seeds = config.num_seeds
   states = distributed.to_host(states)  # a collective on multi-host: every process calls warm_start
   params = jax.tree_util.tree_map(lambda x: np.asarray(x)[:num_seeds],
