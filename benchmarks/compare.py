@@ -9,6 +9,7 @@ results.jsonl; their config.json is read only to check that the oracles are the 
 input: one line 'error: --flag: ...' on stderr, exit code 2, nothing written.
 """
 
+import collections
 import json
 import os
 import sys
@@ -17,9 +18,8 @@ from absl import app
 from absl import flags
 
 from benchmarks.analysis import report
-from benchmarks.engine import rundir
-import collections
 from benchmarks.engine import files
+from benchmarks.engine import rundir
 
 
 # The fields of config.problem that define the oracle. num_train / num_test only change how

@@ -14,6 +14,7 @@ import time
 
 from absl import app
 from absl import flags
+
 from benchmarks import experiments
 from benchmarks.engine import cli
 from benchmarks.engine import experiment as experiment_lib

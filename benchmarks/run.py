@@ -12,16 +12,15 @@ import time
 
 from absl import app
 from absl import flags
+import jax
 from ml_collections import config_flags
 
-import jax
-
-import objectives
 from benchmarks import configs
 from benchmarks.engine import cli
 from benchmarks.engine import configuration
 from benchmarks.engine import distributed
 from benchmarks.engine import runner
+import objectives
 
 
 def _listing(lines) -> str:

@@ -38,13 +38,14 @@ from typing import NamedTuple, Optional
 from absl import app
 from absl import flags
 import jax
+
 from benchmarks.engine import cli as engine_cli
 from benchmarks.engine import configuration
+from benchmarks.engine import files
 from benchmarks.engine import rundir
 from benchmarks.engine import train
 from models import oracle
 import objectives
-from benchmarks.engine import files
 
 FORMATS = ('jsonl', 'text')
 

@@ -63,7 +63,6 @@ from objectives import adversarial
 from objectives import base
 from objectives import footprint
 from objectives import teacher_forcing
-
 from objectives.adversarial import synchronized_switch
 
 PyTree = Any

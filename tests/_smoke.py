@@ -3,11 +3,11 @@
 import os
 import tempfile
 
-import objectives
 from benchmarks import configs
 from benchmarks.engine import rundir
 from benchmarks.engine import train
 from models import oracle as oracle_lib
+import objectives
 
 
 def smoke_config():

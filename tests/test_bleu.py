@@ -7,8 +7,8 @@ import math
 from absl.testing import absltest
 from absl.testing import parameterized
 import chex
-import hypothesis
 from hypothesis import strategies as st
+import hypothesis
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -2,8 +2,8 @@
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import hypothesis
 from hypothesis import strategies as st
+import hypothesis
 from hypothesis.extra import numpy as hnp
 import jax
 import jax.numpy as jnp

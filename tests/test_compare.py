@@ -17,8 +17,8 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from benchmarks.analysis import report
 from benchmarks import compare
+from benchmarks.analysis import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = ('--preset=smoke', '--num_seeds=2', '--config.train.num_steps=10',

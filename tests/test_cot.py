@@ -10,14 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import divergences
 from _smoke import final_rows, smoke_config
-import objectives
 from benchmarks import configs
+import divergences
 from models import oracle as oracle_lib
 from models.mediator import make_mediator
 from objectives import cot
 from objectives import teacher_forcing
+import objectives
 
 V, T = 3, 3
 PIS = (0.1, 0.5, 0.9)

@@ -5,15 +5,15 @@ import functools
 from absl.testing import absltest
 import chex
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
-import divergences
 from _smoke import final_rows, smoke_config
-import objectives
 import _smoke
+import divergences
 from objectives import direct
+import objectives
 
 V, T = 3, 3
 

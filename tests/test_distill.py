@@ -17,12 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-import divergences
-from divergences import categorical
-import objectives
 import _smoke
 from benchmarks import configs
+from divergences import categorical
+import divergences
 from objectives import distill
+import objectives
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V, T = 3, 3

@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import objectives
+import _smoke
 from benchmarks.engine import evaluate as evaluate_lib
 from benchmarks.engine import rundir
 from benchmarks.engine import train
 from models import oracle as oracle_lib
-import _smoke
+import objectives
 
 ALPHAS = (0.5, 1.0, 2.0)
 

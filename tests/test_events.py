@@ -9,13 +9,13 @@ from absl.testing import absltest
 import numpy as np
 
 import _smoke
-import objectives
 from benchmarks.analysis import events
+from benchmarks.engine import progress
 from benchmarks.engine import rundir
 from benchmarks.engine import runner
-from benchmarks.engine import progress
 from benchmarks.engine import train
 from models import oracle as oracle_lib
+import objectives
 
 
 def _curves(rows):

@@ -11,8 +11,8 @@ from unittest import mock
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from benchmarks.engine import experiment as experiment_lib
 from benchmarks import experiments
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import scipy.special
 
-import objectives
+import _smoke
 from benchmarks import configs
-from benchmarks.engine import evaluate as evaluate_lib
 from benchmarks.analysis import report
+from benchmarks.engine import evaluate as evaluate_lib
 from divergences import sequence
 from models import lstm
 from models import oracle as oracle_lib
-import _smoke
+import objectives
 
 NAMES = ('exposure_model', 'exposure_oracle', 'exacc_err')
 

@@ -22,10 +22,10 @@ import jax
 import numpy as np
 
 import _smoke
-import objectives
 from benchmarks.engine import files
 from benchmarks.engine import rundir
 from models import oracle
+import objectives
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ('--preset=smoke', '--schemes=mle', '--num_seeds=3', '--config.train.num_steps=10',

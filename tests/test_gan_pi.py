@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import divergences
 from _smoke import traced_once_run
-import objectives
 from benchmarks import configs
+import divergences
 from models import oracle as oracle_lib
-from objectives import base
 from objectives import adversarial
+from objectives import base
+import objectives
 
 PIS = (0.1, 0.5, 0.9)
 

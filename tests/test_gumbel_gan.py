@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import divergences
 from _smoke import final_rows, smoke_config
-import objectives
 from benchmarks import configs
+import divergences
 from models import oracle as oracle_lib
 from objectives import gumbel_gan
+import objectives
 
 V, T = 3, 2
 

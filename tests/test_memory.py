@@ -11,10 +11,10 @@ from absl.testing import parameterized
 import jax
 
 import _smoke
-import objectives
 from benchmarks import configs
-from benchmarks.engine import memory
 from benchmarks.engine import configuration
+from benchmarks.engine import memory
+import objectives
 
 GIB = 2 ** 30
 

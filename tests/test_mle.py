@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import divergences
-import objectives
 from benchmarks import configs
+import divergences
 from models import oracle as oracle_lib
 from objectives import teacher_forcing
+import objectives
 
 
 def _setup(vocab_size=3, seq_len=3):

@@ -11,8 +11,8 @@ import ml_collections
 import numpy as np
 import scipy.stats
 
-import models
 from models import oracle as oracle_lib
+import models
 
 
 def _all_sequences(vocab_size, seq_len):

@@ -10,12 +10,12 @@ import numpy as np
 import optax
 
 from _smoke import final_rows, smoke_config
-import objectives
 from benchmarks import configs
 from models.sequence_discriminator import SequenceDiscriminator
 from objectives import adversarial
 from objectives import base
 from objectives import professor_forcing as pf
+import objectives
 
 
 def _scheme(weight=1.0, teacher_forced_term=False, **gates):

@@ -21,13 +21,13 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
+from _smoke import smoke_config
+from benchmarks import sample
+from benchmarks.engine import configuration
 from benchmarks.engine import files
 from benchmarks.engine import rundir
-from benchmarks.engine import configuration
 from benchmarks.engine import runner
-from benchmarks import sample
 from benchmarks.engine import train
-from _smoke import smoke_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_SEEDS, PIS = 2, '0.25,0.75'

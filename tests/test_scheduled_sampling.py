@@ -8,12 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import divergences
 from _smoke import final_rows, smoke_config
-import objectives
 from benchmarks import configs
-from objectives import teacher_forcing
+import divergences
 from objectives import scheduled_sampling as ss
+from objectives import teacher_forcing
+import objectives
 
 
 def _scheme(vocab_size=3, seq_len=3, init_scale=0.5):

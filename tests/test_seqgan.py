@@ -10,15 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import divergences
-import models
 from _smoke import traced_once_run
-import objectives
 from benchmarks import configs
+import divergences
 from models import discriminator as discriminator_lib
 from models import oracle as oracle_lib
+import models
 from objectives import adversarial
 from objectives import seqgan
+import objectives
 
 V, T, B = 4, 3, 3
 

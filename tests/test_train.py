@@ -10,13 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import objectives
 from benchmarks import configs
+from benchmarks.engine import configuration
 from benchmarks.engine import files
-from benchmarks.engine import rundir
 from benchmarks.engine import progress
+from benchmarks.engine import rundir
 from benchmarks.engine import train
 from models import oracle as oracle_lib
+import objectives
 
 
 def _config(strategy='map', **train_overrides):
@@ -91,6 +92,17 @@ class RunnerTest(parameterized.TestCase):
                                   jax.tree.map(lambda x: x[0], single.params), atol=1e-5)
       np.testing.assert_allclose(evals['kl_pq'][0][i], ev1['kl_pq'][0][0], atol=1e-5)
       np.testing.assert_allclose(evals['js_pi'][0][i], ev1['js_pi'][0][0], atol=1e-5)
+
+  def test_auto_is_map_on_cpu_and_vmap_on_accelerators(self):
+    self.assertEqual(train.concrete_strategy('auto', 'cpu'), 'map')
+    for platform in ('gpu', 'cuda', 'rocm', 'tpu'):
+      self.assertEqual(train.concrete_strategy('auto', platform), 'vmap')
+    for strategy in ('map', 'vmap', 'batched'):
+      self.assertEqual(train.concrete_strategy(strategy, 'gpu'), strategy)
+    config = _config('auto')
+    self.assertEqual(configuration.with_concrete_strategy(config).train.seed_strategy,
+                     train.concrete_strategy('auto', jax.default_backend()))
+    self.assertEqual(config.train.seed_strategy, 'auto')  # a copy: the caller's is unchanged
 
   def test_same_key_same_numbers(self):
     a = _run(_config(), [0, 1])

@@ -8,12 +8,12 @@ from absl.testing import absltest
 import jax
 import numpy as np
 
-import objectives
 from _smoke import smoke_config
 from benchmarks.engine import configuration
 from benchmarks.engine import runner
 from benchmarks.engine import train
 from models import oracle as oracle_lib
+import objectives
 
 
 def _leaves_equal(a, b):

@@ -5,8 +5,8 @@ import importlib
 
 import ml_collections
 
-import objectives
 from benchmarks.configs import base
+import objectives
 
 PRESETS = ('smoke', 'small', 'enumerable', 'seqgan')
 DEFAULT = 'small'

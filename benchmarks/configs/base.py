@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 0
   c.train.learning_rate = 0.01    # Adam, as SeqGAN's generator
   c.train.grad_clip = 5.0         # global-norm clipping, as SeqGAN
-  c.train.seed_strategy = 'map'   # 'map' (lax.map, CPU), 'vmap' (accelerators), 'batched'
+  c.train.seed_strategy = 'auto'  # 'auto' (map on CPU, vmap on GPU/TPU), 'map' (lax.map), 'vmap', 'batched'
   c.train.map_batch_size = 2      # seeds per vmapped group under 'batched'
   c.train.shard = True            # split the run axis over all local devices (when > 1)
   # TensorBoard event files of every evaluation under OUTPUT_DIR/tensorboard/ (one run per

@@ -8,7 +8,6 @@ module's `get_config()` becomes `config.<last part of the path>` before override
 import copy
 import math
 
-
 from benchmarks import configs
 from benchmarks.engine import train
 from models import oracle, sampling
@@ -268,6 +267,17 @@ def resolve_variants(config, variants=None):
       raise ValueError(f'variant {label!r}: {e}') from None
     out[label] = (name, cfg)
   return out
+
+
+def with_concrete_strategy(config):
+  """config, or a copy whose train.seed_strategy 'auto' is the platform's strategy
+  (`train.concrete_strategy`): what config.json records and the run uses. Initialises JAX's
+  backend: call it after jax.distributed.initialize."""
+  if config.train.seed_strategy != 'auto':
+    return config
+  config = copy.deepcopy(config)
+  config.train.seed_strategy = train.concrete_strategy('auto')
+  return config
 
 
 def check_distributed_flags(distributed: bool, coordinator, num_processes, process_id):

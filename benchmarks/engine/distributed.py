@@ -2,9 +2,9 @@
 gathered to every process, only process 0 writing; the agreement before any compute."""
 
 import jax
+from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.experimental import multihost_utils
 
 
 def agree_or_raise(refused: bool) -> None:

@@ -5,9 +5,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-import divergences
 from benchmarks.analysis import bleu
 from divergences import sequence as sequence_lib
+import divergences
 
 # The enumerated metrics kept as exact_<name> (js_pi is a vector over the π grid; the
 # exposure_* and exacc_err metrics only with eval.exposure_bias). The Monte-Carlo ones are

@@ -23,10 +23,10 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 import jax
 
 from benchmarks.engine import configuration
-from benchmarks.engine import rundir
-from benchmarks.engine import runner
 from benchmarks.engine import files
 from benchmarks.engine import memory
+from benchmarks.engine import rundir
+from benchmarks.engine import runner
 
 
 def check_options(experiment, options) -> None:

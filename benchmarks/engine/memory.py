@@ -55,10 +55,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-import objectives
 from models import oracle
 from models.lstm import LSTMLM
 from objectives import footprint
+import objectives
 
 RUNTIME_BYTES = 1152 * 2 ** 20  # python, jax, the XLA compiler's memory, plotting (measured)
 SAFETY = 1.5                    # multiplies every size-dependent term
@@ -170,6 +170,8 @@ def num_runs(config, scheme_name: str) -> int:
 def runs_at_once(config, runs: int) -> int:
   """How many runs a chunk computes at the same time (train.over_runs)."""
   strategy = config.train.seed_strategy
+  if strategy == 'auto':  # as the runner will resolve it, once the backend is up
+    strategy = 'vmap' if device_limit_bytes() is not None else 'map'
   if strategy == 'vmap':
     return runs
   if strategy == 'batched':
@@ -299,7 +301,7 @@ def _advice(config, scheme_name: str, limit: int) -> str:
   """What would fit: fewer seeds, running the seeds one at a time, or smaller sizes."""
   fit = max_seeds(config, scheme_name, limit)
   advice = f'use at most {fit} seeds' if fit else 'even 1 seed does not fit: shrink the sizes'
-  if config.train.seed_strategy != 'map':
+  if runs_at_once(config, 2) > 1:  # the seeds are computed together: map would fit more
     one_at_a_time = copy.deepcopy(config)
     one_at_a_time.train.seed_strategy = 'map'
     if estimate_memory_bytes(one_at_a_time, scheme_name) <= limit:

@@ -6,7 +6,6 @@ it defines no flags.
 
 import jax
 
-import objectives
 from benchmarks.analysis import report
 from benchmarks.engine import configuration
 from benchmarks.engine import distributed
@@ -15,6 +14,7 @@ from benchmarks.engine import progress
 from benchmarks.engine import rundir
 from benchmarks.engine import train
 from models import oracle
+import objectives
 
 
 def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, log=print,
@@ -38,9 +38,9 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
 def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   """execute(), output_dir's lock released by the caller."""
   configuration.validate(config)
-  resolved = configuration.resolve_variants(config, variants)
-
   jax.devices()  # the backend is up from here: the memory check sees the devices' limit
+  config = configuration.with_concrete_strategy(config)  # before the hash: 'auto' on CPU is
+  resolved = configuration.resolve_variants(config, variants)  # 'map', as before it existed
   memory.check_run(config, resolved)  # once, under the devices' limit
   main_process = distributed.is_main_process()
   # Every process checks the directory; only process 0 writes (all see the same files).

@@ -31,6 +31,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from benchmarks.analysis import events
 from benchmarks.engine import distributed
 from benchmarks.engine import evaluate as evaluate_lib
@@ -38,12 +39,21 @@ from benchmarks.engine import progress
 from benchmarks.engine import rundir
 from objectives import mle
 
-STRATEGIES = ('map', 'vmap', 'batched')
+STRATEGIES = ('auto', 'map', 'vmap', 'batched')
 WARM_START = 'warm_start'    # the scheme label (rows, checkpoint) of the warm-start phase
 WARM_START_SALT = 4          # warm-start run keys: fold_in(run key, WARM_START_SALT)
 ALPHA = progress.ALPHA       # the rows' phase of the α sweep (config.eval.alphas)
 ALPHA_SALT = 5               # α-sweep evaluation keys: fold_in(run key, ALPHA_SALT)
 BEST_SUFFIX = '.best'        # checkpoints/<scheme>.best.msgpack: the nll_test-selected generators
+
+
+def concrete_strategy(strategy: str, platform=None) -> str:
+  """The seed axis strategy to run: 'auto' is 'map' on CPU (the step is compute-bound: a
+  vmap over seeds costs more per seed) and 'vmap' on accelerators (one seed uses a fraction of
+  the device); others are themselves. platform: jax.default_backend() when None."""
+  if strategy != 'auto':
+    return strategy
+  return 'map' if (platform or jax.default_backend()) == 'cpu' else 'vmap'
 
 
 def over_runs(fn, strategy: str, batch_size: int = 1):
@@ -134,7 +144,7 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   right after update number STEP (global step index STEP - 1). '' adds nothing to the chunk.
   """
   tc = config.train
-  strategy, bsz = tc.seed_strategy, tc.map_batch_size
+  strategy, bsz = concrete_strategy(tc.seed_strategy), tc.map_batch_size
   num_train, batch_size, num_steps = problem.train.shape[0], tc.batch_size, chunk_steps(tc)
   steps_per_epoch = num_train // batch_size
   inject = parse_inject_nan(tc.inject_nan)

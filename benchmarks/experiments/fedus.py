@@ -16,7 +16,6 @@ Both on the enumerable problem (V = 6, T = 6: every divergence exact), ≥ 8 see
 
 import math
 
-
 from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.engine import experiment as experiment_lib

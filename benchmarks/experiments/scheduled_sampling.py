@@ -22,8 +22,8 @@ from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
-from objectives import scheduled_sampling as ss
 import divergences
+from objectives import scheduled_sampling as ss
 
 NAME = 'scheduled_sampling'
 TABULAR = 'tabular'            # the 'run' label of the compute rows

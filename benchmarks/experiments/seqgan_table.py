@@ -30,12 +30,12 @@ import time
 
 import numpy as np
 
-from benchmarks.analysis import stats
-from benchmarks.engine import experiment as experiment_lib
-from benchmarks.experiments import base
 from benchmarks import configs
 from benchmarks.analysis import figures
+from benchmarks.analysis import stats
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import rundir
+from benchmarks.experiments import base
 from models import oracle as oracle_lib
 from objectives import adversarial
 from objectives import seqgan as seqgan_lib

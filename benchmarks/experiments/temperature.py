@@ -24,11 +24,11 @@ import math
 
 import numpy as np
 
+from benchmarks import configs
 from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
-from benchmarks import configs
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 26))   # 0.1, 0.2, ..., 2.5
 SEQGAN_ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0, 2.5)

@@ -47,19 +47,19 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 
-import divergences
-from divergences import categorical
 from benchmarks import configs
+from benchmarks.engine import cli
+from benchmarks.engine import files
+from divergences import categorical
+import divergences
 from models import oracle as oracle_lib
+from objectives import adversarial
 from objectives import base
 from objectives import cot
 from objectives import direct
 from objectives import distill
-from objectives import adversarial
-from objectives import teacher_forcing
 from objectives import seqgan
-from benchmarks.engine import cli
-from benchmarks.engine import files
+from objectives import teacher_forcing
 
 PyTree = Any
 # The targets g* can be the gradient of (per token): by `divergences.exact`, then whole-sequence

@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import divergences
 from benchmarks import configs
+from benchmarks.engine import cli
+import divergences
 from models import oracle as oracle_lib
 from objectives import mle
 from objectives import rerank
-from benchmarks.engine import cli
 
 KS = (1, 2, 4, 8, 16)
 

@@ -39,10 +39,11 @@ import numpy as np
 from benchmarks import configs
 from benchmarks.analysis import figures
 from benchmarks.engine import cli
+from benchmarks.engine import configuration
+from benchmarks.engine import files
 from benchmarks.engine import train
 from models import oracle
 import objectives
-from benchmarks.engine import files
 
 _PRESET = flags.DEFINE_string('preset', 'seqgan', 'Preset whose sizes are measured.')
 _NUM_SEEDS = flags.DEFINE_list('num_seeds', ['1', '2', '4'], 'Values of S to measure.')
@@ -438,6 +439,8 @@ def main(argv):
       seeds = []
     if not seeds or any(s < 1 for s in seeds):
       raise ValueError('--num_seeds: positive integers, e.g. 1,2,4')
+    configuration.check_unique('--num_seeds', seeds)
+    configuration.check_unique('--parts', list(_PARTS.value))
     for flag, value in (('--steps', _STEPS.value), ('--repeats', _REPEATS.value),
                         ('--samples', _SAMPLES.value),
                         ('--adversarial_steps', _ADVERSARIAL_STEPS.value)):
@@ -455,7 +458,7 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   platform = jax.devices()[0].platform
-  strategy = _STRATEGY.value or ('map' if platform == 'cpu' else 'vmap')
+  strategy = _STRATEGY.value or train.concrete_strategy('auto', platform)
   device = f'{platform}:{jax.devices()[0].device_kind} x{jax.device_count()}'
   print(f'throughput: preset {_PRESET.value}, device {device}, strategy {strategy}', flush=True)
   before = machine_state()  # load averages and the matmul rate before any measurement
