@@ -9,7 +9,7 @@ null (or any non-finite) values are not written.
 
 Written with tensorboardX's synchronous `EventsWriter` (the file writer under its
 `SummaryWriter`, without the latter's queue and thread per directory), one event per row, so
-`flush` leaves every row given so far in the files (not synced to disk: see `flush`). Each
+`flush` leaves every row given so far in the files, synced. Each
 writer opens a new file per run directory (unique name; TensorBoard reads them all, in name
 order), so a resumed run adds a file and never truncates one.
 """
@@ -91,12 +91,11 @@ class Writer:
                                                    summary=summary))
 
   def flush(self) -> None:
-    """Hands every row written so far to the OS: TensorBoard sees them, a killed process
-    loses none. No fsync (EventsWriter.flush's costs ~5 ms per run directory): the events
-    are a view of results.jsonl, which is synced; `close` syncs them."""
+    """Writes every row given so far to disk (EventsWriter.flush, which also syncs: 7 ms
+    per chunk for 15 run directories, measured; a chunk takes seconds): TensorBoard sees
+    them, a killed process loses none."""
     for f in self._files.values():
-      raw = getattr(getattr(f, '_py_recordio_writer', None), '_writer', None)
-      (raw or f).flush()  # tensorboardX's file object, else its syncing flush
+      f.flush()
 
   def close(self) -> None:
     for f in self._files.values():

@@ -196,14 +196,16 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
 
   evaluate_one = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
 
+  # The evaluation sees only the generators' variables, so its program is the same for every
+  # scheme with the same generator: compiled once per invocation (the compilation cache).
   @jax.jit
-  def evaluate(states, keys, step):
-    def local(states, keys, step):
-      def one(state, key):
+  def evaluate_generators(params, keys, step):
+    def local(params, keys, step):
+      def one(p, key):
         key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
-        return evaluate_one(scheme.generator_params(state), key)
-      return over_runs(one, strategy, bsz)(states, keys)
-    return distributed.over_devices(local, 2, 1, devices)(states, keys, step)
+        return evaluate_one(p, key)
+      return over_runs(one, strategy, bsz)(params, keys)
+    return distributed.over_devices(local, 2, 1, devices)(params, keys, step)
 
   @jax.jit
   def finite(states):
@@ -213,6 +215,9 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
     return jnp.stack(leaves).all(axis=0)
 
   generator_params = jax.jit(jax.vmap(scheme.generator_params))
+
+  def evaluate(states, keys, step):
+    return evaluate_generators(generator_params(states), keys, step)
 
   @jax.jit
   def keep_best(best, states, value, step):
