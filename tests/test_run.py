@@ -1,6 +1,7 @@
 """End-to-end tests of `python -m benchmarks.run`: outputs, resume, and bad input."""
 
 import json
+import logging
 import os
 import re
 import resource
@@ -8,11 +9,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
+from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 
 import _smoke
+from benchmarks import run
+from benchmarks.engine import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROW_KEYS = ('scheme', 'seed', 'pi', 'step', 'nll_oracle', 'nll_test', 'entropy_q', 'kl_pq',
@@ -177,7 +183,8 @@ def _previous_run(out):
   import numpy as np
   from benchmarks.engine import rundir
   from benchmarks.engine import configuration
-  config = configuration.build_config('smoke', {}, schemes='mle')
+  config = configuration.with_concrete_strategy(  # as runner.execute hashes it
+      configuration.build_config('smoke', {}, schemes='mle'))
   rundir.prepare_output_dir(out, config, overwrite=False, log=lambda s: None)
   rundir.release_lock(out)
   with open(os.path.join(out, 'results.jsonl'), 'w') as f:
@@ -207,8 +214,82 @@ def _bad_input_env(extra):
   return dict(env, JAX_LOG_COMPILES='1', **extra)
 
 
+# The rows the CLI runs as subprocesses (the exit code, the one line, nothing compiled or
+# written, the CPU time): one per kind of refusal (a flag's value, argv before parsing, the
+# memory estimate, jax.distributed, a damaged file of the output directory). Every row runs
+# in-process through the functions the command calls (InProcessBadInputTest).
+CLI_ROWS = ('preset', 'unknown_config_field', 'memory', 'distributed_without_cluster',
+            'damaged_checkpoint')
+
+
+def _bad_input_case(tmp, template, args, damage):
+  """(output directory, its files before, the args) of one row, from a copy of template."""
+  out = os.path.join(tempfile.mkdtemp(dir=tmp), 'run')
+  shutil.copytree(template, out)
+  if damage:
+    _damage(out, damage)
+  blocker = os.path.join(out, 'summary.md')  # a regular file: no directory inside it
+  args = [a.replace('BLOCKER', blocker) for a in args]
+  if not any(a.startswith('--output_dir=') for a in args):
+    args.append(f'--output_dir={out}')
+  return out, _smoke.files_under(out), args
+
+
+class _Compiles(logging.Handler):
+  """Counts JAX's 'Compiling ...' log records (with jax.log_compiles on)."""
+
+  def __init__(self):
+    super().__init__(logging.DEBUG)
+    self.count = 0
+
+  def emit(self, record):
+    self.count += record.getMessage().startswith('Compiling')
+
+
+class InProcessBadInputTest(parameterized.TestCase):
+  """Every row of the bad-input table through the command's own functions, in this process:
+  run.define_flags and parsing, run.config_from_flags, then runner.execute. Each raises one
+  ValueError, whose text the command prints after 'error: ', before anything compiles, and
+  leaves the previous run's files byte-identical."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp()
+    cls.template = os.path.join(cls.tmp, 'template')
+    _previous_run(cls.template)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  @parameterized.named_parameters(*[r for r in BAD_INPUTS
+                                    if r[0] != 'distributed_without_cluster'])
+  def test_refused_before_compile_leaving_files_alone(self, args, env, damage, message):
+    out, before, args = _bad_input_case(self.tmp, self.template, args, damage)
+    argv = ['benchmarks.run', '--preset=smoke', '--schemes=mle', *args]
+    compiles = _Compiles()
+    logging.getLogger('jax').addHandler(compiles)
+    try:
+      with mock.patch.dict(os.environ, env), jax.log_compiles(True):
+        with self.assertRaises(ValueError) as raised:
+          fv = flags.FlagValues()
+          run.define_flags(argv, fv)
+          fv(argv)
+          config, output_dir = run.config_from_flags(fv)
+          runner.execute(config, output_dir, log=lambda s: None)
+    finally:
+      logging.getLogger('jax').removeHandler(compiles)
+    self.assertStartsWith(str(raised.exception), message.replace('{out}', out))
+    self.assertNotIn('\n', str(raised.exception))
+    self.assertEqual(compiles.count, 0)
+    self.assertEqual(_smoke.files_under(out), before)
+
+
 class BadInputTest(parameterized.TestCase):
-  """The bad-input table through the CLI: one subprocess per row."""
+  """The command's contract for bad input, through the CLI: exit 2, one line on stderr,
+  nothing compiled (JAX_LOG_COMPILES=1 would add a line), little CPU, files left alone."""
 
   @classmethod
   def setUpClass(cls):
@@ -229,17 +310,9 @@ class BadInputTest(parameterized.TestCase):
     shutil.rmtree(cls.tmp, ignore_errors=True)
     super().tearDownClass()
 
-  @parameterized.named_parameters(*BAD_INPUTS)
+  @parameterized.named_parameters(*[r for r in BAD_INPUTS if r[0] in CLI_ROWS])
   def test_rejected_before_compile_leaving_files_alone(self, args, env, damage, message):
-    out = os.path.join(tempfile.mkdtemp(dir=self.tmp), 'run')
-    shutil.copytree(self.template, out)
-    if damage:
-      _damage(out, damage)
-    blocker = os.path.join(out, 'summary.md')  # a regular file: no directory inside it
-    args = [a.replace('BLOCKER', blocker) for a in args]
-    if not any(a.startswith('--output_dir=') for a in args):
-      args.append(f'--output_dir={out}')
-    before = _smoke.files_under(out)
+    out, before, args = _bad_input_case(self.tmp, self.template, args, damage)
     proc, cpu = _run_cpu('--preset=smoke', '--schemes=mle', *args, env=_bad_input_env(env))
     self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertEqual(proc.stdout, '')
