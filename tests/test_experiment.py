@@ -12,6 +12,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from benchmarks import experiments
+from benchmarks.engine import cli
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import rundir
 
@@ -28,13 +29,24 @@ def _read_rows(path):
     return [json.loads(line) for line in f]
 
 
+def quick_run(name: str) -> str:
+  """DIR of `experiment NAME --quick --output_dir=DIR`, run in this process through the
+  functions the command calls (once per process: tests that only read its outputs share it)."""
+  if name not in _QUICK:
+    out = tempfile.mkdtemp()
+    with cli.invocation_compilation_cache():
+      experiment_lib.run_experiment(experiments.REGISTRY[name],
+                                    experiment_lib.Options(quick=True), out, log=lambda s: None)
+    _QUICK[name] = out
+  return _QUICK[name]
+
+
+_QUICK = {}
+
+
 class ExperimentCliTest(parameterized.TestCase):
 
-  @parameterized.named_parameters((name, name) for name in experiments.REGISTRY)
-  def test_quick_run_writes_table_figures_and_rows(self, name):
-    out = tempfile.mkdtemp()
-    proc = _cli(name, '--quick', f'--output_dir={out}')
-    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+  def _check_outputs(self, name, out):
     d = os.path.join(out, name)
     for f in ('table.md', 'results.jsonl', 'config.json'):
       self.assertGreater(os.path.getsize(os.path.join(d, f)), 0, f)
@@ -52,6 +64,16 @@ class ExperimentCliTest(parameterized.TestCase):
     saved = json.load(open(os.path.join(d, 'config.json')))
     self.assertEqual(saved['experiment'], name)
     self.assertTrue(saved['options']['quick'])
+
+  @parameterized.named_parameters((name, name) for name in experiments.REGISTRY)
+  def test_quick_run_writes_table_figures_and_rows(self, name):
+    self._check_outputs(name, quick_run(name))
+
+  def test_the_command_runs_one_end_to_end(self):
+    out = tempfile.mkdtemp()
+    proc = _cli('huszar_1d', '--quick', f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self._check_outputs('huszar_1d', out)
 
   def test_list_names_every_experiment_with_its_claim(self):
     proc = _cli('--list')
@@ -203,8 +225,7 @@ class ResumeTest(absltest.TestCase):
     # scheduled_sampling --quick: two variants of two chunks each. The interruption comes
     # while the second checkpoint is saved (after the first chunk's rows and checkpoint).
     exp, options = experiments.REGISTRY['scheduled_sampling'], experiment_lib.Options(quick=True)
-    whole, cut = tempfile.mkdtemp(), tempfile.mkdtemp()
-    experiment_lib.run_experiment(exp, options, whole, log=lambda s: None)
+    whole, cut = quick_run(exp.name), tempfile.mkdtemp()  # the uninterrupted run
     original, calls = rundir.save_checkpoint, []
 
     def save_checkpoint(*args, **kwargs):
