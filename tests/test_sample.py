@@ -25,6 +25,7 @@ from _smoke import smoke_config
 from benchmarks import sample
 from benchmarks.engine import configuration
 from benchmarks.engine import files
+from benchmarks.engine import memory
 from benchmarks.engine import rundir
 from benchmarks.engine import runner
 from benchmarks.engine import train
@@ -194,7 +195,7 @@ class VariantRunTest(absltest.TestCase):
     # training) does not refuse it, e.g. a GPU run's many seeds sampled on a laptop.
     with mock.patch.dict(os.environ, {'DIVBENCH_MEMORY_LIMIT_BYTES': '1'}):
       with self.assertRaisesRegex(ValueError, '--num_seeds: .*estimated'):
-        configuration.resolve_variants(config, {'fast': ('mle', {})})
+        memory.check_run(config, configuration.resolve_variants(config, {'fast': ('mle', {})}))
       self.assertEqual(sample_lines(options(run_dir=out, scheme='fast', num_samples=3))[0],
                        lines)
     err = io.StringIO()

@@ -100,9 +100,10 @@ def _traced(scheme_name: str, config_json: str):
   config = ml_collections.ConfigDict(json.loads(config_json))
   scheme = objectives.make(scheme_name, config, stand_in_problem(config))
   key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-  state = jax.eval_shape(scheme.init, key)
-  return (_floats(state), _floats(jax.eval_shape(scheme.generator_params, state)),
-          bool(scheme.uses_pi))
+  with jax.log_compiles(False):  # tracing only: no line for a user's JAX_LOG_COMPILES
+    state = jax.eval_shape(scheme.init, key)
+    generator = jax.eval_shape(scheme.generator_params, state)
+  return _floats(state), _floats(generator), bool(scheme.uses_pi)
 
 
 def traced(config, scheme_name: str):

@@ -115,6 +115,8 @@ class Runner(NamedTuple):
     and step of the lowest `value` so far (best = {'params', 'value', 'step'}; NaN never wins).
   evaluate_alphas(params [R, ...], keys [R], alphas [A]) -> {metric: [R, A] (or [R, A, K])}:
     the generators at every inverse temperature α, one compile for the grid.
+  evaluate_generators(params [R, ...], keys [R], step): the jitted evaluation `evaluate`
+    calls on generator_params(states) (one program for every scheme with this generator).
   """
   init: callable
   chunk: callable
@@ -123,6 +125,7 @@ class Runner(NamedTuple):
   generator_params: callable
   keep_best: callable
   evaluate_alphas: callable
+  evaluate_generators: callable
 
 
 def chunk_steps(tc) -> int:
@@ -239,7 +242,8 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
       return over_runs(one, strategy, bsz)(params, keys)
     return distributed.over_devices(local, 2, 1, devices)(params, keys, alphas)
 
-  return Runner(init, chunk, evaluate, finite, generator_params, keep_best, evaluate_alphas)
+  return Runner(init, chunk, evaluate, finite, generator_params, keep_best, evaluate_alphas,
+                evaluate_generators)
 
 
 def run_grid(scheme, seeds: Sequence[int], pis: Sequence[float]):

@@ -325,7 +325,8 @@ def eval_memory(config, problem):
   runner = train.make_runner(scheme, problem, config)
   keys = train.run_keys(0, [0])
   states = runner.init(keys)
-  analysis = runner.evaluate.lower(states, keys, 0).compile().memory_analysis()
+  params = runner.generator_params(states)
+  analysis = runner.evaluate_generators.lower(params, keys, 0).compile().memory_analysis()
   if analysis is None:
     return None
   return dict(temp_bytes=int(analysis.temp_size_in_bytes),
