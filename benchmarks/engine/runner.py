@@ -34,20 +34,20 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
     rundir.release_lock(output_dir)  # taken by prepare_output_dir; no-op if not held
 
 
-
 def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   """execute(), output_dir's lock released by the caller."""
   configuration.validate(config)
   jax.devices()  # the backend is up from here: the memory check sees the devices' limit
-  config = configuration.with_concrete_strategy(config)  # before the hash: 'auto' on CPU is
-  resolved = configuration.resolve_variants(config, variants)  # 'map', as before it existed
+  # Before the hash: 'auto' on CPU is 'map', so config.json reads as before 'auto' existed.
+  config = configuration.with_concrete_strategy(config)
+  resolved = configuration.resolve_variants(config, variants)
   memory.check_run(config, resolved)  # once, under the devices' limit
   main_process = distributed.is_main_process()
   # Every process checks the directory; only process 0 writes (all see the same files).
   refusal = None
   try:
     config_hash = rundir.prepare_output_dir(output_dir, config, overwrite=overwrite,
-                                     write=main_process, variants=variants, log=log)
+                                            write=main_process, variants=variants, log=log)
   except (ValueError, OSError) as e:  # OSError: files.WriteError
     refusal = e
   if jax.process_count() > 1:  # all agree before any compute: none waits for a refused one
