@@ -1,5 +1,6 @@
 """Shared by the scheme tests: a tiny `smoke` config and one end-to-end training run."""
 
+import contextlib
 import os
 import tempfile
 
@@ -81,3 +82,20 @@ def files_under(directory):
       with open(path, 'rb') as f:
         found[os.path.relpath(path, directory)] = f.read()
   return found
+
+
+@contextlib.contextmanager
+def optimized():
+  """JAX's default compiler optimisations inside (the session compiles at -O0: tests/conftest.py).
+
+  For the few tests whose time is execution rather than compilation (the V = 5,000 oracle); a
+  context manager or a decorator. The compilation cache keys on the options, so a program
+  compiled one way is never reused the other way.
+  """
+  import jax
+  previous = jax.config.jax_disable_most_optimizations
+  jax.config.update('jax_disable_most_optimizations', False)
+  try:
+    yield
+  finally:
+    jax.config.update('jax_disable_most_optimizations', previous)

@@ -72,9 +72,9 @@ class StateAndStepTest(parameterized.TestCase):
   def test_the_engine_spells_no_scheme_name(self):
     engine = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           'benchmarks', 'engine')
-    for file in os.listdir(engine):
+    for file in sorted(f for f in os.listdir(engine) if f.endswith('.py')):
       with open(os.path.join(engine, file)) as f:
-        text = f.read() if file.endswith('.py') else ''
+        text = f.read()
       for name in objectives.REGISTRY:
         if name == 'mle':  # the warm start is an MLE run, by definition
           continue

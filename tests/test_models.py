@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 import scipy.stats
 
+from _smoke import optimized
 from models import oracle as oracle_lib
 import models
 
@@ -116,6 +117,7 @@ class LSTMTest(parameterized.TestCase):
     se = np.sqrt(p * (1 - p) / n)
     np.testing.assert_array_less(np.abs(freq - p), 4.5 * se + 1e-12)
 
+  @optimized()  # execution-bound: see tests/conftest.py
   def test_icdf_matches_jax_categorical(self):
     # Same distribution as jax.random.categorical: chi-square goodness of fit of both samplers
     # against the exact probabilities of a peaked V=1000 categorical.
@@ -167,6 +169,7 @@ class OracleTest(absltest.TestCase):
     flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(params)])
     self.assertAlmostEqual(float(flat.std()), 0.1, delta=0.003)
 
+  @optimized()  # execution-bound: see tests/conftest.py
   def test_seqgan_oracle_entropy(self):
     # shared/reference/README.md: 5.758 ± 0.005 nats/token over 10,000 samples (float64).
     model, params = oracle_lib.seqgan_oracle()
