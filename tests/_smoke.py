@@ -93,7 +93,7 @@ def optimized():
   compiled one way is never reused the other way.
   """
   import jax
-  previous = jax.config.jax_disable_most_optimizations
+  previous = jax.config.read('jax_disable_most_optimizations')
   jax.config.update('jax_disable_most_optimizations', False)
   try:
     yield

@@ -4,7 +4,9 @@ import collections
 import math
 
 import numpy as np
-import scipy.stats
+# The t quantile from scipy.special (stdtrit is what scipy.stats.t.ppf evaluates, bit for bit):
+# importing scipy.stats costs every command ~1.2 s of start-up on the 2-core CPU.
+import scipy.special
 
 
 def mean_ci(values, confidence: float = 0.95):
@@ -14,7 +16,7 @@ def mean_ci(values, confidence: float = 0.95):
     return math.nan, math.nan, 0
   if v.size == 1:
     return float(v[0]), math.nan, 1
-  half = scipy.stats.t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+  half = scipy.special.stdtrit(v.size - 1, 0.5 + confidence / 2) * v.std(ddof=1) / math.sqrt(v.size)
   return float(v.mean()), float(half), int(v.size)
 
 

@@ -135,11 +135,10 @@ def scheme_names(config):
   for name in names:
     if objectives.is_external(name):
       try:
-        objectives.module(name)
+        module = objectives.module(name)
       except ValueError as e:
         raise ValueError(f'--schemes: {e}') from None
-      if objectives.section(name) not in config and hasattr(objectives.module(name),
-                                                              'get_config'):
+      if objectives.section(name) not in config and hasattr(module, 'get_config'):
         raise ValueError(f'--schemes: {name}: its config section is missing (build the '
                          'config with configuration.build_config)')
   return names

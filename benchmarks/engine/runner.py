@@ -36,6 +36,8 @@ def execute(config, output_dir: str, *, variants=None, overwrite: bool = False, 
 
 def _execute(config, output_dir: str, *, variants, overwrite: bool, log, title):
   """execute(), output_dir's lock released by the caller."""
+  # Again for callers other than the command (experiments, tests), which validates before
+  # jax.distributed starts: pure checks, 0.4 ms for `small` with every scheme.
   configuration.validate(config)
   jax.devices()  # the backend is up from here: the memory check sees the devices' limit
   # Before the hash: 'auto' on CPU is 'map', so config.json reads as before 'auto' existed.
