@@ -88,9 +88,9 @@ def files_under(directory):
 def optimized():
   """JAX's default compiler optimisations inside (the session compiles at -O0: tests/conftest.py).
 
-  For the few tests whose time is execution rather than compilation (the V = 5,000 oracle); a
-  context manager or a decorator. The compilation cache keys on the options, so a program
-  compiled one way is never reused the other way.
+  For the few tests whose time is execution rather than compilation (200,000 draws, the
+  V = 5,000 oracle); a context manager or a decorator. The compilation cache keys on the
+  options, so a program compiled one way is never reused the other way.
   """
   import jax
   previous = jax.config.read('jax_disable_most_optimizations')

@@ -17,9 +17,9 @@ The session also compiles with fewer optimisations: LLVM at -O0 without its expe
 (JAX's own `jax_disable_most_optimizations`, exported as JAX_DISABLE_MOST_OPTIMIZATIONS, so the
 workers and subprocesses inherit it). Measured on the 2-core CPU (2026-12-02): XLA's compile
 time for `benchmarks.run --preset=smoke --schemes=mle,gan_pi` (2 seeds, 10 steps) 40.3 s →
-26.0 s. It changes how a program is compiled, not
-what it computes: tests that pin a value do so with a tolerance, and the tests that compare two
-runs exactly (resume, chunking, a diverging seed) compare runs compiled the same way. Users'
+26.0 s. It changes how a program is compiled, not what it computes: tests that pin a value do
+so with a tolerance, and the tests that compare two runs exactly (resume, chunking, a diverging
+seed) compare runs compiled the same way. Users'
 runs keep JAX's defaults. The few tests whose time is execution rather than compilation
 (sampling at scale, the V = 5,000 oracle) turn the optimisations back on for themselves
 (`_smoke.optimized`). XLA:CPU's older loop emitters (--xla_cpu_use_fusion_emitters=false)

@@ -104,8 +104,10 @@ class ExperimentCliTest(parameterized.TestCase):
   def test_another_preset_writes_its_own_directory(self):
     exp = experiments.REGISTRY['temperature']
     self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options()), 'temperature')
-    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options(preset='small')), 'temperature')
-    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options(preset='seqgan')), 'temperature_seqgan')
+    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options(preset='small')),
+                     'temperature')
+    self.assertEqual(experiment_lib.output_name(exp, experiment_lib.Options(preset='seqgan')),
+                     'temperature_seqgan')
     resolved = experiment_lib.resolve(exp, experiment_lib.Options(quick=True, preset='seqgan'))
     self.assertTrue(all(c.problem.source == 'seqgan' for c, _ in resolved.values()))
 

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 import _smoke
+from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import files
 from benchmarks.engine import rundir
 from models import oracle
@@ -320,9 +321,9 @@ class LockTest(absltest.TestCase):
 class ExperimentLockTest(absltest.TestCase):
 
   def test_experiment_and_run_directories_locked_apart(self):
-    from benchmarks.engine import experiment as experiment_lib
-    tiny = experiment_lib.Experiment('tiny', 'a claim', draw=lambda rows, out, options: '',
-                           runs=lambda options: {'a': experiment_lib.Run('smoke', {}, {'mle': ('mle', {})})})
+    tiny = experiment_lib.Experiment(
+        'tiny', 'a claim', draw=lambda rows, out, options: '',
+        runs=lambda options: {'a': experiment_lib.Run('smoke', {}, {'mle': ('mle', {})})})
     root = _tempdir(self)
     out = os.path.join(root, 'tiny')
     own = _hold(out, pid=os.getppid())  # a second invocation of the experiment: refused

@@ -91,7 +91,8 @@ def build_config(preset: str, overrides: dict, *, schemes=None, num_seeds=None, 
   """The preset (with the config sections of schemes given by import path), then --config.*
   overrides, then the top-level flags."""
   config = configs.get_preset(preset)
-  configs.add_scheme_sections(config, split_names(schemes if schemes is not None else config.schemes))
+  configs.add_scheme_sections(
+      config, split_names(schemes if schemes is not None else config.schemes))
   config.update_from_flattened_dict(overrides)
   if schemes is not None:
     config.schemes = schemes

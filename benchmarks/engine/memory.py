@@ -1,8 +1,8 @@
 """How much memory a run needs, estimated from its config alone (before any compilation).
 
-`benchmarks.engine.configuration.validate` refuses a config whose estimate exceeds the memory the machine
-has (`limit_bytes`), naming --num_seeds, instead of failing after compilation in XLA's
-allocator or the kernel's OOM killer.
+`benchmarks.engine.configuration.validate` refuses a config whose estimate exceeds the memory
+the machine has (`limit_bytes`), naming --num_seeds, instead of failing after compilation in
+XLA's allocator or the kernel's OOM killer.
 
 It is an estimate with a safety factor, not a measurement. Counted (float32 = 4 bytes):
   * states (`state_bytes`): per run, every array of the scheme's state, read from
@@ -13,8 +13,9 @@ It is an estimate with a safety factor, not a measurement. Counted (float32 = 4 
     the parameters taken as a third of the state; the activations the scheme module declares
     with `working_set_bytes(config)`: LSTM states [B, T, ·], logits in chunks of
     generator.logits_chunk_bytes (models/output_layer.py), full [B, T, V] arrays, rollouts and
-    discriminator inputs, sized with objectives/footprint.py), an evaluation (the samples, and its largest stage: eval.batch_size sequences
-    sampled or scored at a time, or the enumeration chunk), each times the runs computed at
+    discriminator inputs, sized with objectives/footprint.py), an evaluation (the samples,
+    and its largest stage: eval.batch_size sequences sampled or scored at a time, or the
+    enumeration chunk), each times the runs computed at
     once (seed_strategy 'map': 1, 'batched': map_batch_size, 'vmap': all; train.over_runs);
     and a third copy of the states (a checkpoint's bytes, between chunks).
   * fixed: the oracle, the train and test tokens, the results rows held in memory.

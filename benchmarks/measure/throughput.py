@@ -5,11 +5,11 @@
 For each S it times the jitted training chunk (`benchmarks.engine.train.make_runner`, K steps per
 call, `block_until_ready`, median of --repeats calls after a compile call whose time is
 reported separately; all S and the PyTorch loop are timed round-robin, so a change in the
-machine's speed during the run hits them alike) and reports seed-steps/s, the ratio to S=1, the achieved FLOP/s from
-an analytic count, and its fraction of the device's dense-matmul rate measured in the same
-run. With PyTorch installed (extra `[compare]`), it times the same model and step as a plain
-per-seed PyTorch loop (nn.LSTM, Adam, clipping), and `torch.multinomial` sampling. Writes
-throughput.json, throughput.md and throughput.png.
+machine's speed during the run hits them alike) and reports seed-steps/s, the ratio to S=1,
+the achieved FLOP/s from an analytic count, and its fraction of the device's dense-matmul
+rate measured in the same run. With PyTorch installed (extra `[compare]`), it times the same
+model and step as a plain per-seed PyTorch loop (nn.LSTM, Adam, clipping), and
+`torch.multinomial` sampling. Writes throughput.json, throughput.md and throughput.png.
 
 Competing processes distort these numbers (a PyTorch per-seed loop slows several-fold when
 others share the cores), so the load averages and the matmul rate are recorded before and
