@@ -84,6 +84,21 @@ def files_under(directory):
   return found
 
 
+def users_compiler(env=None) -> dict:
+  """A copy of env (default os.environ) compiling as users' runs do: without the session's
+  -O0 and loop emitters (tests/conftest.py), for subprocesses whose rows are compared bit for
+  bit with another program's (a seed's neighbours with and without a NaN injected)."""
+  env = dict(os.environ if env is None else env)
+  env.pop('JAX_DISABLE_MOST_OPTIMIZATIONS', None)
+  flags = [f for f in env.get('XLA_FLAGS', '').split()
+           if not f.startswith('--xla_cpu_use_fusion_emitters')]
+  if flags:
+    env['XLA_FLAGS'] = ' '.join(flags)
+  else:
+    env.pop('XLA_FLAGS', None)
+  return env
+
+
 @contextlib.contextmanager
 def optimized():
   """JAX's default compiler optimisations inside (the session compiles at -O0: tests/conftest.py).

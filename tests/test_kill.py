@@ -28,6 +28,7 @@ import time
 
 from absl.testing import absltest
 
+import _smoke
 from benchmarks.engine import files
 from benchmarks.engine import rundir
 
@@ -53,13 +54,12 @@ def _command(out):
 
 
 def _env(cache, kill_at=None):
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache,
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
+  # Compiled as users' runs are (not as the session: tests/conftest.py), so the exact-resume
+  # guarantee is checked on the programs users get.
+  env = _smoke.users_compiler(dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache,
+                                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+                                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1'))
   env.pop('DIVBENCH_KILL_AT', None)
-  # Compiled as users' runs are (the session compiles at -O0: tests/conftest.py), so the
-  # exact-resume guarantee is checked on the programs users get.
-  env.pop('JAX_DISABLE_MOST_OPTIMIZATIONS', None)
   if kill_at:
     env['DIVBENCH_KILL_AT'] = kill_at
   return env

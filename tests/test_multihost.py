@@ -44,7 +44,8 @@ class MultiHostTest(absltest.TestCase):
     self.assertEqual(single.returncode, 0, single.stderr[-3000:])
 
     multi_dir = os.path.join(tempfile.mkdtemp(), 'multi')
-    env2 = dict(env, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+    flags = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env2 = dict(env, XLA_FLAGS=flags.strip())
 
     def run_two(expect=0):
       port = _free_port()

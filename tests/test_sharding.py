@@ -49,8 +49,8 @@ SCRIPT = textwrap.dedent('''
 class ShardingTest(absltest.TestCase):
 
   def test_sharded_equals_unsharded(self):
-    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
-               JAX_PLATFORMS='cpu')
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS='cpu')
     proc = subprocess.run([sys.executable, '-c', SCRIPT], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
