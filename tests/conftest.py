@@ -68,4 +68,3 @@ def pytest_unconfigure(config):
   root = getattr(config, '_divbench_tmp', None)
   if root:
     shutil.rmtree(root, ignore_errors=True)
-

@@ -23,6 +23,7 @@ The softmax, embedding gather and optimiser update are O(B·T·V) and O(#params)
 so the count is a lower bound on the work done.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -202,7 +203,7 @@ def torch_loop(config, problem, steps):
   """(device, version, run): `steps` steps of the same model and step as a PyTorch loop."""
   import torch
   V, E, H = config.problem.vocab_size, config.generator.embed_dim, config.generator.hidden_dim
-  B, T = config.train.batch_size, config.problem.seq_len
+  B = config.train.batch_size
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   torch.manual_seed(0)
 
@@ -467,14 +468,10 @@ def main(argv):
   result = dict(preset=_PRESET.value, device=device, strategy=strategy, steps=_STEPS.value,
                 step_flops=step_flops(config), matmul_flops=before['matmul_flops'],
                 samples=_SAMPLES.value, eval_samples=config.eval.num_samples)
-  has_torch = False
-  if _TORCH.value:
-    try:
-      import torch  # noqa: F401
-      has_torch = True
-    except ImportError:
-      print('torch is not installed: skipping the PyTorch comparison '
-            "(pip install -e '.[compare]')", flush=True)
+  has_torch = bool(_TORCH.value) and importlib.util.find_spec('torch') is not None
+  if _TORCH.value and not has_torch:
+    print('torch is not installed: skipping the PyTorch comparison '
+          "(pip install -e '.[compare]')", flush=True)
   if 'mle' in _PARTS.value:
     result['jax'], result['torch'] = measure_training(
         config, problem, seeds, strategy, _STEPS.value, _REPEATS.value, with_torch=has_torch)
