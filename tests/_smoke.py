@@ -84,6 +84,20 @@ def files_under(directory):
   return found
 
 
+def refusal_env(extra=None) -> dict:
+  """The environment of a run that must be refused: no cluster variables (--distributed must
+  find no cluster), none of JAX's or divbench's own, every compilation logged
+  (JAX_LOG_COMPILES: a compile adds a line to stderr), and extra."""
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(('SLURM_', 'OMPI_', 'JAX_', 'DIVBENCH_'))}
+  return dict(env, JAX_LOG_COMPILES='1', **(extra or {}))
+
+
+def with_xla_flag(env, flag: str) -> dict:
+  """A copy of env with `flag` added to XLA_FLAGS (the session's own flags kept)."""
+  return dict(env, XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {flag}".strip())
+
+
 def users_compiler(env=None) -> dict:
   """A copy of env (default os.environ) compiling as users' runs do: without the session's
   -O0 and loop emitters (tests/conftest.py), for subprocesses whose rows are compared bit for

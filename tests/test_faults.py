@@ -114,8 +114,7 @@ class FaultsTest(parameterized.TestCase):
     """The one error line of a run into out that must fail; checks out is left as it was and
     nothing was compiled (JAX_LOG_COMPILES would add a line to stderr per compile)."""
     before = _smoke.files_under(out)
-    proc = _run(f'--output_dir={out}', preexec_fn=preexec_fn,
-                env=dict(os.environ, JAX_LOG_COMPILES='1'))
+    proc = _run(f'--output_dir={out}', preexec_fn=preexec_fn, env=_smoke.refusal_env())
     self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertEqual(proc.stdout, '')  # nothing ran

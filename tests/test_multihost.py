@@ -14,6 +14,7 @@ import tempfile
 
 from absl.testing import absltest
 
+import _smoke
 from benchmarks.engine import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,8 +45,7 @@ class MultiHostTest(absltest.TestCase):
     self.assertEqual(single.returncode, 0, single.stderr[-3000:])
 
     multi_dir = os.path.join(tempfile.mkdtemp(), 'multi')
-    flags = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env2 = dict(env, XLA_FLAGS=flags.strip())
+    env2 = _smoke.with_xla_flag(env, '--xla_force_host_platform_device_count=2')
 
     def run_two(expect=0):
       port = _free_port()

@@ -206,14 +206,6 @@ def _run_cpu(*args, env):
   return proc, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _bad_input_env(extra):
-  """The environment of a bad-input run: no cluster variables (--distributed must find no
-  cluster), every compilation logged, and extra."""
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith(('SLURM_', 'OMPI_', 'JAX_', 'DIVBENCH_'))}
-  return dict(env, JAX_LOG_COMPILES='1', **extra)
-
-
 # The rows the CLI runs as subprocesses (the exit code, the one line, nothing compiled or
 # written, the CPU time): one per kind of refusal (a flag's value, argv before parsing, the
 # memory estimate, jax.distributed, a damaged file of the output directory). Every row runs
@@ -303,13 +295,13 @@ class BadInputTest(_PreviousRunTest):
     # that compiles takes over 7 s of CPU even when it only resumes. CPU time, not wall
     # time: on the shared 2-core CI machine wall time measures the load.
     proc, cls.baseline_cpu = _run_cpu('--preset=smoke', '--num_seeds=0',
-                                      env=_bad_input_env({}))
+                                      env=_smoke.refusal_env())
     assert proc.returncode == 2, proc.stderr[-2000:]
 
   @parameterized.named_parameters(*[r for r in BAD_INPUTS if r[0] in CLI_ROWS])
   def test_rejected_before_compile_leaving_files_alone(self, args, env, damage, message):
     out, before, args = _bad_input_case(self.tmp, self.template, args, damage)
-    proc, cpu = _run_cpu('--preset=smoke', '--schemes=mle', *args, env=_bad_input_env(env))
+    proc, cpu = _run_cpu('--preset=smoke', '--schemes=mle', *args, env=_smoke.refusal_env(env))
     self.assertEqual(proc.returncode, 2, proc.stderr[-3000:])
     self.assertEqual(proc.stdout, '')
     lines = proc.stderr.splitlines()

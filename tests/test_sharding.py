@@ -12,6 +12,8 @@ import textwrap
 
 from absl.testing import absltest
 
+import _smoke
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent('''
@@ -49,8 +51,8 @@ SCRIPT = textwrap.dedent('''
 class ShardingTest(absltest.TestCase):
 
   def test_sharded_equals_unsharded(self):
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
-    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS='cpu')
+    env = _smoke.with_xla_flag(dict(os.environ, JAX_PLATFORMS='cpu'),
+                               '--xla_force_host_platform_device_count=4')
     proc = subprocess.run([sys.executable, '-c', SCRIPT], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
