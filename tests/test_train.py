@@ -66,6 +66,28 @@ class RunnerTest(parameterized.TestCase):
     chex.assert_shape(evals['js_pi'], [(3, len(config.pis))] * 2)
     chex.assert_tree_all_finite((states.params, metrics, evals))
 
+  def test_schemes_of_one_run_share_the_evaluation_programs(self):
+    # Built once per (problem, generator, evaluation settings): a program with a host callback
+    # (eval.bleu) is not stored in the persistent compilation cache, so sharing is what keeps
+    # the schemes of a run to one compile of it. Building compiles nothing.
+    config = _config()
+    config.eval.bleu = True
+    problem = _problem()
+    mle_runner = train.make_runner(objectives.make('mle', config, problem), problem, config)
+    ss_runner = train.make_runner(objectives.make('scheduled_sampling', config, problem),
+                                  problem, config)
+    self.assertIs(ss_runner.evaluate_generators, mle_runner.evaluate_generators)
+    self.assertIs(ss_runner.evaluate_alphas, mle_runner.evaluate_alphas)
+    for change in ({'eval.num_samples': 32}, {'pis': (0.25,)}, {'train.seed_strategy': 'vmap'}):
+      other = _config()
+      other.eval.bleu = True
+      other.update_from_flattened_dict(change)
+      runner = train.make_runner(objectives.make('mle', other, problem), problem, other)
+      self.assertIsNot(runner.evaluate_generators, mle_runner.evaluate_generators, change)
+    problem2 = oracle_lib.make_problem(config.problem)  # equal values, another problem
+    runner = train.make_runner(objectives.make('mle', config, problem2), problem2, config)
+    self.assertIsNot(runner.evaluate_generators, mle_runner.evaluate_generators)
+
   def test_chunk_traces_once(self):
     config = _config()
     scheme = objectives.make('mle', config, _problem())

@@ -136,6 +136,56 @@ def chunk_steps(tc) -> int:
   return tc.checkpoint_every or tc.eval_every
 
 
+class _Evaluation(NamedTuple):
+  key: tuple        # what the programs depend on: problem identity, generator, eval, π, axis
+  problem: object   # held so that the identity in `key` stays that problem's
+  programs: tuple   # (evaluate_generators, evaluate_alphas)
+
+
+_LAST_EVALUATION = []  # [_Evaluation] of the last make_runner call: one slot, no growth
+
+
+def evaluation_programs(problem, generator, config, strategy, bsz, devices):
+  """(evaluate_generators(params, keys, step), evaluate_alphas(params, keys, alphas)): the
+  jitted evaluation of generator variables mapped over runs.
+
+  They see only the generators' variables, so they are the same for every scheme of a run
+  with the same generator and evaluation settings, and are built once for them: the schemes
+  of one run share the compiled programs (the last ones built are kept). The persistent
+  compilation cache would give the same for most programs, but not for one with a host
+  callback (eval.bleu), which it does not store.
+  """
+  key = (id(problem), generator, config.eval.to_json(), tuple(config.pis), strategy, bsz,
+         tuple(devices) if devices is not None else None)
+  if _LAST_EVALUATION and _LAST_EVALUATION[0].problem is problem \
+      and _LAST_EVALUATION[0].key == key:
+    return _LAST_EVALUATION[0].programs
+  evaluate_one = evaluate_lib.make_evaluate(problem, generator, config.eval, config.pis)
+
+  @jax.jit
+  def evaluate_generators(params, keys, step):
+    def local(params, keys, step):
+      def one(p, key):
+        key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
+        return evaluate_one(p, key)
+      return over_runs(one, strategy, bsz)(params, keys)
+    return distributed.over_devices(local, 2, 1, devices)(params, keys, step)
+
+  @jax.jit
+  def evaluate_alphas(params, keys, alphas):
+    def local(params, keys, alphas):
+      def one(p, key):
+        key = jax.random.fold_in(key, ALPHA_SALT)
+        # logits × α = logits / τ with τ = 1/α; lax.map: one compile for the grid.
+        return jax.lax.map(lambda a: evaluate_one(p, key, 1.0 / a), alphas)
+      return over_runs(one, strategy, bsz)(params, keys)
+    return distributed.over_devices(local, 2, 1, devices)(params, keys, alphas)
+
+  _LAST_EVALUATION[:] = [_Evaluation(key, problem, (evaluate_generators, evaluate_alphas))]
+  return evaluate_generators, evaluate_alphas
+
+
+
 def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
   """Builds the jitted init / chunk / evaluate functions of one scheme.
 
@@ -197,18 +247,8 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
     fn = over_runs(lambda k, w: scheme.init(jax.random.fold_in(k, 0), w), strategy, bsz)
     return distributed.over_devices(fn, 2, 0, devices)(keys, warm)
 
-  evaluate_one = evaluate_lib.make_evaluate(problem, scheme.generator, config.eval, config.pis)
-
-  # The evaluation sees only the generators' variables, so its program is the same for every
-  # scheme with the same generator: compiled once per invocation (the compilation cache).
-  @jax.jit
-  def evaluate_generators(params, keys, step):
-    def local(params, keys, step):
-      def one(p, key):
-        key = jax.random.fold_in(jax.random.fold_in(key, 3), step)
-        return evaluate_one(p, key)
-      return over_runs(one, strategy, bsz)(params, keys)
-    return distributed.over_devices(local, 2, 1, devices)(params, keys, step)
+  evaluate_generators, evaluate_alphas = evaluation_programs(
+      problem, scheme.generator, config, strategy, bsz, devices)
 
   @jax.jit
   def finite(states):
@@ -231,16 +271,6 @@ def make_runner(scheme, problem, config, *, max_traces=None) -> Runner:
                                    best['params']),
             'value': jnp.where(better, value, best['value']),
             'step': jnp.where(better, step, best['step'])}
-
-  @jax.jit
-  def evaluate_alphas(params, keys, alphas):
-    def local(params, keys, alphas):
-      def one(p, key):
-        key = jax.random.fold_in(key, ALPHA_SALT)
-        # logits × α = logits / τ with τ = 1/α; lax.map: one compile for the grid.
-        return jax.lax.map(lambda a: evaluate_one(p, key, 1.0 / a), alphas)
-      return over_runs(one, strategy, bsz)(params, keys)
-    return distributed.over_devices(local, 2, 1, devices)(params, keys, alphas)
 
   return Runner(init, chunk, evaluate, finite, generator_params, keep_best, evaluate_alphas,
                 evaluate_generators)
