@@ -1,0 +1,314 @@
+"""Claims as data, verdicts by rule: one statistical protocol for every experiment's findings.
+
+An experiment declares what a paper predicts as claims over its rows; `judge` gives each a
+verdict word — *supported*, *contradicted* or *unresolved* — by one rule, with the numbers
+that decided it. Nothing here knows an experiment: a claim names rows by their fields.
+
+The protocol, per claim (seeds pair across the two sides: runs of one seed share its keys):
+  Difference  the per-seed differences d_s = a_s − b_s; a t-test of their mean against 0.
+  Trend       each seed's least-squares slope of the metric on x (π, data size, ...) over the
+              seeds present at every x; a t-test of the mean slope against 0.
+  Dominance   curve a better than curve b at every x: the fraction f of bootstrap resamples of
+              the seeds in which a's mean curve is better than b's at every x (not the mean
+              curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples.
+  Match       a closed form matched within a tolerance: two one-sided tests that the mean lies
+              inside target ± tolerance (equivalence) against those that it lies outside.
+Each claim has a two-sided p (twice the smaller of the p for the prediction and the p against
+it). Holm–Bonferroni over the claims of one experiment sets each claim's threshold (the
+smallest p is compared with α/m, the next with α/(m − 1), ... until one fails; the rest
+fail too). A claim whose p passes its threshold is *supported* if the evidence points the
+predicted way and *contradicted* otherwise; every other claim is *unresolved*, with the
+smallest effect its seeds could have resolved: (t_{1−α/2m} + t_{power}) · sd/√n with n − 1
+degrees of freedom (80% power at the strictest Holm level), so "unresolved" says how large a
+true effect would have had to be.
+
+Diverged rows (`diverged: true`) and non-finite values never enter; how many seeds dropped
+out is part of every verdict line.
+"""
+
+import math
+from typing import Dict, Mapping, NamedTuple, Sequence, Tuple, Union
+
+import numpy as np
+import scipy.special  # (not scipy.stats: see stats.py)
+
+from benchmarks.analysis import stats
+
+SUPPORTED, CONTRADICTED, UNRESOLVED = 'supported', 'contradicted', 'unresolved'
+ALPHA = 0.05        # family-wise error rate over one experiment's claims
+POWER = 0.8         # the power at which `Verdict.resolvable` is stated
+RESAMPLES = 2_000   # bootstrap resamples of the seeds (Dominance)
+BOOTSTRAP_SEED = 0  # fixed: a page regenerates from its rows byte for byte
+
+
+class Select(NamedTuple):
+  """Per-seed values of one metric: the rows whose fields equal `where`, at `step`.
+
+  where: {field: value} the rows must match (e.g. run, scheme, pi, phase).
+  metric: a `stats.metric_value` name ('kl_pq', 'js_pi@0.5').
+  step: a step number, or 'last': the largest step among the matched rows (a seed that
+    diverged before it has no value there).
+  """
+  where: Mapping[str, object]
+  metric: str
+  step: Union[int, str] = 'last'
+
+
+class Difference(NamedTuple):
+  """Paired: mean over seeds of a − b has the sign `sign` (−1: a below b, +1: a above)."""
+  name: str
+  text: str
+  a: Select
+  b: Select
+  sign: int
+
+
+class Trend(NamedTuple):
+  """The metric moves monotonically with x: per-seed slopes on x have the sign `sign`.
+  points: ((x, Select), ...) in any order, at least two distinct x."""
+  name: str
+  text: str
+  points: Sequence[Tuple[float, Select]]
+  sign: int
+
+
+class Dominance(NamedTuple):
+  """Curve a is better than curve b at every x (`better`: 'lower' or 'higher').
+  a, b: ((x, Select), ...) over the same x."""
+  name: str
+  text: str
+  a: Sequence[Tuple[float, Select]]
+  b: Sequence[Tuple[float, Select]]
+  better: str = 'lower'
+
+
+class Match(NamedTuple):
+  """The mean of `value` equals `target` within ± `tolerance` (a closed form matched)."""
+  name: str
+  text: str
+  value: Select
+  target: float
+  tolerance: float
+
+
+Claim = Union[Difference, Trend, Dominance, Match]
+
+
+class Evidence(NamedTuple):
+  """What a claim's rows say, before the family's correction.
+
+  estimate: the statistic (mean difference, mean slope, fraction f of resamples, mean).
+  ci: its 95% t-interval (lo, hi), or (nan, nan) where none applies (Dominance).
+  n: seeds that entered; dropped: seeds with a value on one side only (diverged, missing).
+  p_for / p_against: one-sided p of the prediction and of its opposite.
+  resolvable: the smallest effect (in the estimate's units) these seeds resolve.
+  """
+  estimate: float
+  ci: Tuple[float, float]
+  n: int
+  dropped: int
+  p_for: float
+  p_against: float
+  resolvable: float
+
+
+class Verdict(NamedTuple):
+  claim: Claim
+  word: str
+  evidence: Evidence
+  p: float          # two-sided: 2 min(p_for, p_against), at most 1
+  threshold: float  # Holm's level for this claim (0 once an earlier one failed)
+  claims: int       # m, the size of the family
+
+
+# --------------------------------------------------------------------------- rows -> values
+
+def values(rows, select: Select) -> Dict[int, float]:
+  """{seed: value} of `select` over `rows`: not diverged, finite."""
+  matched = [r for r in rows if all(r.get(k) == v for k, v in select.where.items())]
+  if not matched:
+    return {}
+  step = max(r['step'] for r in matched) if select.step == 'last' else select.step
+  out = {}
+  for r in matched:
+    if r['step'] != step or r.get('diverged'):
+      continue
+    v = stats.metric_value(r, select.metric)
+    if v is not None and math.isfinite(v):
+      out[r['seed']] = float(v)
+  return out
+
+
+def _aligned(rows, selects) -> Tuple[np.ndarray, int]:
+  """([n seeds, len(selects)] values of the seeds present in every select, dropped seeds)."""
+  per = [values(rows, s) for s in selects]
+  common = sorted(set.intersection(*(set(v) for v in per))) if per else []
+  every = set().union(*(set(v) for v in per)) if per else set()
+  table = np.array([[v[s] for v in per] for s in common], float).reshape(len(common), len(per))
+  return table, len(every) - len(common)
+
+
+# --------------------------------------------------------------------------- tests
+
+def _t_quantile(df: int, q: float) -> float:
+  return float(scipy.special.stdtrit(df, q))
+
+
+def _resolvable(sd: float, n: int, claims: int, alpha: float) -> float:
+  """Smallest |effect| a two-sided t-test at α/m detects with POWER from n values of spread
+  sd (nan below 2 values)."""
+  if n < 2 or not math.isfinite(sd):
+    return math.nan
+  df = n - 1
+  return (_t_quantile(df, 1 - alpha / (2 * claims)) + _t_quantile(df, POWER)) * sd / math.sqrt(n)
+
+
+def _t_evidence(x: np.ndarray, sign: int, dropped: int, claims: int, alpha: float,
+                shift: float = 0.0) -> Evidence:
+  """One-sample t-test of mean(x) − shift: p_for is the one-sided p of the sign `sign`."""
+  n = x.size
+  if n < 2:
+    mean = float(x.mean()) if n else math.nan
+    return Evidence(mean, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
+  mean, sd = float(x.mean()), float(x.std(ddof=1))
+  se = sd / math.sqrt(n)
+  half = _t_quantile(n - 1, 0.975) * se
+  if se == 0.0:  # identical values: the sign of the difference is certain
+    diff = mean - shift
+    p_up, p_down = (0.0, 1.0) if diff > 0 else (1.0, 0.0) if diff < 0 else (1.0, 1.0)
+  else:
+    t = (mean - shift) / se
+    p_up = float(scipy.special.stdtr(n - 1, -t))   # P(T ≥ t): evidence the mean is above
+    p_down = float(scipy.special.stdtr(n - 1, t))  # P(T ≤ t): evidence it is below
+  p_for, p_against = (p_up, p_down) if sign > 0 else (p_down, p_up)
+  return Evidence(mean, (mean - half, mean + half), n, dropped, p_for, p_against,
+                  _resolvable(sd, n, claims, alpha))
+
+
+def _slopes(table: np.ndarray, xs: Sequence[float]) -> np.ndarray:
+  """Per-row least-squares slope of table [n, k] on xs [k]."""
+  x = np.asarray(xs, float)
+  xc = x - x.mean()
+  return (table - table.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+
+
+def evidence(claim: Claim, rows, *, claims: int = 1, alpha: float = ALPHA) -> Evidence:
+  """The evidence of one claim from the rows (claims: the family's size, for `resolvable`)."""
+  if isinstance(claim, Difference):
+    table, dropped = _aligned(rows, [claim.a, claim.b])
+    return _t_evidence(table[:, 0] - table[:, 1], claim.sign, dropped, claims, alpha)
+  if isinstance(claim, Trend):
+    xs = [x for x, _ in claim.points]
+    if len(set(xs)) < 2:
+      raise ValueError(f'claim {claim.name!r}: a trend needs at least two distinct x')
+    table, dropped = _aligned(rows, [s for _, s in claim.points])
+    return _t_evidence(_slopes(table, xs), claim.sign, dropped, claims, alpha)
+  if isinstance(claim, Match):
+    table, dropped = _aligned(rows, [claim.value])
+    x = table[:, 0]
+    low = _t_evidence(x, +1, dropped, claims, alpha, shift=claim.target - claim.tolerance)
+    high = _t_evidence(x, -1, dropped, claims, alpha, shift=claim.target + claim.tolerance)
+    # Inside the band: above its bottom and below its top (TOST: the larger of the two p).
+    # Outside: below the bottom or above the top (the smaller of the two, doubled).
+    p_inside = max(low.p_for, high.p_for)
+    p_outside = min(1.0, 2 * min(low.p_against, high.p_against))
+    return low._replace(p_for=p_inside, p_against=p_outside)
+  if isinstance(claim, Dominance):
+    return _dominance(claim, rows, claims, alpha)
+  raise TypeError(f'not a claim: {claim!r}')
+
+
+def _dominance(claim: Dominance, rows, claims: int, alpha: float) -> Evidence:
+  xa, xb = [x for x, _ in claim.a], [x for x, _ in claim.b]
+  if xa != xb:
+    raise ValueError(f'claim {claim.name!r}: the two curves must share their x')
+  if claim.better not in ('lower', 'higher'):
+    raise ValueError(f"claim {claim.name!r}: better must be 'lower' or 'higher'")
+  k = len(xa)
+  table, dropped = _aligned(rows, [s for _, s in claim.a] + [s for _, s in claim.b])
+  gap = table[:, :k] - table[:, k:]  # [n, k]: a − b per seed and x
+  if claim.better == 'higher':
+    gap = -gap
+  n = gap.shape[0]
+  if n < 2:
+    return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
+  rng = np.random.default_rng(BOOTSTRAP_SEED)
+  idx = rng.integers(0, n, size=(RESAMPLES, n))
+  holds = (gap[idx].mean(axis=1) < 0).all(axis=1)  # a's mean curve better at every x
+  f = float(holds.mean())
+  floor = 1.0 / RESAMPLES  # the bootstrap's resolution
+  sd = gap.std(axis=0, ddof=1)
+  # The gap the least favourable x would need to be resolved on its own.
+  resolvable = max(_resolvable(float(s), n, claims, alpha) for s in sd)
+  return Evidence(f, (math.nan, math.nan), n, dropped, max(1.0 - f, floor), max(f, floor),
+                  resolvable)
+
+
+# --------------------------------------------------------------------------- the rule
+
+def holm_thresholds(ps: Sequence[float], alpha: float = ALPHA) -> Sequence[float]:
+  """Each p's Holm–Bonferroni level: ascending, α/m, α/(m − 1), ...; 0 after the first p
+  that fails its level (those are not rejected whatever their p)."""
+  m = len(ps)
+  out = [0.0] * m
+  for rank, i in enumerate(sorted(range(m), key=lambda i: ps[i])):
+    level = alpha / (m - rank)
+    out[i] = level
+    if ps[i] > level:
+      break
+  return out
+
+
+def judge(claims: Sequence[Claim], rows, *, alpha: float = ALPHA) -> Sequence[Verdict]:
+  """The verdict of every claim (one family: Holm over all of them)."""
+  names = [c.name for c in claims]
+  if len(set(names)) != len(names):
+    raise ValueError(f'claims: repeated name in {names}')
+  m = len(claims)
+  found = [evidence(c, rows, claims=m, alpha=alpha) for c in claims]
+  ps = [min(1.0, 2 * min(e.p_for, e.p_against)) for e in found]
+  levels = holm_thresholds(ps, alpha)
+  out = []
+  for claim, e, p, level in zip(claims, found, ps, levels):
+    if level > 0 and p <= level:
+      word = SUPPORTED if e.p_for < e.p_against else CONTRADICTED
+    else:
+      word = UNRESOLVED
+    out.append(Verdict(claim, word, e, p, level, m))
+  return out
+
+
+# --------------------------------------------------------------------------- text
+
+def _num(x: float) -> str:
+  return 'n/a' if not math.isfinite(x) else f'{x:.3g}'
+
+
+def _estimate_text(v: Verdict) -> str:
+  c, e = v.claim, v.evidence
+  if isinstance(c, Dominance):
+    return (f'better at every x in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
+            if math.isfinite(e.estimate) else 'no paired seeds')
+  if isinstance(c, Match):
+    label = f'mean (target {_num(c.target)} ± {_num(c.tolerance)})'
+  else:
+    label = 'mean paired difference' if isinstance(c, Difference) else 'mean slope'
+  return f'{label} {_num(e.estimate)} [{_num(e.ci[0])}, {_num(e.ci[1])}]'
+
+
+def line(v: Verdict) -> str:
+  """One markdown line: the verdict word, the claim, and the numbers that decided it."""
+  e = v.evidence
+  seeds = f'{e.n} seeds' + (f' ({e.dropped} dropped: diverged or missing)' if e.dropped else '')
+  level = (f'≤ {v.threshold:.2g}' if v.word != UNRESOLVED else
+           f'> {v.threshold:.2g}' if v.threshold > 0 else 'not tested: an earlier claim failed')
+  text = (f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}, {seeds}; '
+          f'p = {v.p:.2g} {level} (Holm, {v.claims} claims)')
+  if v.word == UNRESOLVED:
+    text += f'; these seeds resolve effects ≥ {_num(e.resolvable)}'
+  return text
+
+
+def markdown(verdicts: Sequence[Verdict]) -> str:
+  """The verdicts as a bullet list (one `line` each)."""
+  return '\n'.join(f'- {line(v)}' for v in verdicts)
