@@ -5,8 +5,10 @@ Its runs go through the runner (`benchmarks.engine.runner.execute`: same keys, r
 bad-input checks before any compute), so an interrupted experiment resumes where it stopped.
 `--list` prints every experiment with the claim it tests.
 
-Output: DIR/NAME/{results.jsonl, config.json, table.md, *.png} and DIR/NAME/runs/<run>/ (each
-run's own results, checkpoints and summary). DIR defaults to results/experiments.
+Output: DIR/NAME/{results.jsonl, config.json, provenance.json, table.md, *.png} and
+DIR/NAME/runs/<run>/ (each run's own results, checkpoints and summary). DIR defaults to
+results/experiments. `--draw_only --output_dir=docs/runs --findings_dir=docs/findings`
+regenerates a committed experiment's findings page from its committed rows.
 """
 
 import os
@@ -34,6 +36,8 @@ def _define_flags():
                       'Where DIR/NAME/ goes. A rerun with the same options resumes.')
   flags.DEFINE_string('preset', None, "The problem's preset, for experiments that offer a "
                       'choice (--list shows them); default: the experiment\'s first.')
+  flags.DEFINE_string('findings_dir', None, 'With --draw_only: also write the page as '
+                      'FINDINGS_DIR/NAME.md, its figure links relative to it (docs/findings).')
   flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found in '
                     'DIR/NAME/runs/ instead of refusing.')
 
@@ -62,11 +66,16 @@ def main(argv):
     experiment = experiments.REGISTRY[names[0]]
     options = experiment_lib.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds, preset=FLAGS.preset)
     experiment_lib.check_options(experiment, options)
+    if FLAGS.findings_dir and not FLAGS.draw_only:
+      raise ValueError('--findings_dir: only with --draw_only (a page is written from rows '
+                       'an experiment has finished)')
   cli.quiet_backend_probe()
   t0 = time.time()
   with cli.exits_on_bad_input():  # resolves every run before anything runs
     if FLAGS.draw_only:
-      print(open(experiment_lib.draw_partial(experiment, options, FLAGS.output_dir)).read(), flush=True)
+      path = experiment_lib.draw_partial(experiment, options, FLAGS.output_dir,
+                                         findings_dir=FLAGS.findings_dir)
+      print(open(path).read(), flush=True)
       return
     with cli.invocation_compilation_cache():
       experiment_lib.run_experiment(experiment, options, FLAGS.output_dir, overwrite=FLAGS.overwrite,

@@ -254,6 +254,21 @@ class ResumeTest(absltest.TestCase):
 
     def strip(rows):
       return [{k: v for k, v in r.items() if k not in rundir.PER_INVOCATION} for r in rows]
+    name_dir = os.path.join(cut, exp.name)
+    page = open(os.path.join(name_dir, 'table.md')).read()
+    # Finished with its provenance recorded: the same page, byte for byte, from the rows (also
+    # as a findings page, its figure links relative to it), whatever the files' times.
+    for f in os.listdir(name_dir):
+      os.utime(os.path.join(name_dir, f), (0, 0))
+    findings = os.path.join(cut, 'findings')
+    redrawn = open(experiment_lib.draw_partial(exp, options, cut, log=lambda s: None,
+                                               findings_dir=findings)).read()
+    self.assertEqual(redrawn, page)
+    self.assertIn('## Verdicts', page)
+    self.assertEqual(open(os.path.join(findings, exp.name + '.md')).read(),
+                     page.replace(f'![{exp.name}]({exp.name}.png)',
+                                  f'![{exp.name}](../{exp.name}/{exp.name}.png)'))
+    os.remove(os.path.join(name_dir, experiment_lib.PROVENANCE))  # finished before it existed
     redrawn = open(experiment_lib.draw_partial(exp, options, cut, log=lambda s: None)).read()
     self.assertIn('redrawn with --draw_only from the finished', redrawn)
     self.assertNotIn('**partial**', redrawn)

@@ -9,6 +9,7 @@ from absl.testing import absltest
 import numpy as np
 
 from benchmarks import configs
+from benchmarks.analysis import verdicts
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import scheduled_sampling as exp
 from objectives import scheduled_sampling as ss
@@ -89,18 +90,32 @@ class ComputeTest(absltest.TestCase):
     self.assertLen([l for l in lines if l.startswith(f'| {exp.MLE} | 20 | 3/3 |')], 1)
     self.assertLen([l for l in lines if l.startswith(f'| {exp.SS} | 20 | 3/4 |')], 1)
     self.assertNotIn('warm_start', md)
-    self.assertIn('scheduled sampling ends above MLE', md)
-    # Paired difference: exactly 0.1 per seed (zero spread), so its CI is 0.1 ± 0 and excludes 0.
-    self.assertRegex(md, r'paired difference SS − MLE 0\.1 ± [0-9.e-]+ over 3 seeds')
-    self.assertIn('excludes 0', md)
+    # Paired difference: exactly 0.1 per seed (zero spread). Numbers only: no verdict word.
+    self.assertRegex(md, r'Paired difference SS − MLE in KL\[P‖Q\] per token at the final '
+                         r'step: 0\.1 ± [0-9.e-]+ over 3 seeds')
+    for word in ('supported', 'contradicted', 'resolved', 'above', 'below', 'matches'):
+      self.assertNotIn(word, md)
     worst = float(re.search(r'max abs error ([0-9.e+-]+) ', md).group(1))
     self.assertLess(worst, ATOL)
 
-  def test_draw_sentence_follows_the_numbers(self):
+  def test_verdicts_follow_the_rows(self):
+    options = experiment_lib.Options()
+    def words(rows):
+      return {v.claim.name: v.word for v in verdicts.judge(exp.claims(options), rows)}
+    self.assertEqual(words(self.rows + _training_rows(0.1)),
+                     {'closed_form': 'supported', 'fixed_point': 'supported',
+                      'ss_above_mle': 'supported'})
+    self.assertEqual(words(self.rows + _training_rows(-0.05))['ss_above_mle'], 'contradicted')
+    # Seed 7 is only a diverged SS row (no MLE run of it): it enters neither side.
+    [v] = [v for v in verdicts.judge(exp.claims(options), self.rows + _training_rows(0.1))
+           if v.claim.name == 'ss_above_mle']
+    self.assertEqual((v.evidence.n, v.evidence.dropped), (3, 0))
+    off = [dict(r, kl_pq_numeric=r['kl_pq_numeric'] + 1e-3) if r['eps'] == 0.5 else r
+           for r in self.rows]
+    self.assertEqual(words(off + _training_rows(0.1))['closed_form'], 'contradicted')
     with tempfile.TemporaryDirectory() as out:
-      md = exp.draw(self.rows + _training_rows(-0.05), out, experiment_lib.Options())
-    self.assertIn('scheduled sampling ends below MLE', md)
-    self.assertRegex(md, r'paired difference SS − MLE -0\.05')
+      md = exp.draw(self.rows + _training_rows(-0.05), out, options)
+    self.assertRegex(md, r'SS − MLE in KL\[P‖Q\] per token at the final step: -0\.05')
 
   def test_draw_without_training_rows(self):
     with tempfile.TemporaryDirectory() as out:
@@ -114,7 +129,7 @@ class RunsTest(absltest.TestCase):
   def test_variants_and_default_size(self):
     run = exp.runs(experiment_lib.Options())['small']
     self.assertEqual(run.preset, 'small')
-    self.assertEqual(run.overrides, {'num_seeds': 4})
+    self.assertEqual(run.overrides, {'num_seeds': 8})
     self.assertEqual(run.variants, {'mle': ('mle', {}),
                                     'scheduled_sampling': ('scheduled_sampling', {})})
     self.assertEqual(exp.runs(experiment_lib.Options(num_seeds=7))['small'].overrides['num_seeds'], 7)

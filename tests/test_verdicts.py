@@ -211,6 +211,25 @@ class MatchTest(absltest.TestCase):
                      V.UNRESOLVED)
 
 
+class ClosedFormTest(absltest.TestCase):
+
+  def test_every_computed_row_within_tolerance(self):
+    rows = [dict(run='tab', eps=e, numeric=math.log(2 / (1 + e)) + 1e-7 * (-1) ** i,
+                 closed=math.log(2 / (1 + e))) for i, e in enumerate(np.linspace(0, 1, 11))]
+    claim = V.ClosedForm('cf', 'matches log(2/(1+ε))', {'run': 'tab'}, 'numeric', 'closed', 1e-6)
+    [v] = V.judge([claim], rows)
+    self.assertEqual(v.word, V.SUPPORTED)
+    self.assertAlmostEqual(v.evidence.estimate, 1e-7, places=12)
+    self.assertIn('over 11 rows', V.line(v))
+    rows[4]['numeric'] += 1e-3  # one row off: the claim fails, whatever the others
+    self.assertEqual(V.judge([claim], rows)[0].word, V.CONTRADICTED)
+    rows[4]['numeric'] = float('nan')
+    self.assertEqual(V.judge([claim], rows)[0].word, V.CONTRADICTED)
+    zero = V.ClosedForm('z', 'no gap', {'run': 'tab'}, 'closed', 0.0, 1.0)  # a float target
+    self.assertEqual(V.judge([zero], rows)[0].word, V.SUPPORTED)
+    self.assertEqual(V.judge([zero], [])[0].word, V.UNRESOLVED)
+
+
 class FamilyTest(absltest.TestCase):
 
   def test_repeated_names_refused(self):

@@ -13,6 +13,8 @@ The protocol, per claim (seeds pair across the two sides: runs of one seed share
               curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples.
   Match       a closed form matched within a tolerance: two one-sided tests that the mean lies
               inside target ± tolerance (equivalence) against those that it lies outside.
+  ClosedForm  a computation (no seeds: quadrature, an optimiser on a table) equals its closed
+              form within a tolerance at every row: certain either way (p = 0), no statistics.
 Each claim has a two-sided p (twice the smaller of the p for the prediction and the p against
 it). Holm–Bonferroni over the claims of one experiment sets each claim's threshold (the
 smallest p is compared with α/m, the next with α/(m − 1), ... until one fails; the rest
@@ -91,7 +93,18 @@ class Match(NamedTuple):
   tolerance: float
 
 
-Claim = Union[Difference, Trend, Dominance, Match]
+class ClosedForm(NamedTuple):
+  """Every row matching `where` has |row[value] − target| ≤ tolerance, where target is a float
+  or the name of another field of the row (computed rows: no seeds, nothing sampled)."""
+  name: str
+  text: str
+  where: Mapping[str, object]
+  value: str
+  target: Union[str, float]
+  tolerance: float
+
+
+Claim = Union[Difference, Trend, Dominance, Match, ClosedForm]
 
 
 class Evidence(NamedTuple):
@@ -215,6 +228,8 @@ def evidence(claim: Claim, rows, *, claims: int = 1, alpha: float = ALPHA) -> Ev
     return low._replace(p_for=p_inside, p_against=p_outside)
   if isinstance(claim, Dominance):
     return _dominance(claim, rows, claims, alpha)
+  if isinstance(claim, ClosedForm):
+    return _closed_form(claim, rows)
   raise TypeError(f'not a claim: {claim!r}')
 
 
@@ -242,6 +257,23 @@ def _dominance(claim: Dominance, rows, claims: int, alpha: float) -> Evidence:
   resolvable = max(_resolvable(float(s), n, claims, alpha) for s in sd)
   return Evidence(f, (math.nan, math.nan), n, dropped, max(1.0 - f, floor), max(f, floor),
                   resolvable)
+
+
+def _closed_form(claim: ClosedForm, rows) -> Evidence:
+  matched = [r for r in rows if all(r.get(k) == v for k, v in claim.where.items())]
+  errors = []
+  for r in matched:
+    target = r.get(claim.target) if isinstance(claim.target, str) else claim.target
+    value = r.get(claim.value)
+    ok = value is not None and target is not None and math.isfinite(value - target)
+    errors.append(abs(value - target) if ok else math.inf)
+  worst = max(errors) if errors else math.nan
+  if not errors:
+    return Evidence(worst, (math.nan, math.nan), 0, 0, 1.0, 1.0, math.nan)
+  inside = worst <= claim.tolerance
+  return Evidence(worst, (math.nan, math.nan), len(errors),
+                  sum(not math.isfinite(e) for e in errors), 0.0 if inside else 1.0,
+                  1.0 if inside else 0.0, math.nan)
 
 
 # --------------------------------------------------------------------------- the rule
@@ -286,6 +318,10 @@ def _num(x: float) -> str:
 
 def _estimate_text(v: Verdict) -> str:
   c, e = v.claim, v.evidence
+  if isinstance(c, ClosedForm):
+    gap = f'|{c.value}|' if c.target == 0.0 else f'|{c.value} − {c.target}|'
+    return (f'max {gap} = {e.estimate:.2g} over {e.n} rows '
+            f'(tolerance {c.tolerance:g}; computed, not sampled)')
   if isinstance(c, Dominance):
     return (f'better at every x in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
             if math.isfinite(e.estimate) else 'no paired seeds')
@@ -299,6 +335,8 @@ def _estimate_text(v: Verdict) -> str:
 def line(v: Verdict) -> str:
   """One markdown line: the verdict word, the claim, and the numbers that decided it."""
   e = v.evidence
+  if isinstance(v.claim, ClosedForm):
+    return f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}'
   seeds = f'{e.n} seeds' + (f' ({e.dropped} dropped: diverged or missing)' if e.dropped else '')
   level = (f'≤ {v.threshold:.2g}' if v.word != UNRESOLVED else
            f'> {v.threshold:.2g}' if v.threshold > 0 else 'not tested: an earlier claim failed')

@@ -8,9 +8,14 @@ calls `run_experiment`, which
   2. adds the rows of `compute(options)` (computations that train no generator, e.g. the 1-D
      Gaussian fits: cheap, recomputed each time),
   3. writes all rows to DIR/NAME/results.jsonl (each row has 'run': its run label), the
-     configs to DIR/NAME/config.json, and calls `draw(rows, DIR/NAME, options)`, which writes
-     its PNGs into that directory and returns the markdown of DIR/NAME/table.md.
-`draw_partial` (--draw_only) draws from whatever rows the runs have written so far.
+     configs to DIR/NAME/config.json, where and when it ran to DIR/NAME/provenance.json, and
+     writes the page DIR/NAME/table.md: a header (claim, command, the recorded date, device
+     and wall time), '## Verdicts' (the experiment's `claims` judged on the rows by
+     benchmarks/analysis/verdicts.py), links to the PNGs and the markdown of
+     `draw(rows, DIR/NAME, options)`, which writes those PNGs.
+`draw_partial` (--draw_only) draws from whatever rows the runs have written so far; on a
+finished experiment it rewrites the same page from the same rows (docs/runs/<name>/ ->
+docs/findings/<name>.md with --findings_dir).
 """
 
 import datetime
@@ -18,10 +23,11 @@ import json
 import os
 import platform
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 
+from benchmarks.analysis import verdicts
 from benchmarks.engine import configuration
 from benchmarks.engine import files
 from benchmarks.engine import memory
@@ -62,22 +68,88 @@ def resolve(experiment, options):
 
 
 
-def header(experiment, options, wall_time: float, partial: str = '') -> str:
-  """The table's preamble: claim, command, date, device, wall time (or, for a partial
-  drawing, `partial`: what it was drawn from)."""
+PROVENANCE = 'provenance.json'  # DIR/NAME/: written when the experiment finishes
+
+
+def provenance(wall_time: float) -> dict:
+  """Where and when this invocation ran: the date, the device and its wall time (what a
+  finished experiment's page states; recorded, so a redrawn page says the same)."""
   device = jax.devices()[0]
+  return {'date': datetime.date.today().isoformat(),
+          'device': (f'{device.platform} ({device.device_kind}, {jax.device_count()} device(s), '
+                     f'{os.cpu_count()} CPU cores, {platform.machine()})'),
+          'wall_time_s': round(float(wall_time))}
+
+
+def read_provenance(out: str) -> Optional[dict]:
+  """DIR/NAME/provenance.json, or None (an unfinished experiment, or one finished before
+  provenance was recorded)."""
+  path = os.path.join(out, PROVENANCE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def command(experiment, options) -> str:
   cmd = f'python -m benchmarks.experiment {experiment.name}'
   cmd += ' --quick' if options.quick else ''
   cmd += f' --num_seeds={options.num_seeds}' if options.num_seeds else ''
   cmd += f' --preset={options.preset}' if options.preset else ''
+  return cmd
+
+
+def header(experiment, options, prov: Optional[dict], partial: str = '') -> str:
+  """The page's preamble: claim, command, and the recorded date, device and wall time (`prov`,
+  see `provenance`), or for a partial drawing `partial`: what it was drawn from."""
+  if partial:
+    prov = provenance(0.0)
+  when = partial or (f"wall time {prov['wall_time_s']} s (of the invocation that finished it; "
+                     'a resumed invocation counts only what it ran).')
   return '\n'.join([
       f'# {experiment.name}', '', f'**Claim tested.** {experiment.claim}', '',
-      f'Command: `{cmd}`  ',
-      f'Date: {datetime.date.today().isoformat()}; device: {device.platform} '
-      f'({device.device_kind}, {jax.device_count()} device(s), {os.cpu_count()} CPU cores, '
-      f'{platform.machine()}); ' + (partial or f'wall time of this invocation: {wall_time:.0f} '
-                                    's (a resumed invocation counts only what it ran).'), ''])
+      f'Command: `{command(experiment, options)}`  ',
+      f"Date: {prov['date']}; device: {prov['device']}; " + when, ''])
 
+
+def verdict_section(experiment, options, rows) -> str:
+  """'## Verdicts' from the experiment's declared claims judged on the rows ('' if none)."""
+  if experiment.claims is None:
+    return ''
+  found = verdicts.judge(experiment.claims(options), rows)
+  return ('## Verdicts\n\nBy the rule of `benchmarks/analysis/verdicts.py` (schemes compared '
+          f'seed by seed; Holm–Bonferroni over these {len(found)} claims at α = '
+          f'{verdicts.ALPHA}).'
+          '\n\n' + verdicts.markdown(found) + '\n\n'
+          + (experiment.explanation.strip() + '\n\n' if experiment.explanation else ''))
+
+
+def page(experiment, options, rows, table: str, figures, prov: Optional[dict], *,
+         partial: str = '', figure_dir: str = '.') -> str:
+  """The whole page: header, verdicts, figure links (`figures`: PNG names in `figure_dir`,
+  a path relative to the page), then the drawing's markdown `table`."""
+  links = ''.join(f'![{os.path.splitext(f)[0]}]({f if figure_dir == "." else figure_dir + "/" + f})\n'
+                  for f in figures)
+  return (header(experiment, options, prov, partial) + '\n'
+          + verdict_section(experiment, options, rows)
+          + ('## What was measured\n\n' + links + '\n' if links else '') + table)
+
+
+def draw_pages(experiment, options, rows, out: str, prov: Optional[dict], *, partial: str = '',
+               findings_dir: Optional[str] = None) -> str:
+  """Draws the figures into `out` and writes out/table.md (and, with findings_dir, the same
+  page as findings_dir/<name>.md, its figure links relative to it); returns table.md's path."""
+  table = experiment.draw(rows, out, options)
+  figures = sorted(f for f in os.listdir(out) if f.endswith('.png'))
+  path = os.path.join(out, 'table.md')
+  files.atomic_write(path, page(experiment, options, rows, table, figures, prov, partial=partial))
+  if findings_dir:
+    os.makedirs(findings_dir, exist_ok=True)
+    files.atomic_write(
+        os.path.join(findings_dir, os.path.basename(out) + '.md'),
+        page(experiment, options, rows, table, figures, prov, partial=partial,
+             figure_dir=os.path.relpath(out, findings_dir).replace(os.sep, '/')))
+  return path
 
 
 def computed_rows(experiment, options, log) -> list:
@@ -120,16 +192,17 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
     rows += computed_rows(experiment, options, log)
     files.atomic_write(os.path.join(out, 'results.jsonl'),
                          ''.join(json.dumps(r) + '\n' for r in rows))
-    table = experiment.draw(rows, out, options)
-    files.atomic_write(os.path.join(out, 'table.md'),
-                         header(experiment, options, time.time() - t0) + '\n' + table)
+    prov = provenance(time.time() - t0)
+    files.atomic_write(os.path.join(out, PROVENANCE), json.dumps(prov, indent=2) + '\n')
+    draw_pages(experiment, options, rows, out, prov)
     return rows
   finally:
     rundir.release_lock(out)
 
 
 
-def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
+def draw_partial(experiment, options, output_dir: str, *, log=print,
+                 findings_dir: Optional[str] = None) -> str:
   """Draws output_dir/<name>/ from the rows its runs have written so far, training nothing;
   returns the table's path.
 
@@ -137,8 +210,10 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
   are drawn as by a finished one, from every run directory's results.jsonl that exists, with
   a header saying the result is partial (an experiment's `compute` rows are computed as in a
   full run, unless its `partial_compute` is False). A finished experiment (its own
-  results.jsonl newer than every run's) is redrawn from its rows as they are, `compute` rows
-  included, and says so. Takes no lock (every file it reads or writes is replaced whole, so it
+  results.jsonl holds as many rows of each run as the run's own) is redrawn from its rows as they are, `compute` rows
+  included: with its recorded provenance.json, the page is the one the experiment wrote, byte
+  for byte (the figures redrawn from the same rows); without one, it says it was redrawn.
+  With `findings_dir`, the page is also written as findings_dir/<name>.md (docs/findings/). Takes no lock (every file it reads or writes is replaced whole, so it
   can run beside the experiment). Raises ValueError naming --draw_only when there is nothing
   to draw.
   """
@@ -148,15 +223,25 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
            for label in resolve(experiment, options)}
   present = [label for label, path in paths.items() if os.path.exists(path)]
   final = os.path.join(out, 'results.jsonl')
-  if present and os.path.exists(final) and os.path.getmtime(final) >= max(
-      os.path.getmtime(paths[label]) for label in present):
+  finished = None
+  if present and os.path.exists(final):
     with open(final) as f:  # computed rows have no scheme or step: not read_rows's rows
-      rows = [json.loads(line) for line in f if line.strip()]
-    note = (f'redrawn with --draw_only from the finished experiment\'s results.jsonl '
-            f'({len(rows)} rows; its wall time is in the log of the run that finished it).')
+      finished = [json.loads(line) for line in f if line.strip()]
+    # Finished = its results.jsonl holds every row its runs hold (by content, not file
+    # times: a fresh clone of committed rows has arbitrary ones).
+    if any(sum(r.get('run') == label for r in finished) != len(rundir.read_rows(paths[label]))
+           for label in present):
+      finished = None
+  if finished is not None:
+    rows = finished
+    prov = read_provenance(out)
+    note = '' if prov else (
+        f'redrawn with --draw_only from the finished experiment\'s results.jsonl '
+        f'({len(rows)} rows; its wall time is in the log of the run that finished it).')
   else:
     rows = [dict(r, run=label) for label in present
             for r in rundir.read_rows(paths[label])]
+    prov = None
     if not rows:
       raise ValueError(f'--draw_only: no rows in {out}/runs/ yet; start the experiment '
                        'first (without --draw_only)')
@@ -166,10 +251,8 @@ def draw_partial(experiment, options, output_dir: str, *, log=print) -> str:
     note = (f'**partial**: drawn with --draw_only from the rows written so far (runs with '
             f'rows: {", ".join(present)}; {len(rows)} rows)'
             + ('; its computed rows come when the experiment finishes.' if later else '.'))
-  table = experiment.draw(rows, out, options)
-  head = header(experiment, options, 0.0, partial=note)
-  path = os.path.join(out, 'table.md')
-  files.atomic_write(path, head + '\n' + table)
+  path = draw_pages(experiment, options, rows, out, prov, partial=note,
+                    findings_dir=findings_dir)
   log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of {", ".join(present)}')
   return path
 
@@ -214,10 +297,14 @@ class Experiment(NamedTuple):
   partial_compute: whether `--draw_only` of an unfinished experiment computes `compute`'s
     rows; False for a computation that must not run beside the training (seqgan_table's
     profile: minutes of CPU, and timings taken on a busy machine would be wrong).
-  draw: (rows, output directory, Options) -> markdown of the table (it writes its PNGs into
-    the directory). Rows are those of results.jsonl: training rows (one per variant x seed x
-    π x evaluation step, with 'run', 'scheme', 'base_scheme', 'seed', 'pi', 'step', 'phase',
-    metrics and '<metric>_se', 'exact_<metric>' when enumerated) plus compute rows.
+  draw: (rows, output directory, Options) -> markdown of the tables (it writes its PNGs into
+    the directory; the page links every PNG there). Rows are those of results.jsonl:
+    training rows (one per variant x seed x π x evaluation step, with 'run', 'scheme',
+    'base_scheme', 'seed', 'pi', 'step', 'phase', metrics and '<metric>_se',
+    'exact_<metric>' when enumerated) plus compute rows.
+  claims: Options -> the claims (benchmarks.analysis.verdicts) the page's '## Verdicts'
+    judges on the rows; None = no verdicts section.
+  explanation: markdown after the verdicts: how to read them (never a verdict of its own).
   """
   name: str
   claim: str
@@ -226,6 +313,8 @@ class Experiment(NamedTuple):
   compute: Optional[Callable[[Options], List[dict]]] = None
   presets: Tuple[str, ...] = ()
   partial_compute: bool = True
+  claims: Optional[Callable[[Options], Sequence[verdicts.Claim]]] = None
+  explanation: str = ''
 
 
 

@@ -1,0 +1,60 @@
+"""Every committed experiment's findings page regenerates from its committed rows, byte for byte.
+
+docs/runs/<name>/ holds a finished experiment's rows as it wrote them (results.jsonl,
+config.json, provenance.json, runs/<label>/{results.jsonl, config.json}; no checkpoints).
+`python -m benchmarks.experiment NAME --draw_only --output_dir=docs/runs
+--findings_dir=docs/findings` rewrites docs/findings/<name>.md and the figures from them; this
+test does the same into a copy and compares the page with the committed one.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from benchmarks import experiments
+from benchmarks.engine import experiment as experiment_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = os.path.join(ROOT, 'docs', 'runs')
+FINDINGS = os.path.join(ROOT, 'docs', 'findings')
+
+
+def committed():
+  """Names of the directories under docs/runs/ of finished experiments (provenance.json)."""
+  return sorted(d for d in os.listdir(RUNS)
+                if os.path.exists(os.path.join(RUNS, d, experiment_lib.PROVENANCE)))
+
+
+class FindingsTest(parameterized.TestCase):
+
+  def test_some_experiment_is_committed(self):
+    self.assertNotEmpty(committed())
+
+  @parameterized.named_parameters((name, name) for name in committed())
+  def test_page_regenerates_from_the_committed_rows(self, name):
+    with open(os.path.join(RUNS, name, 'config.json')) as f:
+      saved = json.load(f)
+    experiment = experiments.REGISTRY[saved['experiment']]
+    options = experiment_lib.Options(**saved['options'])
+    self.assertEqual(experiment_lib.output_name(experiment, options), name)
+    docs = os.path.join(tempfile.mkdtemp(), 'docs')
+    shutil.copytree(os.path.join(RUNS, name), os.path.join(docs, 'runs', name),
+                    ignore=shutil.ignore_patterns('*.png', 'table.md'))
+    experiment_lib.draw_partial(experiment, options, os.path.join(docs, 'runs'),
+                                log=lambda s: None,
+                                findings_dir=os.path.join(docs, 'findings'))
+    with open(os.path.join(docs, 'findings', name + '.md')) as f:
+      regenerated = f.read()
+    with open(os.path.join(FINDINGS, name + '.md')) as f:
+      self.assertEqual(regenerated, f.read())
+    for link in [l for l in regenerated.splitlines() if l.startswith('![')]:
+      target = link[link.index('](') + 2:-1]
+      self.assertTrue(os.path.exists(os.path.join(FINDINGS, target)), target)
+
+
+if __name__ == '__main__':
+  absltest.main()
