@@ -27,13 +27,25 @@ of two unbiased gradient estimators (config.direct.estimator), for one of two di
   less a per-step baseline b_t. Unbiased for ∇D; with the exact mediator, the first sum is
   CoT's generator signal and the second the term CoT omits (objectives/cot.py).
 
+'exact': the divergence itself, by enumeration of all V^T sequences (the enumerable problem):
+  log Q(x) of every x, differentiable, against log P(x) (computed once), so the loss is
+  KL(Q ‖ P)/T or JS_π/T exactly and its gradient is the exact gradient: no sampling. Refused
+  (one line naming the field) when V^T > MAX_ENUMERATE. For claims about minimisers: with
+  config.direct.optimizer = 'lbfgs' (optax's L-BFGS with its zoom line search, for this
+  deterministic objective) the run descends to a stationary point; the step reports the
+  exact gradient norm ('grad_norm'), and config.direct.grad_tol is the convergence rule
+  (`converged`: the interval's mean gradient norm at most grad_tol).
+
 Baselines (config.direct.baseline): 'loo', the mean of the other B−1 samples' costs (per step
 for 'per_step'): independent of the sample it is subtracted from, so still unbiased; or
 'none'. The pure functions also take a constant (float or array), e.g. for enumeration tests.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import optax
 
 import divergences
 from objectives import base
@@ -41,8 +53,12 @@ from objectives import footprint
 from objectives import teacher_forcing
 
 DIVERGENCES = ('kl_qp', 'js_pi')
-ESTIMATORS = ('score', 'per_step')
+SAMPLED_ESTIMATORS = ('score', 'per_step')  # unbiased estimates from samples of Q
+ESTIMATORS = SAMPLED_ESTIMATORS + ('exact',)
 BASELINES = ('loo', 'none')
+OPTIMIZERS = ('adam', 'lbfgs')
+MAX_ENUMERATE = 10**6  # the exact estimator's limit on V^T (one [V^T] log-prob vector per step)
+ENUMERATION_CHUNK = 4096  # sequences per chunk of the exact estimator's forward (and backward)
 
 
 def _check_divergence(divergence: str) -> None:
@@ -202,6 +218,9 @@ def estimator_loss(model, params, samples: jax.Array, oracle, oracle_params, pi,
     pi: weight of P (js_pi only).
     estimator, divergence, baseline: as in `score_loss` / `per_step_loss`.
   """
+  if estimator not in SAMPLED_ESTIMATORS:
+    raise ValueError(f'estimator_loss: {estimator!r} is not one of {SAMPLED_ESTIMATORS} (the '
+                     "'exact' estimator takes no samples: `exact_objective`)")
   if estimator == 'score':
     log_p = oracle.apply(oracle_params, samples, method='log_prob')
     return score_loss(model, params, samples, log_p, pi, divergence=divergence,
@@ -209,6 +228,42 @@ def estimator_loss(model, params, samples: jax.Array, oracle, oracle_params, pi,
   p_next = teacher_forcing.next_token_log_probs(oracle, oracle_params, samples)
   return per_step_loss(model, params, samples, p_next, pi, divergence=divergence,
                        baseline=baseline)
+
+
+def all_sequences(vocab_size: int, seq_len: int) -> jax.Array:
+  """int32 [V^T, T]: every sequence, in lexicographic order."""
+  return divergences.enumerate_sequences(vocab_size, seq_len, 0, vocab_size ** seq_len)
+
+
+def chunked_log_prob(log_prob, tokens: jax.Array, chunk: int = ENUMERATION_CHUNK) -> jax.Array:
+  """log_prob ([n, T] -> [n]) over tokens [N, T] in chunks of `chunk` rows (each recomputed in
+  the backward pass: memory O(chunk), not O(N)) -> [N]."""
+  n = tokens.shape[0]
+  chunk = min(chunk, n)
+  pad = -n % chunk
+  padded = jnp.concatenate([tokens, jnp.zeros((pad, tokens.shape[1]), tokens.dtype)])
+  out = jax.lax.map(jax.checkpoint(log_prob), padded.reshape(-1, chunk, tokens.shape[1]))
+  return out.reshape(-1)[:n]
+
+
+def exact_objective(log_q_all: jax.Array, log_p_all: jax.Array, pi, *, divergence: str,
+                    seq_len: int) -> jax.Array:
+  """The divergence per token from every sequence's log-probabilities.
+
+  Args:
+    log_q_all: log Q(x) (log-space) of all V^T sequences, [N] (differentiable).
+    log_p_all: log P(x) of the same sequences, [N].
+    pi: weight of P (js_pi only).
+    divergence: 'kl_qp' (KL(Q ‖ P)) or 'js_pi' (JS_π(P, Q)).
+    seq_len: T.
+
+  Returns:
+    scalar: the divergence / T (its gradient is the exact gradient).
+  """
+  _check_divergence(divergence)
+  if divergence == 'kl_qp':
+    return divergences.kl(log_q_all, log_p_all) / seq_len
+  return divergences.js_pi(log_p_all, log_q_all, jnp.asarray(pi, log_q_all.dtype)) / seq_len
 
 
 def check_config(config) -> None:
@@ -221,31 +276,80 @@ def check_config(config) -> None:
   if not (isinstance(dc.baseline, (int, float)) or dc.baseline in BASELINES):
     raise ValueError(f'--config.direct.baseline: {dc.baseline!r} is not one of '
                      f'{", ".join(BASELINES)} or a number')
-  for field in ('learning_rate', 'grad_clip'):
+  for field in ('learning_rate', 'grad_clip', 'grad_tol'):
     base.check_positive('direct', field, dc[field])
+  base.check_choice('direct', 'optimizer', dc.optimizer, OPTIMIZERS)
+  if dc.optimizer == 'lbfgs' and dc.estimator != 'exact':
+    raise ValueError(f"--config.direct.optimizer: 'lbfgs' needs the deterministic "
+                     f"estimator 'exact' (got --config.direct.estimator={dc.estimator!r})")
+  if dc.estimator == 'exact':
+    v, t = config.problem.vocab_size, config.problem.seq_len
+    if v ** t > MAX_ENUMERATE:
+      raise ValueError(f"--config.direct.estimator: 'exact' enumerates all V^T = {v}^{t} = "
+                       f'{v ** t:,} sequences, more than {MAX_ENUMERATE:,}; use per_step or '
+                       'score, or an enumerable problem (--preset=enumerable)')
+
+
+def _optimizer(dc):
+  """Adam with clipping (the default), or L-BFGS (deterministic exact objective only)."""
+  if dc.optimizer == 'lbfgs':
+    return optax.lbfgs()
+  return base.optimizer_from_config(dc)
 
 
 def make(config, problem) -> base.Scheme:
-  """Direct minimisation with Adam (config.direct); uses π only for divergence='js_pi'."""
+  """Direct minimisation (config.direct); uses π only for divergence='js_pi'."""
   check_config(config)
   dc = config.direct
   model = base.generator_from_config(config)
-  optimizer = base.optimizer_from_config(dc)
+  optimizer = _optimizer(dc)
   oracle, oracle_params = problem.model, problem.params
-
-  def loss_fn(params, samples, pi):
-    return estimator_loss(model, params, samples, oracle, oracle_params, pi,
-                          estimator=dc.estimator, divergence=dc.divergence,
-                          baseline=dc.baseline).mean()
+  seq_len = config.problem.seq_len
 
   def init(key, generator_params=None):
     return base.init_network(model, optimizer, key, generator_params)
 
-  def step(state, batch, key, pi):
-    # The data batch only sets the number of samples: the oracle's density replaces data.
-    samples = model.apply(state.params, key, batch.shape[0], method='sample')
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, samples, pi)
-    return base.apply_gradients(optimizer, state, grads), {'loss': loss}
+  if dc.estimator == 'exact':
+    tokens = all_sequences(config.problem.vocab_size, seq_len)
+
+    @functools.cache
+    def log_p_all():  # concrete: computed once, at the step's first trace (not at make)
+      with jax.ensure_compile_time_eval():
+        return jax.jit(lambda: chunked_log_prob(
+            lambda x: oracle.apply(oracle_params, x, method='log_prob'), tokens))()
+
+    def exact_loss(params, pi):
+      log_q = chunked_log_prob(lambda x: model.apply(params, x, method='log_prob'), tokens)
+      return exact_objective(log_q, log_p_all(), pi, divergence=dc.divergence,
+                             seq_len=seq_len)
+
+    def step(state, batch, key, pi):
+      del batch, key  # deterministic: every sequence, no data, no sampling
+      loss_fn = functools.partial(exact_loss, pi=pi)
+      if dc.optimizer == 'lbfgs':
+        loss, grads = optax.value_and_grad_from_state(loss_fn)(state.params,
+                                                               state=state.opt_state)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
+                                              value=loss, grad=grads, value_fn=loss_fn)
+        new = base.GeneratorState(optax.apply_updates(state.params, updates), opt_state,
+                                  state.count + 1)
+      else:
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        new = base.apply_gradients(optimizer, state, grads)
+      norm = optax.tree.norm(grads)
+      return new, {'loss': loss, 'grad_norm': norm,
+                   'converged': (norm <= dc.grad_tol).astype(jnp.float32)}
+  else:
+    def loss_fn(params, samples, pi):
+      return estimator_loss(model, params, samples, oracle, oracle_params, pi,
+                            estimator=dc.estimator, divergence=dc.divergence,
+                            baseline=dc.baseline).mean()
+
+    def step(state, batch, key, pi):
+      # The data batch only sets the number of samples: the oracle's density replaces data.
+      samples = model.apply(state.params, key, batch.shape[0], method='sample')
+      loss, grads = jax.value_and_grad(loss_fn)(state.params, samples, pi)
+      return base.apply_gradients(optimizer, state, grads), {'loss': loss}
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,
                      generator=model, uses_pi=dc.divergence == 'js_pi')
@@ -253,8 +357,14 @@ def make(config, problem) -> base.Scheme:
 
 def working_set_bytes(config) -> int:
   """Activations of one step: the samples, then P's and Q's [B, T, V] next-token KLs with
-  their backward pass (per_step), or both models' teacher-forced passes (score)."""
+  their backward pass (per_step), or both models' teacher-forced passes (score); 'exact':
+  one chunk's forward and backward plus the [V^T] log-prob vectors and all sequences."""
   B = config.train.batch_size
+  if config.direct.estimator == 'exact':
+    n = config.problem.vocab_size ** config.problem.seq_len
+    chunk = min(ENUMERATION_CHUNK, n)
+    return (footprint.teacher_forced_bytes(config, chunk)
+            + n * footprint.F32 * (4 + config.problem.seq_len))
   if config.direct.estimator == 'per_step':
     return footprint.sampling_bytes(config, B) + 7 * footprint.full_bytes(config, B)
   return footprint.sampling_bytes(config, B) + 2 * footprint.teacher_forced_bytes(config, B)

@@ -130,9 +130,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.direct = ml_collections.ConfigDict()
   c.direct.divergence = 'kl_qp'     # 'kl_qp' = KL(Q ‖ P) | 'js_pi' (π from the run's grid)
   c.direct.estimator = 'per_step'   # 'per_step' (exact next-token KLs + cost-to-go) | 'score'
+                                   # | 'exact' (enumerate all V^T sequences: the exact gradient)
   c.direct.baseline = 'loo'         # 'loo' (leave-one-out batch mean) | 'none'
   c.direct.learning_rate = 0.01     # Adam
   c.direct.grad_clip = 5.0          # global-norm clipping
+  c.direct.optimizer = 'adam'       # 'adam' | 'lbfgs' (optax's L-BFGS; estimator 'exact' only)
+  c.direct.grad_tol = 1e-4          # convergence rule: exact gradient norm ≤ this ('exact')
 
   # Distillation from the oracle as teacher (objectives/distill.py): per-token D(P_t, Q_t)
   # over the full vocabulary on prefixes of data, teacher or student rows. Defaults: TRL's GKD
