@@ -153,6 +153,28 @@ class LSTMLM(nn.Module):
     """Sequence log-probability log p(x) (of the tempered model): int [B, T] -> [B]."""
     return self.token_log_probs(tokens, temperature).sum(axis=-1)
 
+  # --- every sequence at once (enumerable problems) -------------------------------------------
+
+  def all_log_probs(self, temperature: float = 1.0) -> jax.Array:
+    """log p(x) of every sequence x ∈ V^T, in lexicographic order (that of
+    `divergences.enumerate_sequences`): [V^T].
+
+    Runs over the prefix tree: each prefix's state is computed once and its V children share
+    one softmax, so Σ_{t<T} V^t cell steps and softmaxes instead of T·V^T of each for
+    `log_prob` over every sequence. Differentiable; memory O(V^T) (the last level).
+    """
+    V = self.vocab_size
+    carry, prev = self.initial_carry(1), self.start_tokens(1)
+    log_p = jnp.zeros((1,), self.embedding.dtype)
+    for t in range(self.seq_len):
+      carry, logits = self.step(carry, prev)                 # [n, H] each, [n, V]
+      # prefix i's children are i·V + v: the newest token is the least significant digit.
+      log_p = (log_p[:, None] + jax.nn.log_softmax(logits / temperature, axis=-1)).reshape(-1)
+      if t + 1 < self.seq_len:
+        carry = jax.tree.map(lambda a: jnp.repeat(a, V, axis=0), carry)
+        prev = jnp.tile(jnp.arange(V, dtype=jnp.int32), log_p.shape[0] // V)
+    return log_p
+
   # --- free running ------------------------------------------------------------------------
 
   def sample(self, key: jax.Array, num: int, temperature: float = 1.0,

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.stats
 
 from _smoke import optimized
+import divergences
 from models import oracle as oracle_lib
 import models
 
@@ -60,6 +61,25 @@ class LSTMTest(parameterized.TestCase):
     lp = jax.jit(lambda x: model.apply(params, x, temperature, method='log_prob'))(
         _all_sequences(3, 3))
     np.testing.assert_allclose(np.exp(np.asarray(lp, np.float64)).sum(), 1.0, rtol=1e-5)
+
+  @parameterized.parameters((3, 3, 1.0), (4, 2, 0.5), (2, 5, 2.0))
+  def test_prefix_tree_log_probs_equal_log_prob_of_every_sequence(self, v, t, temperature):
+    # all_log_probs enumerates in itertools.product's (= enumerate_sequences') order; its
+    # gradient is that of the sequence-by-sequence log-probs too.
+    model, params = _tiny(vocab_size=v, seq_len=t)
+    seqs = _all_sequences(v, t)
+    np.testing.assert_array_equal(seqs, divergences.enumerate_sequences(v, t, 0, v ** t))
+    weights = jnp.linspace(-1.0, 1.0, v ** t)
+    tree = jax.jit(jax.value_and_grad(lambda p: model.apply(
+        p, temperature, method='all_log_probs') @ weights))
+    full = jax.jit(jax.value_and_grad(lambda p: model.apply(
+        p, seqs, temperature, method='log_prob') @ weights))
+    np.testing.assert_allclose(model.apply(params, temperature, method='all_log_probs'),
+                               model.apply(params, seqs, temperature, method='log_prob'),
+                               atol=2e-5)
+    (a, ga), (b, gb) = tree(params), full(params)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5), ga, gb)
 
   def test_teacher_forcing_matches_step_by_step(self):
     model, params = _tiny(vocab_size=5, seq_len=4)
