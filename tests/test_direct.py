@@ -187,8 +187,8 @@ class ExactEstimatorTest(absltest.TestCase):
 
   def test_lbfgs_converges_to_a_stationary_point(self):
     # The convergence rule: L-BFGS on the exact KL(Q‖P) reaches gradient norm ≤ grad_tol on
-    # the 27-sequence problem (1e-3: by ~100 steps; float32 noise is ~1e-4), at an objective below where Adam at its default
-    # step is after as many steps (measured: 3.1e-4 against 2.8e-3 per token).
+    # the 27-sequence problem (1e-3: by ~100 steps; float32's noise is ~1e-4), at an objective
+    # below where Adam at its default step is after as many (measured: 3e-4 against 3e-3).
     _, problem, _, _ = _setup()
     results = {}
     for optimizer in ('lbfgs', 'adam'):

@@ -60,8 +60,18 @@ class ExperimentCliTest(parameterized.TestCase):
       with open(os.path.join(d, f), 'rb') as fh:
         self.assertEqual(fh.read(8), b'\x89PNG\r\n\x1a\n', f)
     table = open(os.path.join(d, 'table.md')).read()
-    self.assertIn(experiments.REGISTRY[name].claim, table)
+    exp = experiments.REGISTRY[name]
+    self.assertIn(exp.claim, table)
     self.assertIn('|', table)
+    if exp.claims is not None:  # one verdict line per declared claim, each with a verdict word
+      claims = exp.claims(experiment_lib.Options(quick=True))
+      self.assertNotEmpty(claims)
+      section = table.split('## Verdicts')[1].split('\n## ')[0]
+      lines = [l for l in section.splitlines() if l.startswith('- **')]
+      self.assertLen(lines, len(claims))
+      for line, claim in zip(lines, claims):
+        self.assertRegex(line, r'^- \*\*(supported|contradicted|unresolved)\*\* — ')
+        self.assertIn(claim.text, line)
     rows = _read_rows(os.path.join(d, 'results.jsonl'))
     self.assertNotEmpty(rows)
     self.assertTrue(all('run' in r for r in rows))
