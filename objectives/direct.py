@@ -1,4 +1,5 @@
-"""Direct minimisation of KL(Q ‖ P) or JS_π using the oracle's known density.
+"""Direct minimisation of KL(Q ‖ P) or JS_π using the oracle's known density (and, with the
+'exact' estimator, of KL(P ‖ Q), MLE's population objective, for converged end points).
 
 The reference the adversarial schemes approximate: they learn a discriminator (or mediator)
 to estimate a divergence from samples; here the oracle's log P is simply evaluated. The
@@ -56,6 +57,7 @@ from objectives import footprint
 from objectives import teacher_forcing
 
 DIVERGENCES = ('kl_qp', 'js_pi')
+EXACT_DIVERGENCES = DIVERGENCES + ('kl_pq',)  # KL(P ‖ Q): MLE's population objective, exactly
 SAMPLED_ESTIMATORS = ('score', 'per_step')  # unbiased estimates from samples of Q
 ESTIMATORS = SAMPLED_ESTIMATORS + ('exact',)
 BASELINES = ('loo', 'none')
@@ -240,13 +242,18 @@ def exact_objective(log_q_all: jax.Array, log_p_all: jax.Array, pi, *, divergenc
     log_q_all: log Q(x) (log-space) of all V^T sequences, [N] (differentiable).
     log_p_all: log P(x) of the same sequences, [N].
     pi: weight of P (js_pi only).
-    divergence: 'kl_qp' (KL(Q ‖ P)) or 'js_pi' (JS_π(P, Q)).
+    divergence: 'kl_qp' (KL(Q ‖ P)), 'js_pi' (JS_π(P, Q)) or 'kl_pq' (KL(P ‖ Q): what MLE
+      minimises with infinite data).
     seq_len: T.
 
   Returns:
     scalar: the divergence / T (its gradient is the exact gradient).
   """
-  _check_divergence(divergence)
+  if divergence not in EXACT_DIVERGENCES:
+    raise ValueError(f'--config.direct.divergence: {divergence!r} is not one of '
+                     f'{", ".join(EXACT_DIVERGENCES)}')
+  if divergence == 'kl_pq':
+    return divergences.kl(log_p_all, log_q_all) / seq_len
   if divergence == 'kl_qp':
     return divergences.kl(log_q_all, log_p_all) / seq_len
   return divergences.js_pi(log_p_all, log_q_all, jnp.asarray(pi, log_q_all.dtype)) / seq_len
@@ -255,7 +262,11 @@ def exact_objective(log_q_all: jax.Array, log_p_all: jax.Array, pi, *, divergenc
 def check_config(config) -> None:
   """ValueError naming the first invalid --config.direct.* field; no compute."""
   dc = config.direct
-  _check_divergence(dc.divergence)
+  if dc.divergence == 'kl_pq' and dc.estimator != 'exact':
+    raise ValueError("--config.direct.divergence: 'kl_pq' only with the estimator 'exact' (from "
+                     'samples of P, KL(P ‖ Q) is what `mle` minimises)')
+  if dc.divergence != 'kl_pq':
+    _check_divergence(dc.divergence)
   if dc.estimator not in ESTIMATORS:
     raise ValueError(f'--config.direct.estimator: {dc.estimator!r} is not one of '
                      f'{", ".join(ESTIMATORS)}')

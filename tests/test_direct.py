@@ -53,6 +53,16 @@ def _exact():
   return fn
 
 
+@functools.lru_cache(maxsize=None)
+def _exact_kl_pq_grad():
+  """Jitted params -> ∇KL(P‖Q)/T by autodiff through enumeration."""
+  _, problem, gen, _ = _setup()
+  return jax.jit(jax.grad(lambda params: divergences.exact(
+      lambda x: problem.model.apply(problem.params, x, method='log_prob'),
+      lambda x: gen.apply(params, x, method='log_prob'),
+      vocab_size=V, seq_len=T, pis=jnp.ones((1,)) * 0.5, chunk_size=V**T)['kl_pq']))
+
+
 def _all_sequences():
   return divergences.enumerate_sequences(V, T, 0, V**T)
 
@@ -169,13 +179,15 @@ class ExactEstimatorTest(absltest.TestCase):
     # through the enumeration (it is that: every sequence, no sampling), for both divergences.
     _, problem, _, params = _setup()
     batch = problem.train[:4]  # ignored: the step takes no data
-    for divergence, pi in (('kl_qp', jnp.nan), ('js_pi', 0.3)):
+    for divergence, pi in (('kl_qp', jnp.nan), ('js_pi', 0.3), ('kl_pq', jnp.nan)):
       _, scheme, state = self._scheme(divergence)
       values, g_kl, g_js = _exact()(params, 0.3)
+      g_pq = _exact_kl_pq_grad()(params)
       new, metrics = jax.jit(scheme.step)(state, batch, jax.random.PRNGKey(2), jnp.float32(pi))
-      want = values['kl_qp'] if divergence == 'kl_qp' else values['js_pi'][0]
+      want = {'kl_qp': values['kl_qp'], 'js_pi': values['js_pi'][0],
+              'kl_pq': values['kl_pq']}[divergence]
       np.testing.assert_allclose(metrics['loss'], want, rtol=1e-5)
-      grad = g_kl if divergence == 'kl_qp' else g_js
+      grad = {'kl_qp': g_kl, 'js_pi': g_js, 'kl_pq': g_pq}[divergence]
       np.testing.assert_allclose(metrics['grad_norm'], jnp.linalg.norm(ravel_pytree(grad)[0]),
                                  rtol=1e-4)
       # One Adam step from zero moments moves each parameter by lr·sign(g) (clipping aside):
@@ -219,6 +231,10 @@ class ExactEstimatorTest(absltest.TestCase):
     c.problem.update(vocab_size=16, seq_len=8)
     with self.assertRaisesRegex(ValueError, r'--config.direct.estimator: .* 16\^8 = '
                                             r'4,294,967,296 sequences'):
+      direct.check_config(c)
+    c = config.copy_and_resolve_references()
+    c.direct.update(estimator='per_step', divergence='kl_pq')
+    with self.assertRaisesRegex(ValueError, "--config.direct.divergence: 'kl_pq' only with"):
       direct.check_config(c)
     c = config.copy_and_resolve_references()
     c.direct.update(estimator='exact', grad_tol=0.0)

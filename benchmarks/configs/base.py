@@ -129,6 +129,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Direct (objectives/direct.py): minimise a divergence using the oracle's density.
   c.direct = ml_collections.ConfigDict()
   c.direct.divergence = 'kl_qp'     # 'kl_qp' = KL(Q ‖ P) | 'js_pi' (π from the run's grid)
+                                    # | 'kl_pq' = KL(P ‖ Q) (estimator 'exact' only)
   c.direct.estimator = 'per_step'   # 'per_step' (exact next-token KLs + cost-to-go) | 'score'
                                    # | 'exact' (enumerate all V^T sequences: the exact gradient)
   c.direct.baseline = 'loo'         # 'loo' (leave-one-out batch mean) | 'none'
