@@ -230,6 +230,23 @@ class ClosedFormTest(absltest.TestCase):
     self.assertEqual(V.judge([zero], [])[0].word, V.UNRESOLVED)
 
 
+class OrderedTest(absltest.TestCase):
+
+  def test_monotone_computed_rows(self):
+    rows = [dict(run='fit', pi=p, sigma=s) for p, s in
+            ((0.5, 1.0), (0.1, 2.9), (0.9, 0.99), (0.3, 2.8))]  # unsorted on purpose
+    down = V.Ordered('o', 'σ falls with π', {'run': 'fit'}, 'pi', 'sigma', -1)
+    [v] = V.judge([down], rows)
+    self.assertEqual(v.word, V.SUPPORTED)
+    self.assertAlmostEqual(v.evidence.estimate, 0.01)  # the smallest fall, 1.0 → 0.99
+    self.assertIn('0 of 3 steps against', V.line(v))
+    self.assertEqual(V.judge([down._replace(sign=1)], rows)[0].word, V.CONTRADICTED)
+    rows.append(dict(run='fit', pi=0.95, sigma=0.995))  # a rise of 0.005 at the end
+    self.assertEqual(V.judge([down], rows)[0].word, V.CONTRADICTED)
+    self.assertEqual(V.judge([down._replace(slack=0.01)], rows)[0].word, V.SUPPORTED)
+    self.assertEqual(V.judge([down], rows[:1])[0].word, V.UNRESOLVED)
+
+
 class FamilyTest(absltest.TestCase):
 
   def test_repeated_names_refused(self):

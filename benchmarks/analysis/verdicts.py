@@ -15,6 +15,8 @@ The protocol, per claim (seeds pair across the two sides: runs of one seed share
               inside target ± tolerance (equivalence) against those that it lies outside.
   ClosedForm  a computation (no seeds: quadrature, an optimiser on a table) equals its closed
               form within a tolerance at every row: certain either way (p = 0), no statistics.
+  Ordered     computed rows, sorted by a field x, move monotonically in a value (each step in
+              the predicted direction or level): certain either way, no statistics.
 Each claim has a two-sided p (twice the smaller of the p for the prediction and the p against
 it). Holm–Bonferroni over the claims of one experiment sets each claim's threshold (the
 smallest p is compared with α/m, the next with α/(m − 1), ... until one fails; the rest
@@ -104,7 +106,19 @@ class ClosedForm(NamedTuple):
   tolerance: float
 
 
-Claim = Union[Difference, Trend, Dominance, Match, ClosedForm]
+class Ordered(NamedTuple):
+  """Computed rows matching `where`, sorted by row[x], have row[value] monotone: each step
+  up (sign +1) or down (−1), a step of at most `slack` the other way counting as level."""
+  name: str
+  text: str
+  where: Mapping[str, object]
+  x: str
+  value: str
+  sign: int
+  slack: float = 0.0
+
+
+Claim = Union[Difference, Trend, Dominance, Match, ClosedForm, Ordered]
 
 
 class Evidence(NamedTuple):
@@ -230,6 +244,8 @@ def evidence(claim: Claim, rows, *, claims: int = 1, alpha: float = ALPHA) -> Ev
     return _dominance(claim, rows, claims, alpha)
   if isinstance(claim, ClosedForm):
     return _closed_form(claim, rows)
+  if isinstance(claim, Ordered):
+    return _ordered(claim, rows)
   raise TypeError(f'not a claim: {claim!r}')
 
 
@@ -276,6 +292,19 @@ def _closed_form(claim: ClosedForm, rows) -> Evidence:
                   1.0 if inside else 0.0, math.nan)
 
 
+def _ordered(claim: Ordered, rows) -> Evidence:
+  matched = sorted((r for r in rows if all(r.get(k) == v for k, v in claim.where.items())),
+                   key=lambda r: r[claim.x])
+  values = [r.get(claim.value) for r in matched]
+  if len(values) < 2 or any(v is None or not math.isfinite(v) for v in values):
+    return Evidence(math.nan, (math.nan, math.nan), len(values), 0, 1.0, 1.0, math.nan)
+  steps = [claim.sign * (b - a) for a, b in zip(values, values[1:])]
+  against = sum(s < -claim.slack for s in steps)  # steps the other way
+  worst = min(steps)
+  return Evidence(worst, (math.nan, math.nan), len(values), against,
+                  0.0 if against == 0 else 1.0, 1.0 if against == 0 else 0.0, math.nan)
+
+
 # --------------------------------------------------------------------------- the rule
 
 def holm_thresholds(ps: Sequence[float], alpha: float = ALPHA) -> Sequence[float]:
@@ -319,9 +348,15 @@ def _num(x: float) -> str:
 def _estimate_text(v: Verdict) -> str:
   c, e = v.claim, v.evidence
   if isinstance(c, ClosedForm):
-    gap = f'|{c.value}|' if c.target == 0.0 else f'|{c.value} − {c.target}|'
-    return (f'max {gap} = {e.estimate:.2g} over {e.n} rows '
+    target = c.target if isinstance(c.target, str) else f'{c.target:.6g}'
+    gap = f'|{c.value}|' if c.target == 0.0 else f'|{c.value} − {target}|'
+    return (f'max {gap} = {e.estimate:.2g} over {e.n} row{"s" if e.n != 1 else ""} '
             f'(tolerance {c.tolerance:g}; computed, not sampled)')
+  if isinstance(c, Ordered):
+    way = 'up' if c.sign > 0 else 'down'
+    return (f'{e.n} rows in order of {c.x}: {e.dropped} of {max(e.n - 1, 0)} steps against '
+            f'the predicted direction ({way}); the least favourable step {e.estimate:+.3g} '
+            f'(computed, not sampled)')
   if isinstance(c, Dominance):
     return (f'better at every x in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
             if math.isfinite(e.estimate) else 'no paired seeds')
@@ -335,7 +370,7 @@ def _estimate_text(v: Verdict) -> str:
 def line(v: Verdict) -> str:
   """One markdown line: the verdict word, the claim, and the numbers that decided it."""
   e = v.evidence
-  if isinstance(v.claim, ClosedForm):
+  if isinstance(v.claim, (ClosedForm, Ordered)):
     return f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}'
   seeds = f'{e.n} seeds' + (f' ({e.dropped} dropped: diverged or missing)' if e.dropped else '')
   level = (f'≤ {v.threshold:.2g}' if v.word != UNRESOLVED else

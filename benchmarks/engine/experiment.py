@@ -224,11 +224,12 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
   present = [label for label, path in paths.items() if os.path.exists(path)]
   final = os.path.join(out, 'results.jsonl')
   finished = None
-  if present and os.path.exists(final):
+  if os.path.exists(final) and len(present) == len(paths):
     with open(final) as f:  # computed rows have no scheme or step: not read_rows's rows
       finished = [json.loads(line) for line in f if line.strip()]
     # Finished = its results.jsonl holds every row its runs hold (by content, not file
-    # times: a fresh clone of committed rows has arbitrary ones).
+    # times: a fresh clone of committed rows has arbitrary ones); an experiment with no runs
+    # (computed rows only) once its results.jsonl exists.
     if any(sum(r.get('run') == label for r in finished) != len(rundir.read_rows(paths[label]))
            for label in present):
       finished = None
