@@ -20,6 +20,7 @@ from absl import flags
 from benchmarks import experiments
 from benchmarks.engine import cli
 from benchmarks.engine import experiment as experiment_lib
+from benchmarks.engine import files
 
 FLAGS = flags.FLAGS
 
@@ -28,6 +29,8 @@ def _define_flags():
   """The command-line flags, defined only when run as a program (benchmarks.measure.throughput and
   others, imported alongside in one test process, own --num_seeds and --output_dir too)."""
   flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.')
+  flags.DEFINE_bool('answers', False, "Rewrite README.md's answers block from the verdicts of "
+                    'the experiments committed under docs/runs/ (run from the repository root).')
   flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).')
   flags.DEFINE_bool('draw_only', False, 'Train nothing: draw the figures and table.md from '
                     'the rows the runs have written so far (an unfinished experiment).')
@@ -54,6 +57,15 @@ def listing() -> str:
 def main(argv):
   if FLAGS.list:
     print(listing())
+    return
+  if FLAGS.answers:
+    with cli.exits_on_bad_input():
+      block = experiment_lib.answers(experiments.REGISTRY, os.path.join('docs', 'runs'),
+                                     'docs/findings')
+      with open('README.md') as f:
+        text = experiment_lib.replace_answers(f.read(), block)
+      files.atomic_write('README.md', text)
+    print(block)
     return
   names = argv[1:]
   with cli.exits_on_bad_input():

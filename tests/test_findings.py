@@ -34,6 +34,19 @@ class FindingsTest(parameterized.TestCase):
   def test_some_experiment_is_committed(self):
     self.assertNotEmpty(committed())
 
+  def test_readme_answers_are_the_committed_verdicts(self):
+    # README's "answer so far" block is generated (`python -m benchmarks.experiment --answers`)
+    # from the same rows and claims: one bullet per committed experiment, one line per claim.
+    block = experiment_lib.answers(experiments.REGISTRY, RUNS, 'docs/findings')
+    with open(os.path.join(ROOT, 'README.md')) as f:
+      readme = f.read()
+    self.assertIn(block, readme)
+    self.assertEqual(experiment_lib.replace_answers(readme, block), readme)
+    for name in committed():
+      self.assertIn(f'- [{name}](docs/findings/{name}.md#verdicts)', block)
+    with self.assertRaisesRegex(ValueError, '--answers: README.md has no answers block'):
+      experiment_lib.replace_answers('no markers', block)
+
   @parameterized.named_parameters((name, name) for name in committed())
   def test_page_regenerates_from_the_committed_rows(self, name):
     with open(os.path.join(RUNS, name, 'config.json')) as f:
