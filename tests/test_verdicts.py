@@ -196,6 +196,45 @@ class DominanceTest(absltest.TestCase):
                      V.markdown(V.judge([self._claim(4)], rows)))
 
 
+class FrontierTest(absltest.TestCase):
+
+  def test_polyline_dominance(self):
+    front = np.array([[0.0, 2.0], [1.0, 1.0], [2.0, 0.0]])
+    self.assertTrue(V.polyline_dominates(front, np.array([[1.0, 1.0], [1.6, 0.5], [3, 3]])))
+    self.assertFalse(V.polyline_dominates(front, np.array([[0.4, 1.0]])))  # below-left of it
+
+  def _rows(self, shift, noise):
+    """Curves a (3 points) and b (3 points) in the (u, w) plane over SEEDS seeds:
+    b = a + shift (both coordinates) + noise per seed and point."""
+    rng = np.random.default_rng(7)
+    rows = []
+    base_curve = [(0.0, 2.0), (1.0, 1.0), (2.0, 0.0)]
+    for s in range(SEEDS):
+      level = rng.normal() * 0.1
+      for k, (u, w) in enumerate(base_curve):
+        rows.append(dict(seed=s, step=1, scheme='a', k=k, u=u + level, w=w + level))
+        du, dw = shift[k] + noise * rng.normal(size=2)
+        rows.append(dict(seed=s, step=1, scheme='b', k=k, u=u + level + du, w=w + level + dw))
+    return rows
+
+  def _claim(self):
+    def curve(scheme):
+      return [(V.Select({'scheme': scheme, 'k': k}, 'u'), V.Select({'scheme': scheme, 'k': k},
+                                                                   'w')) for k in range(3)]
+    return V.Frontier('f', 'a dominates b', curve('a'), curve('b'))
+
+  def test_supported_contradicted_unresolved(self):
+    [v] = V.judge([self._claim()], self._rows([0.5, 0.5, 0.5], 0.05))
+    self.assertEqual((v.word, v.evidence.estimate), (V.SUPPORTED, 1.0))
+    [v] = V.judge([self._claim()], self._rows([0.5, -0.5, 0.5], 0.05))  # b's middle point wins
+    self.assertEqual((v.word, v.evidence.estimate), (V.CONTRADICTED, 0.0))
+    rows = self._rows([0.5, 0.02, 0.5], 0.1)  # the middle point only by noise
+    [v] = V.judge([self._claim()], rows)
+    self.assertEqual(v.word, V.UNRESOLVED)
+    self.assertBetween(v.evidence.estimate, 0.05, 0.95)
+    self.assertIn('resamples', V.line(v))
+
+
 class MatchTest(absltest.TestCase):
 
   def _claim(self, target):

@@ -13,6 +13,10 @@ The protocol, per claim (seeds pair across the two sides: runs of one seed share
               curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples.
   Match       a closed form matched within a tolerance: two one-sided tests that the mean lies
               inside target ± tolerance (equivalence) against those that it lies outside.
+  Frontier    curve a dominates curve b in a plane of two lower-is-better metrics (e.g. the
+              quality–coverage plane traced over temperature): every mean point of b is
+              weakly below-left of a's mean polyline, in the fraction f of seed resamples;
+              p as for Dominance.
   ClosedForm  a computation (no seeds: quadrature, an optimiser on a table) equals its closed
               form within a tolerance at every row: certain either way (p = 0), no statistics.
   Ordered     computed rows, sorted by a field x, move monotonically in a value (each step in
@@ -86,6 +90,16 @@ class Dominance(NamedTuple):
   better: str = 'lower'
 
 
+class Frontier(NamedTuple):
+  """Curve a dominates curve b in the (x, y) plane, both lower-is-better: each curve is a
+  sequence of points ((x Select, y Select), ...) in the order that traces it (e.g. by α)."""
+  name: str
+  text: str
+  a: Sequence[Tuple[Select, Select]]
+  b: Sequence[Tuple[Select, Select]]
+  density: int = 20  # points sampled per segment of a's polyline
+
+
 class Match(NamedTuple):
   """The mean of `value` equals `target` within ± `tolerance` (a closed form matched)."""
   name: str
@@ -118,7 +132,7 @@ class Ordered(NamedTuple):
   slack: float = 0.0
 
 
-Claim = Union[Difference, Trend, Dominance, Match, ClosedForm, Ordered]
+Claim = Union[Difference, Trend, Dominance, Frontier, Match, ClosedForm, Ordered]
 
 
 class Evidence(NamedTuple):
@@ -242,6 +256,8 @@ def evidence(claim: Claim, rows, *, claims: int = 1, alpha: float = ALPHA) -> Ev
     return low._replace(p_for=p_inside, p_against=p_outside)
   if isinstance(claim, Dominance):
     return _dominance(claim, rows, claims, alpha)
+  if isinstance(claim, Frontier):
+    return _frontier(claim, rows)
   if isinstance(claim, ClosedForm):
     return _closed_form(claim, rows)
   if isinstance(claim, Ordered):
@@ -273,6 +289,38 @@ def _dominance(claim: Dominance, rows, claims: int, alpha: float) -> Evidence:
   resolvable = max(_resolvable(float(s), n, claims, alpha) for s in sd)
   return Evidence(f, (math.nan, math.nan), n, dropped, max(1.0 - f, floor), max(f, floor),
                   resolvable)
+
+
+def polyline_dominated(front, points, density: int = 20) -> np.ndarray:
+  """bool [m]: whether each point of points [m, 2] is weakly dominated (≤ in both) by some
+  point of the polyline through front [k, 2] (each segment sampled at `density` points)."""
+  front, points = np.asarray(front, float), np.asarray(points, float)
+  t = np.linspace(0.0, 1.0, density, endpoint=False)[:, None, None]
+  dense = np.concatenate([(front[:-1] + t * np.diff(front, axis=0)).reshape(-1, 2), front[-1:]])
+  return ((dense[:, None, :] <= points[None, :, :]).all(axis=2)).any(axis=0)
+
+
+def polyline_dominates(front, points, density: int = 20) -> bool:
+  """Whether every point of points [m, 2] is dominated by the polyline through front."""
+  return bool(polyline_dominated(front, points, density).all())
+
+
+def _frontier(claim: Frontier, rows) -> Evidence:
+  ka = len(claim.a)
+  selects = [s for pair in list(claim.a) + list(claim.b) for s in pair]
+  table, dropped = _aligned(rows, selects)  # [n, 2 (ka + kb)]: x, y of each point
+  n = table.shape[0]
+  if n < 2:
+    return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
+  pts = table.reshape(n, -1, 2)
+  rng = np.random.default_rng(BOOTSTRAP_SEED)
+  idx = rng.integers(0, n, size=(RESAMPLES, n))
+  holds = np.array([polyline_dominates(pts[i].mean(axis=0)[:ka], pts[i].mean(axis=0)[ka:],
+                                       claim.density) for i in idx])
+  f = float(holds.mean())
+  floor = 1.0 / RESAMPLES
+  return Evidence(f, (math.nan, math.nan), n, dropped, max(1.0 - f, floor), max(f, floor),
+                  math.nan)
 
 
 def _closed_form(claim: ClosedForm, rows) -> Evidence:
@@ -357,6 +405,9 @@ def _estimate_text(v: Verdict) -> str:
     return (f'{e.n} rows in order of {c.x}: {e.dropped} of {max(e.n - 1, 0)} steps against '
             f'the predicted direction ({way}); the least favourable step {e.estimate:+.3g} '
             f'(computed, not sampled)')
+  if isinstance(c, Frontier):
+    return (f'dominates in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
+            if math.isfinite(e.estimate) else 'no paired seeds')
   if isinstance(c, Dominance):
     return (f'better at every x in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
             if math.isfinite(e.estimate) else 'no paired seeds')

@@ -27,6 +27,7 @@ import numpy as np
 from benchmarks import configs
 from benchmarks.analysis import figures
 from benchmarks.analysis import stats
+from benchmarks.analysis import verdicts
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.experiments import base
 
@@ -113,12 +114,10 @@ def mean_curve(curve, metric):
 def dominated_fraction(front_x, front_y, xs, ys, *, density: int = 20) -> float:
   """Fraction of the points (xs, ys) weakly dominated (≤ in both) by some point of the
   polyline through (front_x, front_y) (each segment sampled at `density` points)."""
-  t = np.linspace(0.0, 1.0, density, endpoint=False)[None]
-  fx, fy = np.asarray(front_x, float), np.asarray(front_y, float)
-  fx = np.append((fx[:-1, None] + t * np.diff(fx)[:, None]).ravel(), fx[-1:])[:, None]
-  fy = np.append((fy[:-1, None] + t * np.diff(fy)[:, None]).ravel(), fy[-1:])[:, None]
-  dominated = ((fx <= np.asarray(xs)[None]) & (fy <= np.asarray(ys)[None])).any(axis=0)
-  return float(dominated.mean()) if len(dominated) else float('nan')
+  if not len(xs):
+    return float('nan')
+  return float(verdicts.polyline_dominated(np.stack([front_x, front_y], 1),
+                                           np.stack([xs, ys], 1), density).mean())
 
 
 def dominance(cs, x='nll_test', y='nll_oracle'):
