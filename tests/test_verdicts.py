@@ -93,6 +93,10 @@ class DifferenceTest(absltest.TestCase):
     rows = _pair(np.full(SEEDS, -1.0)) + _rows('a', np.zeros(SEEDS), step=5)
     self.assertEqual(V.values(rows, V.Select({'scheme': 'a'}, 'kl', step=5)),
                      {s: 0.0 for s in range(SEEDS)})
+    per_seed = [dict(r, step=3 + r['seed']) for r in _rows('c', np.arange(4.0))]
+    per_seed += [dict(per_seed[1], step=2, kl=-9.0)]  # an earlier row of seed 1
+    self.assertEqual(V.values(per_seed, V.Select({'scheme': 'c'}, 'kl', step=None)),
+                     {0: 0.0, 1: 1.0, 2: 2.0, 3: 3.0})  # each seed's own last step
     [v] = V.judge([_diff('d', -1)], rows)  # 'last' = step 10; identical differences: certain
     self.assertEqual((v.word, v.evidence.estimate), (V.SUPPORTED, -1.0))
     [v] = V.judge([_diff('d', -1)], [r for r in rows if r['seed'] == 0])
@@ -189,6 +193,13 @@ class DominanceTest(absltest.TestCase):
     self.assertLess(v.evidence.estimate, 0.95)
     self.assertEqual(v.word, V.UNRESOLVED)
     self.assertIn('resamples', V.line(v))
+
+  def test_too_few_seeds_to_resample(self):
+    # Two seeds that each agree would resample to "100%": below MIN_BOOTSTRAP_SEEDS, no verdict.
+    rows = [r for r in self._curves([-1.0] * 4, 0.2) if r['seed'] < V.MIN_BOOTSTRAP_SEEDS - 1]
+    [v] = V.judge([self._claim(4)], rows)
+    self.assertEqual(v.word, V.UNRESOLVED)
+    self.assertIn('too few to resample', V.line(v))
 
   def test_deterministic(self):
     rows = self._curves([-1.0, -1.0, -1.0, -0.05], 0.5)

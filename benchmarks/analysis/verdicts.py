@@ -10,7 +10,8 @@ The protocol, per claim (seeds pair across the two sides: runs of one seed share
               seeds present at every x; a t-test of the mean slope against 0.
   Dominance   curve a better than curve b at every x: the fraction f of bootstrap resamples of
               the seeds in which a's mean curve is better than b's at every x (not the mean
-              curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples.
+              curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples; unresolved
+              below MIN_BOOTSTRAP_SEEDS paired seeds.
   Match       a closed form matched within a tolerance: two one-sided tests that the mean lies
               inside target ± tolerance (equivalence) against those that it lies outside.
   Frontier    curve a dominates curve b in a plane of two lower-is-better metrics (e.g. the
@@ -47,6 +48,10 @@ ALPHA = 0.05        # family-wise error rate over one experiment's claims
 POWER = 0.8         # the power at which `Verdict.resolvable` is stated
 RESAMPLES = 2_000   # bootstrap resamples of the seeds (Dominance)
 BOOTSTRAP_SEED = 0  # fixed: a page regenerates from its rows byte for byte
+# Resampling fewer seeds than this gives too few distinct resamples to mean anything (2 seeds:
+# 3 of them, so "100%" whenever each seed alone agrees): Dominance and Frontier stay
+# unresolved below it.
+MIN_BOOTSTRAP_SEEDS = 8
 
 
 class Select(NamedTuple):
@@ -54,12 +59,13 @@ class Select(NamedTuple):
 
   where: {field: value} the rows must match (e.g. run, scheme, pi, phase).
   metric: a `stats.metric_value` name ('kl_pq', 'js_pi@0.5').
-  step: a step number, or 'last': the largest step among the matched rows (a seed that
-    diverged before it has no value there).
+  step: a step number; 'last': the largest step among the matched rows (a seed that
+    diverged before it has no value there); or None: each seed's own last matched row (rows
+    whose step differs by seed, e.g. the α sweep's, at each seed's selected step).
   """
   where: Mapping[str, object]
   metric: str
-  step: Union[int, str] = 'last'
+  step: Union[int, str, None] = 'last'
 
 
 class Difference(NamedTuple):
@@ -169,10 +175,17 @@ def values(rows, select: Select) -> Dict[int, float]:
   matched = [r for r in rows if all(r.get(k) == v for k, v in select.where.items())]
   if not matched:
     return {}
-  step = max(r['step'] for r in matched) if select.step == 'last' else select.step
+  if select.step is None:  # each seed's own last row
+    last = {}
+    for r in matched:
+      if r['seed'] not in last or r['step'] >= last[r['seed']]['step']:
+        last[r['seed']] = r
+    matched, step = list(last.values()), None
+  else:
+    step = max(r['step'] for r in matched) if select.step == 'last' else select.step
   out = {}
   for r in matched:
-    if r['step'] != step or r.get('diverged'):
+    if (step is not None and r['step'] != step) or r.get('diverged'):
       continue
     v = stats.metric_value(r, select.metric)
     if v is not None and math.isfinite(v):
@@ -277,7 +290,7 @@ def _dominance(claim: Dominance, rows, claims: int, alpha: float) -> Evidence:
   if claim.better == 'higher':
     gap = -gap
   n = gap.shape[0]
-  if n < 2:
+  if n < MIN_BOOTSTRAP_SEEDS:
     return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
   rng = np.random.default_rng(BOOTSTRAP_SEED)
   idx = rng.integers(0, n, size=(RESAMPLES, n))
@@ -310,7 +323,7 @@ def _frontier(claim: Frontier, rows) -> Evidence:
   selects = [s for pair in list(claim.a) + list(claim.b) for s in pair]
   table, dropped = _aligned(rows, selects)  # [n, 2 (ka + kb)]: x, y of each point
   n = table.shape[0]
-  if n < 2:
+  if n < MIN_BOOTSTRAP_SEEDS:
     return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
   pts = table.reshape(n, -1, 2)
   rng = np.random.default_rng(BOOTSTRAP_SEED)
@@ -405,9 +418,10 @@ def _estimate_text(v: Verdict) -> str:
     return (f'{e.n} rows in order of {c.x}: {e.dropped} of {max(e.n - 1, 0)} steps against '
             f'the predicted direction ({way}); the least favourable step {e.estimate:+.3g} '
             f'(computed, not sampled)')
+  if isinstance(c, (Frontier, Dominance)) and not math.isfinite(e.estimate):
+    return f'fewer than {MIN_BOOTSTRAP_SEEDS} paired seeds: too few to resample'
   if isinstance(c, Frontier):
-    return (f'dominates in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
-            if math.isfinite(e.estimate) else 'no paired seeds')
+    return f'dominates in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
   if isinstance(c, Dominance):
     return (f'better at every x in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
             if math.isfinite(e.estimate) else 'no paired seeds')
@@ -428,7 +442,7 @@ def line(v: Verdict) -> str:
            f'> {v.threshold:.2g}' if v.threshold > 0 else 'not tested: an earlier claim failed')
   text = (f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}, {seeds}; '
           f'p = {v.p:.2g} {level} (Holm, {v.claims} claims)')
-  if v.word == UNRESOLVED:
+  if v.word == UNRESOLVED and math.isfinite(e.resolvable):
     text += f'; these seeds resolve effects ≥ {_num(e.resolvable)}'
   return text
 
