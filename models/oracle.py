@@ -22,12 +22,15 @@ class Problem(NamedTuple):
     train: int32 [N, T] oracle samples, the training data.
     test: int32 [M, T] held-out oracle samples.
     test_logp: [M] log P of each test sequence (computed once).
+    valid: int32 [K, T] held-out oracle samples for model selection, apart from the test set
+      (config.problem.num_valid; None when 0).
   """
   model: LSTMLM
   params: Any
   train: jax.Array
   test: jax.Array
   test_logp: jax.Array
+  valid: Any = None
 
 
 def random_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, embed_dim: int,
@@ -59,12 +62,16 @@ def check_config(cfg) -> None:
     raise ValueError(f"--config.problem.source: {cfg.source!r} is not 'random' or 'seqgan'")
 
 
+VALID_SALT = 3  # the validation set's key: fold_in(PRNGKey(problem.seed), VALID_SALT)
+
+
 def make_problem(cfg) -> Problem:
-  """Builds the oracle, the train set and the test set from `config.problem`.
+  """Builds the oracle, the train set, the test set and the validation set from
+  `config.problem`.
 
   Args:
     cfg: a ConfigDict with fields source ('random' | 'seqgan'), vocab_size, seq_len,
-      embed_dim, hidden_dim, init_scale, seed, num_train, num_test.
+      embed_dim, hidden_dim, init_scale, seed, num_train, num_test, num_valid (0: none).
   """
   key = jax.random.PRNGKey(cfg.seed)
   k_init, k_train, k_test = jax.random.split(key, 3)
@@ -84,4 +91,9 @@ def make_problem(cfg) -> Problem:
     return train, test, model.apply(params, test, method='log_prob')
 
   train, test, test_logp = draw(k_train, k_test)
-  return Problem(model, params, train, test, test_logp)
+  valid = None
+  num_valid = cfg.get('num_valid', 0)
+  if num_valid:  # its own key: the train and test sets are those drawn without it
+    valid = jax.jit(lambda k: model.apply(params, k, num_valid, method='sample'))(
+        jax.random.fold_in(key, VALID_SALT))
+  return Problem(model, params, train, test, test_logp, valid)

@@ -109,6 +109,28 @@ def test_nll_test_selection_picks_the_best_evaluation_and_last_the_final():
   assert not any('best' in name for name in __import__('os').listdir(out + '/checkpoints'))
 
 
+def test_nll_valid_selection_uses_the_validation_set_apart_from_the_test_set():
+  # problem.num_valid adds a held-out set of its own key: the train and test sets are those
+  # drawn without it, every evaluation reports nll_valid on it, and eval.select='nll_valid'
+  # picks, per run, the evaluation with the lowest nll_valid (not nll_test).
+  config = _config(select='nll_valid')
+  config.problem.num_valid = 128
+  plain = oracle_lib.make_problem(_config().problem)
+  problem = oracle_lib.make_problem(config.problem)
+  assert plain.valid is None
+  np.testing.assert_array_equal(problem.train, plain.train)
+  np.testing.assert_array_equal(problem.test, plain.test)
+  assert problem.valid.shape == (128, config.problem.seq_len)
+  assert not np.array_equal(problem.valid, problem.test[:128])
+  rows, _ = _train(config)
+  alpha = _alpha_rows(rows)
+  for seed in (0, 1):
+    train_rows = [r for r in rows if r['phase'] == 'train' and r['seed'] == seed]
+    assert all(np.isfinite(r['nll_valid']) and r['nll_valid_se'] > 0 for r in train_rows)
+    best = min(train_rows, key=lambda r: r['nll_valid'])
+    assert {r['step'] for r in alpha if r['seed'] == seed} == {best['step']}
+
+
 def test_interrupted_run_resumes_to_identical_alpha_rows():
   config = _config(select='nll_test')  # the selection's own checkpoint resumes too
   reference, _ = _train(config)
@@ -143,10 +165,17 @@ def test_bad_alphas_and_selection_name_their_flag():
   from benchmarks.engine import configuration
   for field, value, flag in [('alphas', (1.0, -0.5), '--config.eval.alphas'),
                              ('alphas', ('a',), '--config.eval.alphas'),
-                             ('select', 'best', '--config.eval.select')]:
+                             ('select', 'best', '--config.eval.select'),
+                             ('select', 'nll_valid', '--config.eval.select: .nll_valid. '
+                                                     'selects on the validation set')]:
     config = _config()
     config.eval[field] = value
     with pytest.raises(ValueError, match=flag):
+      configuration.validate(config)
+  for bad in (1, -1):
+    config = _config()
+    config.problem.num_valid = bad
+    with pytest.raises(ValueError, match='--config.problem.num_valid: must be 0'):
       configuration.validate(config)
 
 

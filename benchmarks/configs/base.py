@@ -24,6 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.problem.seed = 1234           # the oracle and its data are fixed across seeds
   c.problem.num_train = 10_000    # oracle samples used as training data
   c.problem.num_test = 2_000      # held-out oracle samples (nll_test, kl_pq, entropy_p)
+  c.problem.num_valid = 0         # held-out oracle samples for model selection (nll_valid;
+                                  # eval.select='nll_valid'), apart from the test set; 0 = none
 
   c.generator = ml_collections.ConfigDict()
   c.generator.embed_dim = 32
@@ -70,8 +72,10 @@ def get_config() -> ml_collections.ConfigDict:
   # of every run is evaluated after training (rows with phase 'alpha'); () = none. One
   # compile for the whole grid.
   c.eval.alphas = ()
-  # The generator the α sweep evaluates: 'last' (after training) | 'nll_test' (per run, the
-  # evaluation with the lowest nll_test: Caccia's model selection, checkpointed for resume).
+  # The generator the α sweep evaluates: 'last' (after training) | 'nll_valid' (per run, the
+  # evaluation with the lowest nll on the validation set problem.num_valid, apart from the
+  # test set that scores it: Caccia's model selection, checkpointed for resume) | 'nll_test'
+  # (the same on the test set itself, as Caccia et al. did: selection and score share it).
   c.eval.select = 'last'
   # BLEU-n of the generator's samples against fresh oracle samples and Self-BLEU-n among
   # them (benchmarks/analysis/bleu.py: exact, leave-one-out; a host callback), reported as bleu and

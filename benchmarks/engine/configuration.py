@@ -213,13 +213,20 @@ def validate(config) -> None:
   if config.eval.select not in SELECTIONS:
     raise ValueError(f'--config.eval.select: {config.eval.select!r} is not one of '
                      f'{", ".join(SELECTIONS)}')
+  nv = pc.get('num_valid', 0)
+  if not isinstance(nv, int) or isinstance(nv, bool) or nv < 0 or nv == 1:
+    raise ValueError(f'--config.problem.num_valid: must be 0 (no validation set) or at least 2 '
+                     f'(for a standard error), got {nv!r}')
+  if config.eval.select == 'nll_valid' and not nv:
+    raise ValueError("--config.eval.select: 'nll_valid' selects on the validation set, but "
+                     '--config.problem.num_valid is 0 (give it a size, e.g. that of num_test)')
   if config.eval.exact and pc.vocab_size ** pc.seq_len > config.eval.max_enumerate:
     raise ValueError(f'--config.eval.exact: V^T = {pc.vocab_size}^{pc.seq_len} exceeds '
                      f'--config.eval.max_enumerate ({config.eval.max_enumerate})')
 
 
 # Which generator of each run the α sweep (config.eval.alphas) evaluates.
-SELECTIONS = ('last', 'nll_test')
+SELECTIONS = ('last', 'nll_valid', 'nll_test')
 
 # Fields all variants of a run share: the problem, the seeds, the evaluation and the warm start.
 SHARED_FIELDS = ('preset', 'seed', 'num_seeds', 'schemes', 'pis', 'problem', 'generator', 'eval',

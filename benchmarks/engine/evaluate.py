@@ -145,6 +145,8 @@ def make_evaluate(problem, generator, eval_cfg, pis):
     logq_on_p = batched(log_q, x_p, bs)
     out = divergences.monte_carlo(logp_on_p, logq_on_p, logp_on_q, logq_on_q,
                                   seq_len=seq_len, pis=pis)
+    if problem.valid is not None:  # model selection's own held-out set (problem.num_valid)
+      out['nll_valid'] = divergences.mean_and_se(-batched(log_q, problem.valid, bs) / seq_len)
     if eval_cfg.bleu:
       refs = sample_chunked(oracle, problem.params, jax.random.fold_in(key, 2), num_test, bs,
                             seq_len, 1.0, eval_cfg.sampler)

@@ -186,7 +186,7 @@ def breakdown(config, scheme_name: str) -> dict:
   sum.
 
   'states': two copies of every run's state (a chunk's input and output: jit does not donate
-    them), the warm-start generators and the nll_test-selected ones.
+    them), the warm-start generators and the selected ones (eval.select).
   'working': the larger of a step's or an evaluation's working memory (times the runs
     computed at once) and a third copy of the states (the checkpoint's bytes, written
     between chunks).
@@ -199,7 +199,7 @@ def breakdown(config, scheme_name: str) -> dict:
   states = 2 * one_copy
   if tc.warm_start_steps:  # every seed's warm-start generator, kept for every scheme
     states += config.num_seeds * gen
-  if config.eval.alphas and config.eval.select == 'nll_test':  # the selected generators
+  if config.eval.alphas and config.eval.select != 'last':  # the selected generators
     states += 2 * runs * gen
   params = traced(config, scheme_name)[0] // 3  # parameters and two moments, roughly
   permutation = 4 * footprint.F32 * pc.num_train  # the epoch's shuffle (a sort of indices)

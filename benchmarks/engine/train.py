@@ -15,8 +15,8 @@ generator from its final parameters (`warm_start`); its rows have scheme 'warm_s
 phase 'warm_start', the schemes' rows phase 'train'.
 
 α sweep (config.eval.alphas non-empty): after training, each run's selected generator (the
-last, or with config.eval.select = 'nll_test' the one of the evaluation with the lowest
-nll_test, tracked in checkpoints/<scheme>.best.msgpack) is evaluated at every inverse
+last, or with config.eval.select = 'nll_valid' / 'nll_test' the one of the evaluation with the
+lowest value of that metric, tracked in checkpoints/<scheme>.best.msgpack) is evaluated at every inverse
 temperature α (logits × α) with the key fold_in(run key, ALPHA_SALT), the same for every α
 (common random numbers along the curve), in one compiled map over α. Its rows have phase
 'alpha', the field 'alpha' and 'step' = the selected step.
@@ -44,7 +44,7 @@ WARM_START = 'warm_start'    # the scheme label (rows, checkpoint) of the warm-s
 WARM_START_SALT = 4          # warm-start run keys: fold_in(run key, WARM_START_SALT)
 ALPHA = progress.ALPHA       # the rows' phase of the α sweep (config.eval.alphas)
 ALPHA_SALT = 5               # α-sweep evaluation keys: fold_in(run key, ALPHA_SALT)
-BEST_SUFFIX = '.best'        # checkpoints/<scheme>.best.msgpack: the nll_test-selected generators
+BEST_SUFFIX = '.best'        # checkpoints/<scheme>.best.msgpack: the selected generators
 
 
 def concrete_strategy(strategy: str, platform=None) -> str:
@@ -371,7 +371,8 @@ def _evaluation_rows(job: _Job, step, evals, pending, diverged, **fields):
 
 
 class _Best:
-  """The nll_test-selected generators of the α sweep (config.eval.select = 'nll_test')."""
+  """The selected generators of the α sweep: per run, the evaluation with the lowest
+  config.eval.select metric ('nll_valid' or 'nll_test')."""
 
   def __init__(self, job: _Job, states):
     self.job = job
@@ -382,7 +383,8 @@ class _Best:
                                                 job.devices)}
 
   def track(self, states, evals, step) -> None:
-    value = distributed.to_global(np.asarray(evals['nll_test'][0], np.float32), self.job.devices)
+    value = distributed.to_global(np.asarray(evals[self.job.config.eval.select][0], np.float32),
+                                  self.job.devices)
     self.value = self.job.runner.keep_best(self.value, states, value, np.int32(step))
 
 
@@ -424,7 +426,7 @@ def train_scheme(name, scheme, problem, config, store, *, config_hash, log=print
   states = _warm_states(job, warm)
   diverged = np.zeros(job.num_padded, bool)
   alphas = tuple(config.eval.alphas) if phase == 'train' else ()
-  best = _Best(job, states) if alphas and config.eval.select == 'nll_test' else None
+  best = _Best(job, states) if alphas and config.eval.select != 'last' else None
   restored = rundir.load_checkpoint(output_dir, name, states, diverged, pending=True)
   writer = None
   if main and tc.tensorboard:
@@ -508,7 +510,7 @@ def train_scheme(name, scheme, problem, config, store, *, config_hash, log=print
 
 
 def _alpha_sweep(job: _Job, states, best, diverged, alphas, store, main, log, t0) -> None:
-  """Rows of phase 'alpha': the last (or the nll_test-selected) generators of every run at
+  """Rows of phase 'alpha': the last (or the selected: config.eval.select) generators of every run at
   each inverse temperature α, one compiled map over α."""
   t_alpha = time.time()
   params = job.runner.generator_params(states) if best is None else best.value['params']
@@ -525,7 +527,7 @@ def _alpha_sweep(job: _Job, states, best, diverged, alphas, store, main, log, t0
   if main:
     store.save()
   log(f'[{job.name}] α sweep: {len(alphas)} inverse temperatures x {len(job.runs)} runs of '
-      f'the {"last" if best is None else "nll_test-selected"} generators in '
+      f'the {"last" if best is None else job.config.eval.select + "-selected"} generators in '
       f'{time.time() - t_alpha:.1f}s')
 
 

@@ -7,8 +7,9 @@ samples, BLEU and Self-BLEU). A scheme is then a curve in the quality (nll_oracl
 
 Two runs share the problem and seeds:
   scratch: `mle` and `cot` (CoT uses no MLE pre-training) from a fresh init, each run's
-    generator selected on nll_test over its evaluations (Caccia's model selection of MLE;
-    applied to CoT too).
+    generator selected over its evaluations on a validation set of its own (nll_valid, 2,000
+    oracle samples apart from the test samples that score it: Caccia's model selection of
+    MLE, which used the test set itself; applied to CoT too).
   warm: from the same MLE warm start per seed (as long as the `mle` run), `seqgan` (its
     discriminator pre-training and adversarial phase only), `gan_pi` at π = ½ (the defaults of
     gan_sweep) and `direct` minimisation of KL[Q‖P]; the last generator of each.
@@ -79,7 +80,10 @@ def runs(options):
     if preset == 'seqgan':
       common.update({'problem.num_test': 2_000, 'eval.num_samples': 2_000,
                      'eval.batch_size': 500})
-  common.update({'eval.fresh_test': True, 'eval.bleu': True})
+  # Model selection (scratch: Caccia's early stopping) on a validation set of its own, apart
+  # from the test samples that score the selected generator.
+  common.update({'eval.fresh_test': True, 'eval.bleu': True,
+                 'problem.num_valid': 128 if options.quick else 2_000})
   gan = {'train.num_steps': gan_steps}
   warm = {'gan_pi': ('gan_pi', gan),
           'direct_kl_qp': ('direct', dict(gan, **{'direct.divergence': 'kl_qp'}))}
@@ -87,7 +91,7 @@ def runs(options):
     warm = dict({'seqgan': ('seqgan', _seqgan_overrides(preset, adv_steps, mle_steps))},
                 **warm)
   return {
-      'scratch': experiment_lib.Run(preset, dict(common, **{'eval.select': 'nll_test'}),
+      'scratch': experiment_lib.Run(preset, dict(common, **{'eval.select': 'nll_valid'}),
                           {MLE: ('mle', {}), 'cot': ('cot', {})}),
       'warm': experiment_lib.Run(preset, dict(common, **{'eval.select': 'last',
                                                'train.warm_start_steps': mle_steps}), warm),
