@@ -246,6 +246,21 @@ class FrontierTest(absltest.TestCase):
     self.assertIn('resamples', V.line(v))
 
 
+class BoundTest(absltest.TestCase):
+
+  def test_above_below_and_the_one_sample_t_test(self):
+    x = 3.6 + 0.1 * _zero_mean_unit_sd(SEEDS)
+    above = V.Bound('b', 'entropy above 3.5', V.Select({'scheme': 'a'}, 'kl'), 3.5, +1)
+    [v] = V.judge([above], _rows('a', x))
+    self.assertEqual(v.word, V.SUPPORTED)
+    self.assertAlmostEqual(v.p, scipy.stats.ttest_1samp(x, 3.5).pvalue, places=10)
+    self.assertEqual(V.judge([above._replace(bound=3.7)], _rows('a', x))[0].word,
+                     V.CONTRADICTED)
+    self.assertEqual(V.judge([above._replace(bound=3.6)], _rows('a', x))[0].word,
+                     V.UNRESOLVED)
+    self.assertIn('mean (bound 3.5)', V.line(v))
+
+
 class MatchTest(absltest.TestCase):
 
   def _claim(self, target):

@@ -6,6 +6,8 @@ that decided it. Nothing here knows an experiment: a claim names rows by their f
 
 The protocol, per claim (seeds pair across the two sides: runs of one seed share its keys):
   Difference  the per-seed differences d_s = a_s − b_s; a t-test of their mean against 0.
+  Bound       the mean of one metric above (sign +1) or below (−1) a constant: a t-test of
+              the per-seed values against it.
   Trend       each seed's least-squares slope of the metric on x (π, data size, ...) over the
               seeds present at every x; a t-test of the mean slope against 0.
   Dominance   curve a better than curve b at every x: the fraction f of bootstrap resamples of
@@ -77,6 +79,15 @@ class Difference(NamedTuple):
   sign: int
 
 
+class Bound(NamedTuple):
+  """The mean over seeds of `value` lies above (sign +1) or below (−1) `bound`."""
+  name: str
+  text: str
+  value: Select
+  bound: float
+  sign: int
+
+
 class Trend(NamedTuple):
   """The metric moves monotonically with x: per-seed slopes on x have the sign `sign`.
   points: ((x, Select), ...) in any order, at least two distinct x."""
@@ -138,7 +149,7 @@ class Ordered(NamedTuple):
   slack: float = 0.0
 
 
-Claim = Union[Difference, Trend, Dominance, Frontier, Match, ClosedForm, Ordered]
+Claim = Union[Difference, Bound, Trend, Dominance, Frontier, Match, ClosedForm, Ordered]
 
 
 class Evidence(NamedTuple):
@@ -251,6 +262,9 @@ def evidence(claim: Claim, rows, *, claims: int = 1, alpha: float = ALPHA) -> Ev
   if isinstance(claim, Difference):
     table, dropped = _aligned(rows, [claim.a, claim.b])
     return _t_evidence(table[:, 0] - table[:, 1], claim.sign, dropped, claims, alpha)
+  if isinstance(claim, Bound):
+    table, dropped = _aligned(rows, [claim.value])
+    return _t_evidence(table[:, 0], claim.sign, dropped, claims, alpha, shift=claim.bound)
   if isinstance(claim, Trend):
     xs = [x for x, _ in claim.points]
     if len(set(xs)) < 2:
@@ -427,6 +441,8 @@ def _estimate_text(v: Verdict) -> str:
             if math.isfinite(e.estimate) else 'no paired seeds')
   if isinstance(c, Match):
     label = f'mean (target {_num(c.target)} ± {_num(c.tolerance)})'
+  elif isinstance(c, Bound):
+    label = f'mean (bound {_num(c.bound)})'
   else:
     label = 'mean paired difference' if isinstance(c, Difference) else 'mean slope'
   return f'{label} {_num(e.estimate)} [{_num(e.ci[0])}, {_num(e.ci[1])}]'
