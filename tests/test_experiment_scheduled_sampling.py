@@ -102,14 +102,21 @@ class ComputeTest(absltest.TestCase):
     options = experiment_lib.Options()
     def words(rows):
       return {v.claim.name: v.word for v in verdicts.judge(exp.claims(options), rows)}
-    self.assertEqual(words(self.rows + _training_rows(0.1)),
+    seeds = tuple(range(verdicts.MIN_SEEDS))
+    self.assertEqual(words(self.rows + _training_rows(0.1, seeds)),
                      {'closed_form': 'supported', 'fixed_point': 'supported',
                       'ss_above_mle': 'supported'})
-    self.assertEqual(words(self.rows + _training_rows(-0.05))['ss_above_mle'], 'contradicted')
-    # Seed 7 is only a diverged SS row (no MLE run of it): it enters neither side.
-    [v] = [v for v in verdicts.judge(exp.claims(options), self.rows + _training_rows(0.1))
+    self.assertEqual(words(self.rows + _training_rows(-0.05, seeds))['ss_above_mle'],
+                     'contradicted')
+    # Three seeds: the numbers, but no verdict.
+    self.assertEqual(words(self.rows + _training_rows(0.1))['ss_above_mle'], 'unresolved')
+    # SS diverged at the final step for seed 2: that seed drops out, counted.
+    rows = [dict(r, diverged=True, kl_pq=float('nan'))
+            if (r['scheme'], r['seed'], r['step']) == (exp.SS, 2, 20) else r
+            for r in _training_rows(0.1, seeds)]
+    [v] = [v for v in verdicts.judge(exp.claims(options), self.rows + rows)
            if v.claim.name == 'ss_above_mle']
-    self.assertEqual((v.evidence.n, v.evidence.dropped), (3, 0))
+    self.assertEqual((v.evidence.n, v.evidence.dropped), (verdicts.MIN_SEEDS - 1, 1))
     off = [dict(r, kl_pq_numeric=r['kl_pq_numeric'] + 1e-3) if r['eps'] == 0.5 else r
            for r in self.rows]
     self.assertEqual(words(off + _training_rows(0.1))['closed_form'], 'contradicted')

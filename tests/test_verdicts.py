@@ -103,6 +103,15 @@ class DifferenceTest(absltest.TestCase):
     self.assertEqual(v.word, V.UNRESOLVED)
     self.assertEqual(v.evidence.n, 1)
 
+  def test_fewer_than_min_seeds_is_unresolved_however_clear(self):
+    d = -1.0 + 0.01 * _zero_mean_unit_sd(V.MIN_SEEDS - 1)
+    [v] = V.judge([_diff('d', -1)], _pair(d))
+    self.assertEqual(v.word, V.UNRESOLVED)
+    self.assertAlmostEqual(v.evidence.estimate, -1.0)  # the numbers are still there
+    self.assertIn(f'fewer than {V.MIN_SEEDS}: no verdict', V.line(v))
+    d = -1.0 + 0.01 * _zero_mean_unit_sd(V.MIN_SEEDS)
+    self.assertEqual(V.judge([_diff('d', -1)], _pair(d))[0].word, V.SUPPORTED)
+
 
 class HolmTest(absltest.TestCase):
 
@@ -195,11 +204,11 @@ class DominanceTest(absltest.TestCase):
     self.assertIn('resamples', V.line(v))
 
   def test_too_few_seeds_to_resample(self):
-    # Two seeds that each agree would resample to "100%": below MIN_BOOTSTRAP_SEEDS, no verdict.
-    rows = [r for r in self._curves([-1.0] * 4, 0.2) if r['seed'] < V.MIN_BOOTSTRAP_SEEDS - 1]
+    # Two seeds that each agree would resample to "100%": below MIN_SEEDS, no verdict.
+    rows = [r for r in self._curves([-1.0] * 4, 0.2) if r['seed'] < V.MIN_SEEDS - 1]
     [v] = V.judge([self._claim(4)], rows)
     self.assertEqual(v.word, V.UNRESOLVED)
-    self.assertIn('too few to resample', V.line(v))
+    self.assertIn('no verdict', V.line(v))
 
   def test_deterministic(self):
     rows = self._curves([-1.0, -1.0, -1.0, -0.05], 0.5)

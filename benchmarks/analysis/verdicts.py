@@ -12,8 +12,7 @@ The protocol, per claim (seeds pair across the two sides: runs of one seed share
               seeds present at every x; a t-test of the mean slope against 0.
   Dominance   curve a better than curve b at every x: the fraction f of bootstrap resamples of
               the seeds in which a's mean curve is better than b's at every x (not the mean
-              curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples; unresolved
-              below MIN_BOOTSTRAP_SEEDS paired seeds.
+              curve's own yes or no); p = 2 min(f, 1 − f), resolution 1/resamples.
   Match       a closed form matched within a tolerance: two one-sided tests that the mean lies
               inside target ± tolerance (equivalence) against those that it lies outside.
   Frontier    curve a dominates curve b in a plane of two lower-is-better metrics (e.g. the
@@ -34,7 +33,8 @@ degrees of freedom (80% power at the strictest Holm level), so "unresolved" says
 true effect would have had to be.
 
 Diverged rows (`diverged: true`) and non-finite values never enter; how many seeds dropped
-out is part of every verdict line.
+out is part of every verdict line. A sampled claim with fewer than MIN_SEEDS paired seeds is
+unresolved whatever its p (its numbers and the effect it could resolve are still given).
 """
 
 import math
@@ -50,10 +50,11 @@ ALPHA = 0.05        # family-wise error rate over one experiment's claims
 POWER = 0.8         # the power at which `Verdict.resolvable` is stated
 RESAMPLES = 2_000   # bootstrap resamples of the seeds (Dominance)
 BOOTSTRAP_SEED = 0  # fixed: a page regenerates from its rows byte for byte
-# Resampling fewer seeds than this gives too few distinct resamples to mean anything (2 seeds:
-# 3 of them, so "100%" whenever each seed alone agrees): Dominance and Frontier stay
-# unresolved below it.
-MIN_BOOTSTRAP_SEEDS = 8
+# No verdict from fewer paired seeds than this (issue 26: ≥ 8 on `small`, ≥ 16 where seeds are
+# cheap): a t-test's sign from 2–4 seeds is a guess, and resampling 2 seeds gives 3 distinct
+# resamples ("100%" whenever each seed alone agrees). Such a claim is unresolved, with the
+# effect those seeds could have resolved.
+MIN_SEEDS = 8
 
 
 class Select(NamedTuple):
@@ -246,6 +247,8 @@ def _t_evidence(x: np.ndarray, sign: int, dropped: int, claims: int, alpha: floa
     p_up = float(scipy.special.stdtr(n - 1, -t))   # P(T ≥ t): evidence the mean is above
     p_down = float(scipy.special.stdtr(n - 1, t))  # P(T ≤ t): evidence it is below
   p_for, p_against = (p_up, p_down) if sign > 0 else (p_down, p_up)
+  if n < MIN_SEEDS:  # the numbers, but no verdict
+    p_for = p_against = 1.0
   return Evidence(mean, (mean - half, mean + half), n, dropped, p_for, p_against,
                   _resolvable(sd, n, claims, alpha))
 
@@ -304,7 +307,7 @@ def _dominance(claim: Dominance, rows, claims: int, alpha: float) -> Evidence:
   if claim.better == 'higher':
     gap = -gap
   n = gap.shape[0]
-  if n < MIN_BOOTSTRAP_SEEDS:
+  if n < MIN_SEEDS:
     return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
   rng = np.random.default_rng(BOOTSTRAP_SEED)
   idx = rng.integers(0, n, size=(RESAMPLES, n))
@@ -337,7 +340,7 @@ def _frontier(claim: Frontier, rows) -> Evidence:
   selects = [s for pair in list(claim.a) + list(claim.b) for s in pair]
   table, dropped = _aligned(rows, selects)  # [n, 2 (ka + kb)]: x, y of each point
   n = table.shape[0]
-  if n < MIN_BOOTSTRAP_SEEDS:
+  if n < MIN_SEEDS:
     return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
   pts = table.reshape(n, -1, 2)
   rng = np.random.default_rng(BOOTSTRAP_SEED)
@@ -433,7 +436,7 @@ def _estimate_text(v: Verdict) -> str:
             f'the predicted direction ({way}); the least favourable step {e.estimate:+.3g} '
             f'(computed, not sampled)')
   if isinstance(c, (Frontier, Dominance)) and not math.isfinite(e.estimate):
-    return f'fewer than {MIN_BOOTSTRAP_SEEDS} paired seeds: too few to resample'
+    return f'fewer than {MIN_SEEDS} paired seeds: no verdict'
   if isinstance(c, Frontier):
     return f'dominates in {e.estimate:.1%} of {RESAMPLES:,} resamples of the seeds'
   if isinstance(c, Dominance):
@@ -454,6 +457,8 @@ def line(v: Verdict) -> str:
   if isinstance(v.claim, (ClosedForm, Ordered)):
     return f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}'
   seeds = f'{e.n} seeds' + (f' ({e.dropped} dropped: diverged or missing)' if e.dropped else '')
+  if e.n < MIN_SEEDS and not isinstance(v.claim, (Frontier, Dominance)):
+    seeds += f' (fewer than {MIN_SEEDS}: no verdict)'
   level = (f'≤ {v.threshold:.2g}' if v.word != UNRESOLVED else
            f'> {v.threshold:.2g}' if v.threshold > 0 else 'not tested: an earlier claim failed')
   text = (f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}, {seeds}; '
