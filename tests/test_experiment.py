@@ -89,6 +89,13 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     self._check_outputs('huszar_1d', out)
 
+  def test_every_experiment_declares_claims_for_its_verdicts(self):
+    for name, exp in experiments.REGISTRY.items():
+      self.assertIsNotNone(exp.claims, name)
+      claims = exp.claims(experiment_lib.Options())
+      self.assertNotEmpty(claims, name)
+      self.assertLen({c.name for c in claims}, len(claims), name)
+
   def test_list_names_every_experiment_with_its_claim(self):
     proc = _cli('--list')
     self.assertEqual(proc.returncode, 0, proc.stderr)
