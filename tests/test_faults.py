@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,16 @@ class FailedWriteTest(parameterized.TestCase):
       self.assertEqual(f.read(), before)
     self.assertEqual(os.listdir(out), ['results.jsonl'])
     self.assertEqual(rundir.Store(out).rows, [{'scheme': 'mle', 'step': 0, 'nll_test': 2.5}])
+
+  def test_written_files_get_the_mode_open_would_give(self):
+    # Not mkstemp's 0600: a results directory is readable as the user's umask says.
+    out = _tempdir(self)
+    path = os.path.join(out, 'results.jsonl')
+    files.atomic_write(path, 'x\n')
+    with open(os.path.join(out, 'plain'), 'w') as f:
+      f.write('x\n')
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    self.assertEqual(mode(path), mode(os.path.join(out, 'plain')))
 
   def test_previous_checkpoint_kept_whole(self):
     out = _tempdir(self)

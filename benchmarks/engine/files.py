@@ -49,12 +49,24 @@ def _write_error(path: str, e: OSError, previous: bool = True) -> WriteError:
 
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+# What open() would give a new file: 0666 less the process's umask (read once, at import:
+# os.umask can only be read by setting it).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str, data: bytes | str) -> None:
   """Writes data to path via a synced temporary file and os.replace.
 
   Readers, and a rerun after the process is killed at any moment, see the previous or the new
   file whole, never a part. A failed write (disk full, ...) removes the temporary file and
-  raises WriteError naming path; the previous file is untouched.
+  raises WriteError naming path; the previous file is untouched. The file gets the mode
+  open() would give it (0666 less the umask), not the temporary file's 0600.
   """
   directory = os.path.dirname(os.path.abspath(path))
   mode = 'wb' if isinstance(data, bytes) else 'w'
@@ -64,6 +76,7 @@ def atomic_write(path: str, data: bytes | str) -> None:
   except OSError as e:
     raise _write_error(path, e) from e
   try:
+    os.fchmod(fd, _FILE_MODE)  # mkstemp's 0600 would hide results from everyone else
     with os.fdopen(fd, mode) as f:
       if KILL_AT:
         _kill_point('before_write', path)
