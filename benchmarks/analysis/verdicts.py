@@ -182,9 +182,14 @@ class Verdict(NamedTuple):
 
 # --------------------------------------------------------------------------- rows -> values
 
+def _matching(rows, where: Mapping[str, object]) -> list:
+  """The rows whose fields equal `where`'s."""
+  return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+
 def values(rows, select: Select) -> Dict[int, float]:
   """{seed: value} of `select` over `rows`: not diverged, finite."""
-  matched = [r for r in rows if all(r.get(k) == v for k, v in select.where.items())]
+  matched = _matching(rows, select.where)
   if not matched:
     return {}
   if select.step is None:  # each seed's own last row
@@ -309,14 +314,24 @@ def _dominance(claim: Dominance, rows, claims: int, alpha: float) -> Evidence:
   n = gap.shape[0]
   if n < MIN_SEEDS:
     return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
-  rng = np.random.default_rng(BOOTSTRAP_SEED)
-  idx = rng.integers(0, n, size=(RESAMPLES, n))
+  idx = _resamples(n)
   holds = (gap[idx].mean(axis=1) < 0).all(axis=1)  # a's mean curve better at every x
-  f = float(holds.mean())
-  floor = 1.0 / RESAMPLES  # the bootstrap's resolution
   sd = gap.std(axis=0, ddof=1)
   # The gap the least favourable x would need to be resolved on its own.
   resolvable = max(_resolvable(float(s), n, claims, alpha) for s in sd)
+  return _bootstrap_evidence(holds, n, dropped, resolvable)
+
+
+def _resamples(n: int) -> np.ndarray:
+  """[RESAMPLES, n] seed indices drawn with replacement (seeded: pages regenerate)."""
+  return np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(RESAMPLES, n))
+
+
+def _bootstrap_evidence(holds: np.ndarray, n: int, dropped: int, resolvable: float) -> Evidence:
+  """Evidence from whether the claim holds in each resample: f = the fraction that hold,
+  p_for = 1 − f and p_against = f, at least the bootstrap's resolution 1/RESAMPLES."""
+  f = float(holds.mean())
+  floor = 1.0 / RESAMPLES
   return Evidence(f, (math.nan, math.nan), n, dropped, max(1.0 - f, floor), max(f, floor),
                   resolvable)
 
@@ -343,18 +358,13 @@ def _frontier(claim: Frontier, rows) -> Evidence:
   if n < MIN_SEEDS:
     return Evidence(math.nan, (math.nan, math.nan), n, dropped, 1.0, 1.0, math.nan)
   pts = table.reshape(n, -1, 2)
-  rng = np.random.default_rng(BOOTSTRAP_SEED)
-  idx = rng.integers(0, n, size=(RESAMPLES, n))
   holds = np.array([polyline_dominates(pts[i].mean(axis=0)[:ka], pts[i].mean(axis=0)[ka:],
-                                       claim.density) for i in idx])
-  f = float(holds.mean())
-  floor = 1.0 / RESAMPLES
-  return Evidence(f, (math.nan, math.nan), n, dropped, max(1.0 - f, floor), max(f, floor),
-                  math.nan)
+                                       claim.density) for i in _resamples(n)])
+  return _bootstrap_evidence(holds, n, dropped, math.nan)
 
 
 def _closed_form(claim: ClosedForm, rows) -> Evidence:
-  matched = [r for r in rows if all(r.get(k) == v for k, v in claim.where.items())]
+  matched = _matching(rows, claim.where)
   errors = []
   for r in matched:
     target = r.get(claim.target) if isinstance(claim.target, str) else claim.target
@@ -371,8 +381,7 @@ def _closed_form(claim: ClosedForm, rows) -> Evidence:
 
 
 def _ordered(claim: Ordered, rows) -> Evidence:
-  matched = sorted((r for r in rows if all(r.get(k) == v for k, v in claim.where.items())),
-                   key=lambda r: r[claim.x])
+  matched = sorted(_matching(rows, claim.where), key=lambda r: r[claim.x])
   values = [r.get(claim.value) for r in matched]
   if len(values) < 2 or any(v is None or not math.isfinite(v) for v in values):
     return Evidence(math.nan, (math.nan, math.nan), len(values), 0, 1.0, 1.0, math.nan)

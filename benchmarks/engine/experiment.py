@@ -124,32 +124,40 @@ def verdict_section(experiment, options, rows) -> str:
           + (experiment.explanation.strip() + '\n\n' if experiment.explanation else ''))
 
 
-def page(experiment, options, rows, table: str, figures, prov: Optional[dict], *,
-         partial: str = '', figure_dir: str = '.') -> str:
+def page(head: str, verdict_md: str, table: str, figures, figure_dir: str = '.') -> str:
   """The whole page: header, verdicts, figure links (`figures`: PNG names in `figure_dir`,
   a path relative to the page), then the drawing's markdown `table`."""
   links = ''.join(f'![{os.path.splitext(f)[0]}]({f if figure_dir == "." else figure_dir + "/" + f})\n'
                   for f in figures)
-  return (header(experiment, options, prov, partial) + '\n'
-          + verdict_section(experiment, options, rows)
+  return (head + '\n' + verdict_md
           + ('## What was measured\n\n' + links + '\n' if links else '') + table)
 
 
 def draw_pages(experiment, options, rows, out: str, prov: Optional[dict], *, partial: str = '',
                findings_dir: Optional[str] = None) -> str:
   """Draws the figures into `out` and writes out/table.md (and, with findings_dir, the same
-  page as findings_dir/<name>.md, its figure links relative to it); returns table.md's path."""
+  page as findings_dir/<name>.md, its figure links relative to it); returns table.md's path.
+  The claims are judged once for both."""
   table = experiment.draw(rows, out, options)
   figures = sorted(f for f in os.listdir(out) if f.endswith('.png'))
+  head = header(experiment, options, prov, partial)
+  verdict_md = verdict_section(experiment, options, rows)
   path = os.path.join(out, 'table.md')
-  files.atomic_write(path, page(experiment, options, rows, table, figures, prov, partial=partial))
+  files.atomic_write(path, page(head, verdict_md, table, figures))
   if findings_dir:
     os.makedirs(findings_dir, exist_ok=True)
     files.atomic_write(
         os.path.join(findings_dir, os.path.basename(out) + '.md'),
-        page(experiment, options, rows, table, figures, prov, partial=partial,
-             figure_dir=os.path.relpath(out, findings_dir).replace(os.sep, '/')))
+        page(head, verdict_md, table, figures,
+             os.path.relpath(out, findings_dir).replace(os.sep, '/')))
   return path
+
+
+def read_experiment_rows(out: str) -> List[dict]:
+  """The rows of DIR/NAME/results.jsonl (training and computed rows: computed ones have no
+  scheme or step, so not `rundir.read_rows`'s)."""
+  with open(os.path.join(out, 'results.jsonl')) as f:
+    return [json.loads(line) for line in f if line.strip()]
 
 
 def computed_rows(experiment, options, log) -> list:
@@ -221,9 +229,7 @@ def answers(registry, runs_dir: str, findings_link: str) -> str:
     if experiment.claims is None:
       continue
     options = Options(**saved['options'])
-    with open(os.path.join(out, 'results.jsonl')) as f:
-      rows = [json.loads(line) for line in f if line.strip()]
-    found = verdicts.judge(experiment.claims(options), rows)
+    found = verdicts.judge(experiment.claims(options), read_experiment_rows(out))
     lines.append(f'- [{name}]({findings_link}/{name}.md#verdicts) ({prov["date"]}, '
                  f'{len(found)} claims):')
     lines += [f'  - **{v.word}** — {v.claim.text}' for v in found]
@@ -263,8 +269,7 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
   final = os.path.join(out, 'results.jsonl')
   finished = None
   if os.path.exists(final) and len(present) == len(paths):
-    with open(final) as f:  # computed rows have no scheme or step: not read_rows's rows
-      finished = [json.loads(line) for line in f if line.strip()]
+    finished = read_experiment_rows(out)
     # Finished = its results.jsonl holds every row its runs hold (by content, not file
     # times: a fresh clone of committed rows has arbitrary ones); an experiment with no runs
     # (computed rows only) once its results.jsonl exists.
