@@ -137,8 +137,8 @@ def chunk_steps(tc) -> int:
 
 
 class _Evaluation(NamedTuple):
-  key: tuple        # what the programs depend on: problem identity, generator, eval, π, axis
-  problem: object   # held so that the identity in `key` stays that problem's
+  key: tuple        # what else the programs depend on: generator, eval settings, π, run axis
+  problem: object   # the problem they close over (compared by identity)
   programs: tuple   # (evaluate_generators, evaluate_alphas)
 
 
@@ -155,7 +155,7 @@ def evaluation_programs(problem, generator, config, strategy, bsz, devices):
   compilation cache would give the same for most programs, but not for one with a host
   callback (eval.bleu), which it does not store.
   """
-  key = (id(problem), generator, config.eval.to_json(), tuple(config.pis), strategy, bsz,
+  key = (generator, config.eval.to_json(), tuple(config.pis), strategy, bsz,
          tuple(devices) if devices is not None else None)
   if _LAST_EVALUATION and _LAST_EVALUATION[0].problem is problem \
       and _LAST_EVALUATION[0].key == key:
