@@ -155,24 +155,31 @@ class LSTMLM(nn.Module):
 
   # --- every sequence at once (enumerable problems) -------------------------------------------
 
-  def all_log_probs(self, temperature: float = 1.0) -> jax.Array:
-    """log p(x) of every sequence x ∈ V^T, in lexicographic order (that of
-    `divergences.enumerate_sequences`): [V^T].
+  def prefix_tree_logits(self) -> Tuple[jax.Array, ...]:
+    """Next-token logits of every prefix, level by level: T arrays, level t [V^t, V] (row i:
+    the prefix whose tokens are i's base-V digits, oldest first; level 0 is the empty prefix).
 
-    Runs over the prefix tree: each prefix's state is computed once and its V children share
-    one softmax, so Σ_{t<T} V^t cell steps and softmaxes instead of T·V^T of each for
-    `log_prob` over every sequence. Differentiable; memory O(V^T) (the last level).
+    Each prefix's state is computed once and its V children share one output layer: Σ_{t<T}
+    V^t cell steps instead of T·V^T for teacher forcing over every sequence. Differentiable;
+    memory O(V^T) (the last level).
     """
     V = self.vocab_size
     carry, prev = self.initial_carry(1), self.start_tokens(1)
-    log_p = jnp.zeros((1,), self.embedding.dtype)
+    levels = []
     for t in range(self.seq_len):
       carry, logits = self.step(carry, prev)                 # [n, H] each, [n, V]
-      # prefix i's children are i·V + v: the newest token is the least significant digit.
-      log_p = (log_p[:, None] + jax.nn.log_softmax(logits / temperature, axis=-1)).reshape(-1)
-      if t + 1 < self.seq_len:
+      levels.append(logits)
+      if t + 1 < self.seq_len:  # prefix i's children are i·V + v (the newest digit last)
         carry = jax.tree.map(lambda a: jnp.repeat(a, V, axis=0), carry)
-        prev = jnp.tile(jnp.arange(V, dtype=jnp.int32), log_p.shape[0] // V)
+        prev = jnp.tile(jnp.arange(V, dtype=jnp.int32), logits.shape[0])
+    return tuple(levels)
+
+  def all_log_probs(self, temperature: float = 1.0) -> jax.Array:
+    """log p(x) of every sequence x ∈ V^T, in lexicographic order (that of
+    `divergences.enumerate_sequences`): [V^T]. Over the prefix tree (`prefix_tree_logits`)."""
+    log_p = jnp.zeros((1,), self.embedding.dtype)
+    for logits in self.prefix_tree_logits():
+      log_p = (log_p[:, None] + jax.nn.log_softmax(logits / temperature, axis=-1)).reshape(-1)
     return log_p
 
   # --- free running ------------------------------------------------------------------------

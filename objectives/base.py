@@ -77,6 +77,40 @@ def apply_gradients(optimizer, state: GeneratorState, grads) -> GeneratorState:
   return GeneratorState(optax.apply_updates(state.params, updates), opt_state, state.count + 1)
 
 
+# --- 'exact' estimators: a deterministic objective over every sequence (enumerable problems) ---
+
+MAX_ENUMERATE = 10**6  # the exact estimators' limit on V^T (one [V^T] vector per level)
+OPTIMIZERS = ('adam', 'lbfgs')
+
+
+def exact_optimizer(section_cfg) -> optax.GradientTransformation:
+  """Adam with clipping (`optimizer_from_config`), or optax's L-BFGS (its zoom line search)
+  where section_cfg.optimizer == 'lbfgs' (deterministic exact objectives only)."""
+  if section_cfg.optimizer == 'lbfgs':
+    return optax.lbfgs()
+  return optimizer_from_config(section_cfg)
+
+
+def exact_step(optimizer, loss_fn: Callable, state: GeneratorState, *, lbfgs: bool,
+               grad_tol: float) -> Tuple[GeneratorState, dict]:
+  """One update on a deterministic objective `loss_fn(params) -> scalar`.
+
+  Returns the new state and metrics {'loss', 'grad_norm' (the exact gradient's global norm),
+  'converged' (1.0 where grad_norm ≤ grad_tol: the convergence rule)}.
+  """
+  if lbfgs:
+    loss, grads = optax.value_and_grad_from_state(loss_fn)(state.params, state=state.opt_state)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=loss,
+                                          grad=grads, value_fn=loss_fn)
+    new = GeneratorState(optax.apply_updates(state.params, updates), opt_state, state.count + 1)
+  else:
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    new = apply_gradients(optimizer, state, grads)
+  norm = optax.tree.norm(grads)
+  return new, {'loss': loss, 'grad_norm': norm,
+               'converged': (norm <= grad_tol).astype(jnp.float32)}
+
+
 # --- config checks (run by `check_config` of each scheme, before any compute) ------------------
 
 def check_choice(section: str, field: str, value, known) -> None:
@@ -94,3 +128,20 @@ def check_positive(section: str, field: str, value, *, integer: bool = False,
   if not ok:
     what = ('an integer' if integer else 'a number') + (' >= 0' if allow_zero else ' > 0')
     raise ValueError(f'--config.{section}.{field}: must be {what}, got {value!r}')
+
+
+def check_exact(section: str, config, *, hint: str) -> None:
+  """ValueError naming --config.<section>.optimizer / .estimator / .grad_tol: L-BFGS needs the
+  'exact' estimator, which needs V^T ≤ MAX_ENUMERATE (`hint`: what to use instead)."""
+  sc = config[section]
+  check_choice(section, 'optimizer', sc.optimizer, OPTIMIZERS)
+  check_positive(section, 'grad_tol', sc.grad_tol)
+  if sc.optimizer == 'lbfgs' and sc.estimator != 'exact':
+    raise ValueError(f"--config.{section}.optimizer: 'lbfgs' needs the deterministic "
+                     f"estimator 'exact' (got --config.{section}.estimator={sc.estimator!r})")
+  if sc.estimator == 'exact':
+    v, t = config.problem.vocab_size, config.problem.seq_len
+    if v ** t > MAX_ENUMERATE:
+      raise ValueError(f"--config.{section}.estimator: 'exact' enumerates all V^T = {v}^{t} = "
+                       f'{v ** t:,} sequences, more than {MAX_ENUMERATE:,}; {hint}, or an '
+                       'enumerable problem (--preset=enumerable)')

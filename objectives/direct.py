@@ -34,7 +34,7 @@ of two unbiased gradient estimators (config.direct.estimator), for one of two di
   full sequences, 2-core CPU, 2026-12-07), differentiable, against log P(x) (computed once),
   so the loss is KL(Q ‖ P)/T or JS_π/T exactly and its gradient is the exact gradient: no
   sampling. Refused
-  (one line naming the field) when V^T > MAX_ENUMERATE. For claims about minimisers: with
+  (one line naming the field) when V^T > base.MAX_ENUMERATE. For claims about minimisers: with
   config.direct.optimizer = 'lbfgs' (optax's L-BFGS with its zoom line search, for this
   deterministic objective) the run descends to a stationary point; the step reports the
   exact gradient norm ('grad_norm'), and config.direct.grad_tol is the convergence rule
@@ -49,7 +49,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import optax
 
 import divergences
 from objectives import base
@@ -61,8 +60,6 @@ EXACT_DIVERGENCES = DIVERGENCES + ('kl_pq',)  # KL(P ‖ Q): MLE's population ob
 SAMPLED_ESTIMATORS = ('score', 'per_step')  # unbiased estimates from samples of Q
 ESTIMATORS = SAMPLED_ESTIMATORS + ('exact',)
 BASELINES = ('loo', 'none')
-OPTIMIZERS = ('adam', 'lbfgs')
-MAX_ENUMERATE = 10**6  # the exact estimator's limit on V^T (one [V^T] log-prob vector per step)
 
 
 def _check_divergence(divergence: str) -> None:
@@ -273,25 +270,9 @@ def check_config(config) -> None:
   if not (isinstance(dc.baseline, (int, float)) or dc.baseline in BASELINES):
     raise ValueError(f'--config.direct.baseline: {dc.baseline!r} is not one of '
                      f'{", ".join(BASELINES)} or a number')
-  for field in ('learning_rate', 'grad_clip', 'grad_tol'):
+  for field in ('learning_rate', 'grad_clip'):
     base.check_positive('direct', field, dc[field])
-  base.check_choice('direct', 'optimizer', dc.optimizer, OPTIMIZERS)
-  if dc.optimizer == 'lbfgs' and dc.estimator != 'exact':
-    raise ValueError(f"--config.direct.optimizer: 'lbfgs' needs the deterministic "
-                     f"estimator 'exact' (got --config.direct.estimator={dc.estimator!r})")
-  if dc.estimator == 'exact':
-    v, t = config.problem.vocab_size, config.problem.seq_len
-    if v ** t > MAX_ENUMERATE:
-      raise ValueError(f"--config.direct.estimator: 'exact' enumerates all V^T = {v}^{t} = "
-                       f'{v ** t:,} sequences, more than {MAX_ENUMERATE:,}; use per_step or '
-                       'score, or an enumerable problem (--preset=enumerable)')
-
-
-def _optimizer(dc):
-  """Adam with clipping (the default), or L-BFGS (deterministic exact objective only)."""
-  if dc.optimizer == 'lbfgs':
-    return optax.lbfgs()
-  return base.optimizer_from_config(dc)
+  base.check_exact('direct', config, hint='use per_step or score')
 
 
 def make(config, problem) -> base.Scheme:
@@ -299,7 +280,7 @@ def make(config, problem) -> base.Scheme:
   check_config(config)
   dc = config.direct
   model = base.generator_from_config(config)
-  optimizer = _optimizer(dc)
+  optimizer = base.exact_optimizer(dc)
   oracle, oracle_params = problem.model, problem.params
   seq_len = config.problem.seq_len
 
@@ -319,20 +300,8 @@ def make(config, problem) -> base.Scheme:
 
     def step(state, batch, key, pi):
       del batch, key  # deterministic: every sequence, no data, no sampling
-      loss_fn = functools.partial(exact_loss, pi=pi)
-      if dc.optimizer == 'lbfgs':
-        loss, grads = optax.value_and_grad_from_state(loss_fn)(state.params,
-                                                               state=state.opt_state)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
-                                              value=loss, grad=grads, value_fn=loss_fn)
-        new = base.GeneratorState(optax.apply_updates(state.params, updates), opt_state,
-                                  state.count + 1)
-      else:
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        new = base.apply_gradients(optimizer, state, grads)
-      norm = optax.tree.norm(grads)
-      return new, {'loss': loss, 'grad_norm': norm,
-                   'converged': (norm <= dc.grad_tol).astype(jnp.float32)}
+      return base.exact_step(optimizer, functools.partial(exact_loss, pi=pi), state,
+                             lbfgs=dc.optimizer == 'lbfgs', grad_tol=dc.grad_tol)
   else:
     def loss_fn(params, samples, pi):
       return estimator_loss(model, params, samples, oracle, oracle_params, pi,
@@ -349,21 +318,13 @@ def make(config, problem) -> base.Scheme:
                      generator=model, uses_pi=dc.divergence == 'js_pi')
 
 
-def exact_bytes(config) -> int:
-  """The prefix tree's forward and backward: per level t of V^t prefixes, the LSTM's gates and
-  state (~12 H floats) and the children's log-probs (~4 V), kept for the backward pass."""
-  v, h = config.problem.vocab_size, config.generator.hidden_dim
-  prefixes = sum(v ** t for t in range(config.problem.seq_len))
-  return 2 * prefixes * footprint.F32 * (12 * h + 4 * v)
-
-
 def working_set_bytes(config) -> int:
   """Activations of one step: the samples, then P's and Q's [B, T, V] next-token KLs with
   their backward pass (per_step), or both models' teacher-forced passes (score); 'exact':
   one chunk's forward and backward plus the [V^T] log-prob vectors and all sequences."""
   B = config.train.batch_size
   if config.direct.estimator == 'exact':
-    return exact_bytes(config)
+    return footprint.prefix_tree_bytes(config, config.generator.hidden_dim)
   if config.direct.estimator == 'per_step':
     return footprint.sampling_bytes(config, B) + 7 * footprint.full_bytes(config, B)
   return footprint.sampling_bytes(config, B) + 2 * footprint.teacher_forced_bytes(config, B)

@@ -44,6 +44,20 @@ The full-vocabulary logits of teacher and student are formed in row chunks of at
 config.generator.logits_chunk_bytes each, under `jax.checkpoint` (the backward pass
 recomputes a chunk's logits), so memory stays O(chunk × V) at V = 5000.
 
+Estimator (config.distill.estimator). 'sampled' (the default) draws the batch of prefixes above
+each step. 'exact' (enumerable problems, V^T ≤ base.MAX_ENUMERATE) replaces the batch by its
+expectation over every prefix, both models run once over the prefix tree:
+
+  L = (1/T) Σ_t Σ_{x_<t} R(x_<t) D(P_t, Q_t),   R = (1 − λ) P + λ Q   (λ = 1 for 'student'),
+
+the population version of the sampled loss (prefix 'data' is refused: its population version
+is 'teacher'). Q's prefix weights are held fixed under cost_to_go='none' and differentiated
+under 'full', so the gradient is exactly the sampled estimator's expectation: fkl on teacher
+prefixes is KL[P‖Q]/T and its gradient (MLE's population objective), rkl on student prefixes
+with 'full' is KL[Q‖P]/T and its gradient. Deterministic: config.distill.optimizer='lbfgs'
+(optax's L-BFGS) descends it to the convergence rule (exact gradient norm ≤ grad_tol), as in
+`direct`. Student prefixes at a temperature ≠ 1 are weighted by the tempered Q.
+
 Differences from the papers' own methods (README maps settings to methods): GKD's sampling
 temperature (0.9 in TRL, scored at 1) is temperature=1 here unless configured; MiniLLM
 optimises a length-normalised reward-to-go with PPO-style clipping and a teacher-mixed
@@ -59,6 +73,7 @@ References:
   Knowledge Distillation, EMNLP 2016.
 """
 
+import functools
 from typing import Callable
 
 import jax
@@ -73,6 +88,7 @@ DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
 PREFIXES = ('data', 'teacher', 'student')
 COSTS_TO_GO = ('none', 'full')
 BASELINES = ('loo', 'none')
+ESTIMATORS = ('sampled', 'exact')
 
 
 def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergence: str,
@@ -266,6 +282,55 @@ def prefixes(key: jax.Array, batch: jax.Array, sample_student: Callable,
   return jnp.where(is_student[:, None], sample_student(k_student, num), other), is_student
 
 
+def _check_exact_prefix(prefix: str) -> None:
+  if prefix not in ('teacher', 'student'):
+    raise ValueError(f"--config.distill.prefix: the 'exact' estimator takes 'teacher' or "
+                     f"'student' prefixes (the population of 'data' is 'teacher'), got "
+                     f'{prefix!r}')
+
+
+def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
+               skew_alpha=0.1, prefix: str, lmbda: float, cost_to_go: str = 'none',
+               temperature: float = 1.0) -> jax.Array:
+  """The sampled loss's expectation over every prefix (the 'exact' estimator): a scalar.
+
+  Args:
+    teacher_logits: the teacher's next-token logits of every prefix, level by level
+      (`LSTMLM.prefix_tree_logits`: T arrays, level t [V^t, V]; constants).
+    student_logits: the student's, same shapes (differentiable).
+    beta, divergence, skew_alpha: as in `token_divergence`.
+    prefix: 'teacher' or 'student' (the law of the rows that are not the student's own when
+      'teacher'); lmbda: the student's share of rows (1 for 'student').
+    cost_to_go: 'none' (Q's prefix weights held fixed: the per-token surrogate's expected
+      gradient) or 'full' (differentiated: the score term's expectation).
+    temperature: the student's sampling temperature (its prefix weights; the loss scores Q).
+
+  Returns:
+    (1/T) Σ_t Σ_{x_<t} [(1 − λ) P(x_<t) + λ Q_τ(x_<t)] D(P_t, Q_t).
+  """
+  _check_exact_prefix(prefix)
+  lam = 1.0 if prefix == 'student' else float(lmbda)
+  seq_len = len(teacher_logits)
+  log_w_p = log_w_q = jnp.zeros((1,), student_logits[0].dtype)  # log-weights of the prefixes
+  total = 0.0
+  for lp_logits, lq_logits in zip(teacher_logits, student_logits):
+    log_p = jax.nn.log_softmax(lp_logits, axis=-1)
+    log_q = jax.nn.log_softmax(lq_logits, axis=-1)
+    d = token_divergence(log_p, log_q, beta, divergence=divergence, skew_alpha=skew_alpha)
+    w_q = jnp.exp(log_w_q)
+    if cost_to_go == 'none':
+      w_q = jax.lax.stop_gradient(w_q)
+    if lam < 1.0:
+      total += (1.0 - lam) * jnp.sum(jnp.exp(log_w_p) * d)
+    if lam > 0.0:
+      total += lam * jnp.sum(w_q * d)
+    log_q_tau = log_q if temperature == 1.0 else jax.nn.log_softmax(lq_logits / temperature,
+                                                                   axis=-1)
+    log_w_p = (log_w_p[:, None] + log_p).reshape(-1)  # the children: i·V + v
+    log_w_q = (log_w_q[:, None] + log_q_tau).reshape(-1)
+  return total / seq_len
+
+
 def check_config(config) -> None:
   """ValueError naming the first invalid --config.distill.* field; no compute."""
   dc = config.distill
@@ -273,6 +338,7 @@ def check_config(config) -> None:
   base.check_choice('distill', 'prefix', dc.prefix, PREFIXES)
   base.check_choice('distill', 'cost_to_go', dc.cost_to_go, COSTS_TO_GO)
   base.check_choice('distill', 'baseline', dc.baseline, BASELINES)
+  base.check_choice('distill', 'estimator', dc.estimator, ESTIMATORS)
   for field in ('lmbda', 'skew_alpha'):
     value = dc[field]
     if not (isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -284,6 +350,9 @@ def check_config(config) -> None:
     raise ValueError(f"--config.distill.temperature: cost_to_go='full' needs prefixes drawn "
                      f'from Q itself (temperature 1): its score-function term is that of '
                      f"Q's law, which the loss scores; got {dc.temperature!r}")
+  base.check_exact('distill', config, hint="use the estimator 'sampled'")
+  if dc.estimator == 'exact':
+    _check_exact_prefix(dc.prefix)
 
 
 def make(config, problem) -> base.Scheme:
@@ -291,7 +360,7 @@ def make(config, problem) -> base.Scheme:
   check_config(config)
   dc = config.distill
   model = base.generator_from_config(config)
-  optimizer = base.optimizer_from_config(dc)
+  optimizer = base.exact_optimizer(dc)
   teacher, teacher_params = problem.model, problem.params
   uses_beta = dc.divergence == 'jsd'
   chunk_bytes = config.generator.logits_chunk_bytes
@@ -304,6 +373,27 @@ def make(config, problem) -> base.Scheme:
 
   def init(key, generator_params=None):
     return base.init_network(model, optimizer, key, generator_params)
+
+  if dc.estimator == 'exact':
+    @functools.cache
+    def teacher_tree():  # concrete: computed once, at the step's first trace (not at make)
+      with jax.ensure_compile_time_eval():
+        return jax.jit(lambda: teacher.apply(teacher_params, method='prefix_tree_logits'))()
+
+    def exact_fn(params, beta):
+      return exact_loss(teacher_tree(), model.apply(params, method='prefix_tree_logits'),
+                        beta, divergence=dc.divergence, skew_alpha=dc.skew_alpha,
+                        prefix=dc.prefix, lmbda=dc.lmbda, cost_to_go=dc.cost_to_go,
+                        temperature=dc.temperature)
+
+    def exact_step(state, batch, key, pi):
+      del batch, key  # deterministic: every prefix, no data, no sampling
+      beta = pi if uses_beta else None
+      return base.exact_step(optimizer, functools.partial(exact_fn, beta=beta), state,
+                             lbfgs=dc.optimizer == 'lbfgs', grad_tol=dc.grad_tol)
+
+    return base.Scheme(init=init, step=exact_step, generator_params=lambda s: s.params,
+                       generator=model, uses_pi=uses_beta)
 
   def step(state, batch, key, pi):
     # The teacher is the fixed oracle: the state is the student's alone.
@@ -323,7 +413,11 @@ def make(config, problem) -> base.Scheme:
 
 
 def working_set_bytes(config) -> int:
-  """Activations of one step: student and teacher samples, both models' chunked logits."""
+  """Activations of one step: student and teacher samples, both models' chunked logits
+  ('exact': both models over the prefix tree, the student's kept for the backward pass)."""
+  if config.distill.estimator == 'exact':
+    return (footprint.prefix_tree_bytes(config, config.generator.hidden_dim)
+            + footprint.prefix_tree_bytes(config, config.problem.hidden_dim, backward=False))
   B, T = config.train.batch_size, config.problem.seq_len
   return (2 * footprint.sampling_bytes(config, B)
           + 2 * footprint.teacher_forced_bytes(config, B)

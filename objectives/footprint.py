@@ -36,3 +36,12 @@ def full_bytes(config, num: int) -> int:
   """One float32 [num, T, V] array (unchunked next-token distributions or relaxed one-hots)."""
   return F32 * num * config.problem.seq_len * config.problem.vocab_size
 
+
+
+def prefix_tree_bytes(config, hidden_dim: int, *, backward: bool = True) -> int:
+  """One model over the prefix tree (`LSTMLM.prefix_tree_logits`): per level t of V^t prefixes,
+  the LSTM's gates and state (~12 H floats) and the children's log-probs (~4 V), twice when
+  kept for the backward pass."""
+  v = config.problem.vocab_size
+  prefixes = sum(v ** t for t in range(config.problem.seq_len))
+  return (2 if backward else 1) * prefixes * F32 * (12 * hidden_dim + 4 * v)

@@ -268,6 +268,103 @@ class LossTest(absltest.TestCase):
     self.assertGreater(float(jnp.abs(grads['params']['Wo']).min(axis=(1, 2)).max()), 0.0)
 
 
+class ExactEstimatorTest(parameterized.TestCase):
+  """The 'exact' estimator is the sampled estimator's expectation, value and gradient."""
+
+  @parameterized.parameters(
+      ('fkl', 'teacher', 0.0, 'none', 1.0),
+      ('rkl', 'student', 1.0, 'full', 1.0),
+      ('rkl', 'student', 1.0, 'none', 1.0),
+      ('jsd', 'teacher', 0.3, 'full', 1.0),
+      ('tvd', 'teacher', 0.6, 'none', 0.7),
+  )
+  def test_equals_the_sampled_loss_summed_over_every_sequence(self, divergence, prefix, lmbda,
+                                                             cost_to_go, temperature):
+    # Σ_x [(1−λ) P(x) L(x; teacher row) + λ Q_τ(x) L(x; student row)], Q_τ held fixed and
+    # baseline 0 (so the score term is unbiased per row): the sampled loss's expectation.
+    _, problem, gen, params = _setup()
+    xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+    n, lam, beta = xs.shape[0], (1.0 if prefix == 'student' else lmbda), 0.4
+    log_p = problem.model.apply(problem.params, xs, method='log_prob')
+    f = _loss_fn(divergence, cost_to_go, 0.0)
+
+    @jax.jit
+    def both(prm):
+      w_q = jax.lax.stop_gradient(jnp.exp(gen.apply(prm, xs, temperature, method='log_prob')))
+      enumerated = ((1 - lam) * jnp.sum(jnp.exp(log_p) * f(prm, xs, jnp.zeros(n, bool), beta))
+                    + lam * jnp.sum(w_q * f(prm, xs, jnp.ones(n, bool), beta)))
+      exact = distill.exact_loss(
+          problem.model.apply(problem.params, method='prefix_tree_logits'),
+          gen.apply(prm, method='prefix_tree_logits'), beta, divergence=divergence,
+          prefix=prefix, lmbda=lmbda, cost_to_go=cost_to_go, temperature=temperature)
+      return enumerated, exact
+
+    (v_enum, v_exact) = both(params)
+    g_enum, g_exact = (jax.jit(jax.grad(lambda p, i=i: both(p)[i]))(params) for i in (0, 1))
+    np.testing.assert_allclose(v_exact, v_enum, rtol=1e-5)
+    self.assertLess(_rel_err(g_exact, g_enum), 1e-4)
+
+  def test_the_two_sequence_level_kls(self):
+    # fkl on teacher prefixes is KL(P‖Q)/T, rkl on student prefixes with 'full' KL(Q‖P)/T:
+    # values and gradients (autodiff through divergences.exact).
+    _, problem, gen, params = _setup()
+    values, g_pq, g_qp = _exact()
+    teacher = problem.model.apply(problem.params, method='prefix_tree_logits')
+    for divergence, prefix, ctg, want, g_want in (('fkl', 'teacher', 'none', 'kl_pq', g_pq),
+                                                  ('rkl', 'student', 'full', 'kl_qp', g_qp)):
+      fn = lambda prm, d=divergence, p=prefix, c=ctg: distill.exact_loss(
+          teacher, gen.apply(prm, method='prefix_tree_logits'), divergence=d, prefix=p,
+          lmbda=0.0, cost_to_go=c)
+      value, grad = jax.jit(jax.value_and_grad(fn))(params)
+      np.testing.assert_allclose(value, values[want], rtol=1e-5)
+      self.assertLess(_rel_err(grad, g_want), 1e-4)
+
+  def test_lbfgs_on_fkl_converges_to_a_stationary_point(self):
+    # The convergence rule on the exact fkl (teacher prefixes), through the scheme's step:
+    # L-BFGS reaches gradient norm ≤ grad_tol; the line search never goes up.
+    config, problem, _, params = _setup()
+    c = config.copy_and_resolve_references()
+    c.distill.update(divergence='fkl', prefix='teacher', lmbda=0.0, estimator='exact',
+                     optimizer='lbfgs')
+    scheme = objectives.make('distill', c, problem)
+    self.assertFalse(scheme.uses_pi)
+
+    @jax.jit
+    def run(state):
+      def body(s, _):
+        s, m = scheme.step(s, problem.train[:4], jax.random.PRNGKey(0), jnp.float32(jnp.nan))
+        return s, (m['grad_norm'], m['loss'], m['converged'])
+      return jax.lax.scan(body, state, jnp.arange(300))[1]
+
+    norms, losses, converged = (np.asarray(x) for x in run(scheme.init(jax.random.PRNGKey(1),
+                                                                       params)))
+    np.testing.assert_allclose(losses[0], _exact()[0]['kl_pq'], rtol=1e-5)
+    self.assertLessEqual(norms[-1], c.distill.grad_tol)
+    self.assertEqual(converged[-1], 1.0)
+    self.assertLess(losses[-1], losses[0] / 3)
+    self.assertTrue(np.all(np.diff(losses) <= 1e-6))
+
+  @parameterized.parameters(
+      ({'estimator': 'exact', 'prefix': 'data'}, 'prefix', "'exact' estimator takes"),
+      ({'estimator': 'mc'}, 'estimator', 'unknown'),
+      ({'optimizer': 'lbfgs'}, 'optimizer', "'lbfgs' needs the deterministic"),
+      ({'estimator': 'exact', 'prefix': 'teacher', 'grad_tol': 0.0}, 'grad_tol', 'must be'),
+  )
+  def test_refusals_name_the_field(self, fields, flag, words):
+    config = _setup()[0].copy_and_resolve_references()  # enumerable: 27 sequences
+    config.distill.update(fields)
+    with self.assertRaisesRegex(ValueError, f'--config.distill.{flag}: .*{words}'):
+      objectives.check_config('distill', config)
+
+  def test_too_many_sequences_is_refused(self):
+    config = configs.get_preset('smoke')
+    config.distill.update(estimator='exact', prefix='teacher')
+    config.problem.update(vocab_size=16, seq_len=8)
+    with self.assertRaisesRegex(ValueError, r"--config.distill.estimator: .* 16\^8 = "
+                                            r"4,294,967,296 sequences, .*'sampled'"):
+      objectives.check_config('distill', config)
+
+
 class PrefixesTest(parameterized.TestCase):
   """The rows used: data (0s), teacher samples (2s) or student samples (1s)."""
 

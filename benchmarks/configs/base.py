@@ -168,6 +168,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill.temperature = 1.0
   c.distill.learning_rate = 0.01    # Adam
   c.distill.grad_clip = 5.0         # global-norm clipping
+  # 'sampled' (a batch of prefixes per step) | 'exact' (the expectation over every prefix,
+  # enumerable problems; prefix 'teacher' or 'student')
+  c.distill.estimator = 'sampled'
+  c.distill.optimizer = 'adam'      # 'adam' | 'lbfgs' (optax's L-BFGS; estimator 'exact' only)
+  c.distill.grad_tol = 1e-3         # convergence rule: exact gradient norm ≤ this ('exact')
 
   # Discriminator sizes shared by gan_pi, gumbel_gan and seqgan (models/discriminator.py).
   c.discriminator = ml_collections.ConfigDict()
