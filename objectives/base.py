@@ -84,10 +84,11 @@ OPTIMIZERS = ('adam', 'lbfgs')
 
 
 def exact_optimizer(section_cfg) -> optax.GradientTransformation:
-  """Adam with clipping (`optimizer_from_config`), or optax's L-BFGS (its zoom line search)
-  where section_cfg.optimizer == 'lbfgs' (deterministic exact objectives only)."""
+  """Adam with clipping (`optimizer_from_config`), or optax's L-BFGS (its zoom line search,
+  `lbfgs_memory` past updates) where section_cfg.optimizer == 'lbfgs' (deterministic exact
+  objectives only)."""
   if section_cfg.optimizer == 'lbfgs':
-    return optax.lbfgs()
+    return optax.lbfgs(memory_size=section_cfg.lbfgs_memory)
   return optimizer_from_config(section_cfg)
 
 
@@ -136,6 +137,7 @@ def check_exact(section: str, config, *, hint: str) -> None:
   sc = config[section]
   check_choice(section, 'optimizer', sc.optimizer, OPTIMIZERS)
   check_positive(section, 'grad_tol', sc.grad_tol)
+  check_positive(section, 'lbfgs_memory', sc.lbfgs_memory, integer=True)
   if sc.optimizer == 'lbfgs' and sc.estimator != 'exact':
     raise ValueError(f"--config.{section}.optimizer: 'lbfgs' needs the deterministic "
                      f"estimator 'exact' (got --config.{section}.estimator={sc.estimator!r})")

@@ -349,6 +349,7 @@ class ExactEstimatorTest(parameterized.TestCase):
       ({'estimator': 'mc'}, 'estimator', 'unknown'),
       ({'optimizer': 'lbfgs'}, 'optimizer', "'lbfgs' needs the deterministic"),
       ({'estimator': 'exact', 'prefix': 'teacher', 'grad_tol': 0.0}, 'grad_tol', 'must be'),
+      ({'optimizer': 'lbfgs', 'lbfgs_memory': 2.5}, 'lbfgs_memory', 'an integer'),
   )
   def test_refusals_name_the_field(self, fields, flag, words):
     config = _setup()[0].copy_and_resolve_references()  # enumerable: 27 sequences

@@ -141,6 +141,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.direct.grad_clip = 5.0          # global-norm clipping
   c.direct.optimizer = 'adam'       # 'adam' | 'lbfgs' (optax's L-BFGS; estimator 'exact' only)
   c.direct.grad_tol = 1e-3          # convergence rule: exact gradient norm ≤ this ('exact'; float32's floor is ~1e-4)
+  c.direct.lbfgs_memory = 10        # L-BFGS: past updates kept (optax's default)
 
   # Distillation from the oracle as teacher (objectives/distill.py): per-token D(P_t, Q_t)
   # over the full vocabulary on prefixes of data, teacher or student rows. Defaults: TRL's GKD
@@ -173,6 +174,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill.estimator = 'sampled'
   c.distill.optimizer = 'adam'      # 'adam' | 'lbfgs' (optax's L-BFGS; estimator 'exact' only)
   c.distill.grad_tol = 1e-3         # convergence rule: exact gradient norm ≤ this ('exact')
+  c.distill.lbfgs_memory = 10       # L-BFGS: past updates kept (optax's default)
 
   # Discriminator sizes shared by gan_pi, gumbel_gan and seqgan (models/discriminator.py).
   c.discriminator = ml_collections.ConfigDict()

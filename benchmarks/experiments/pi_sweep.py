@@ -49,12 +49,15 @@ VARIANTS = {
 SWEPT = ('direct_js', 'gan_oracle_minimax', 'gan_oracle_ns', 'gan_learned')
 # The 'exact' run: L-BFGS on the exact objectives, from EXACT_SEEDS initialisations.
 EXACT_PIS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
-EXACT_SEEDS, EXACT_STEPS = 16, 500
+# Measured on this problem (one init, KL[P‖Q]): after 3,000 L-BFGS steps the objective still
+# falls, by 27% more with 50 past updates than with optax's default 10; 500 steps left every
+# init short of the convergence rule. So: 50 updates, 2,000 steps, convergence reported.
+EXACT_SEEDS, EXACT_STEPS, EXACT_MEMORY = 16, 2_000, 50
 
 
 def _exact_variant(divergence):
   return ('direct', {'direct.estimator': 'exact', 'direct.optimizer': 'lbfgs',
-                     'direct.divergence': divergence})
+                     'direct.lbfgs_memory': EXACT_MEMORY, 'direct.divergence': divergence})
 
 
 EXACT = {'exact_kl_pq': _exact_variant('kl_pq'), 'exact_kl_qp': _exact_variant('kl_qp'),
@@ -89,7 +92,7 @@ def runs(options):
     exact_variants = {'exact_js': EXACT['exact_js']}  # one compile: what the claims judge
   else:
     exact = {'generator.embed_dim': 4, 'generator.hidden_dim': 4, 'pis': EXACT_PIS,
-             'train.num_steps': EXACT_STEPS, 'train.eval_every': 100,
+             'train.num_steps': EXACT_STEPS, 'train.eval_every': 500,
              'eval.num_samples': 2_000, 'num_seeds': EXACT_SEEDS}
     exact_variants = EXACT
   # The exact run first: it answers the question about minimisers, in a third of the time.
