@@ -3,6 +3,21 @@
 from typing import Dict
 
 
+# L-BFGS on an exact objective of the enumerable problem (pi_sweep's and distill's 'exact'
+# runs; seeds are initialisations). Measured on pi_sweep's problem (one init, KL[P‖Q]): after
+# 3,000 steps the objective still falls, by 27% more with 50 past updates than with optax's
+# default 10; 500 steps left every init short of the convergence rule. Convergence is reported
+# per run (train_converged), not assumed.
+EXACT_SEEDS, EXACT_STEPS, EXACT_MEMORY = 16, 2_000, 50
+
+
+def exact_lbfgs(section: str) -> Dict[str, object]:
+  """Overrides (flattened fields) of `section` ('direct' or 'distill'): the exact estimator
+  descended by L-BFGS with EXACT_MEMORY past updates."""
+  return {f'{section}.estimator': 'exact', f'{section}.optimizer': 'lbfgs',
+          f'{section}.lbfgs_memory': EXACT_MEMORY}
+
+
 def linear_ss_schedule(num_steps: int, final_eps: float) -> Dict[str, object]:
   """Overrides (flattened fields) taking scheduled sampling's ε linearly from 1 to final_eps
   over num_steps (the config's defaults are sized for `small`'s 2,000 steps)."""

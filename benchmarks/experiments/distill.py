@@ -17,7 +17,14 @@ Runs:
                 an E = H = 16 teacher, V = 6, T = 6): exact divergences by enumeration;
   capacity_h8,  the same problem with a student of E = H = 8 and 16 (the capacity axis;
   capacity_h16  H = 4 is the `enumerable` run), for a subset of the objectives;
-  small         the `small` preset (V = 500, T = 20): Monte-Carlo divergences.
+  small         the `small` preset (V = 500, T = 20): Monte-Carlo divergences;
+  exact         the enumerable problem's objectives at convergence: every divergence on
+                teacher prefixes, on the student's own (with and without the score term),
+                the estimator 'exact' (the sampled loss's expectation over every prefix)
+                descended by L-BFGS from EXACT_SEEDS initialisations (no warm start), jsd at
+                β = ½. fkl on teacher prefixes is then argmin KL[P‖Q] and rkl on student
+                prefixes with the score term argmin KL[Q‖P]: the others are placed against
+                those two minimisers, with convergence reported per run.
 The sequence-level skew KLs and TV are not evaluation metrics; the gradient-fidelity rows
 (`python -m benchmarks.measure.gradient_fidelity`) answer whether those surrogates descend them.
 """
@@ -53,6 +60,8 @@ NAMED = {'fkl': 'kl_pq', 'rkl': 'kl_qp', 'jsd': 'js_scaled'}
 PIS = (0.1, 0.25, 0.5, 0.75, 0.9)
 WIDTH, QUICK_WIDTH = 4, 2  # the `enumerable` run's student E = H (teacher: 16; --quick: 8)
 CAPACITY = ('mle', 'direct_kl_qp', 'fkl_teacher', 'rkl_student', 'rkl_student_full', 'jsd_mix')
+# The 'exact' run's prefix settings (objectives/distill.py estimator 'exact': no 'data').
+EXACT_SETTINGS = ('teacher', 'student', 'student_full')
 QUICK = ('mle', 'fkl_data', 'rkl_student_full', 'jsd_mix', 'skl_teacher', 'srkl_mix_full',
          'tvd_student')
 
@@ -72,6 +81,12 @@ def all_variants():
   return out
 
 
+def exact_variants(settings=EXACT_SETTINGS, divergences=DIVERGENCES):
+  """{label: (scheme, overrides)} of the 'exact' run: each divergence × setting, L-BFGS."""
+  return {f'{d}_{s}': ('distill', dict(variant(d, s)[1], **base.exact_lbfgs('distill')))
+          for d in divergences for s in settings}
+
+
 def split_label(label: str):
   """'rkl_student_full' -> ('rkl', 'student_full'); references -> (label, None)."""
   head, _, tail = label.partition('_')
@@ -89,8 +104,11 @@ def runs(options):
             'train.num_steps': 10, 'train.eval_every': 10, 'train.warm_start_steps': 10,
             'eval.num_samples': 64, 'eval.batch_size': 64, 'pis': (0.1, 0.9),
             'num_seeds': 2}
+    exact = dict(tiny, **{'train.warm_start_steps': 0, 'pis': (0.5,)})
     return {
         'enumerable': experiment_lib.Run('enumerable', tiny, {k: every[k] for k in QUICK}),
+        'exact': experiment_lib.Run('enumerable', exact, exact_variants(
+            ('teacher', 'student'), ('fkl',))),
         'capacity_h4': experiment_lib.Run('enumerable', dict(tiny, **{'generator.embed_dim': 4,
                                                            'generator.hidden_dim': 4}),
                                 {k: every[k] for k in ('rkl_student',)}),
@@ -101,15 +119,20 @@ def runs(options):
   enum = {'generator.embed_dim': WIDTH, 'generator.hidden_dim': WIDTH,
           'train.num_steps': 1_000,
           'train.eval_every': 250, 'train.warm_start_steps': 500, 'eval.num_samples': 2_000,
-          'pis': PIS, 'num_seeds': 5}
-  out = {'enumerable': experiment_lib.Run('enumerable', enum, every)}
+          'pis': PIS, 'num_seeds': 16}
+  # The exact run first: the question about minimisers, in about a third of the time.
+  out = {'exact': experiment_lib.Run('enumerable', {
+      'generator.embed_dim': WIDTH, 'generator.hidden_dim': WIDTH, 'pis': (0.5,),
+      'train.num_steps': base.EXACT_STEPS, 'train.eval_every': 500,
+      'eval.num_samples': 2_000, 'num_seeds': base.EXACT_SEEDS}, exact_variants()),
+      'enumerable': experiment_lib.Run('enumerable', enum, every)}
   for h in (8, 16):
     out[f'capacity_h{h}'] = experiment_lib.Run(
         'enumerable', dict(enum, **{'generator.embed_dim': h, 'generator.hidden_dim': h}),
         {k: every[k] for k in CAPACITY})
   out['small'] = experiment_lib.Run('small', {'train.num_steps': 1_000, 'train.eval_every': 500,
                                     'train.warm_start_steps': 1_000,
-                                    'pis': (0.1, 0.5, 0.9), 'num_seeds': 5}, every)
+                                    'pis': (0.1, 0.5, 0.9), 'num_seeds': 8}, every)
   return out
 
 
@@ -363,19 +386,24 @@ def table(rows, final, run):
   """The markdown table of one run: every objective's KLs, entropy and ExAccErr."""
   pre = exact_prefix([r for r in rows if r.get('run') == run])
   warm = warm_rows(rows, run)
+  lbfgs = any('train_converged' in r for r in rows if r.get('run') == run)
+  last = ('converged (L-BFGS) |' if lbfgs else 'named divergence Δ from warm start |')
   lines = [f'### {run} ({"exact, by enumeration" if pre else "Monte-Carlo"}; per token, '
-           'mean ± 95% CI over seeds)', '',
-           '| objective | β | seeds | KL[P‖Q] | KL[Q‖P] | H(Q) | ExAccErr | named divergence '
-           'Δ from warm start |', '|---|---|---|---|---|---|---|---|']
-  items = [('warm start', None, warm)] + objectives(final, run)
+           'mean ± 95% CI over ' + ('initialisations' if lbfgs else 'seeds') + ')', '',
+           '| objective | β | seeds | KL[P‖Q] | KL[Q‖P] | H(Q) | ExAccErr | ' + last,
+           '|---|---|---|---|---|---|---|---|']
+  items = ([('warm start', None, warm)] if warm else []) + objectives(final, run)
   for label, pi, rs in items:
     d, _ = split_label(label)
-    delta = (stats.fmt_ci(paired(rs, warm, NAMED[d], pi, pre))
+    if lbfgs:  # every step of the last evaluation interval within grad_tol
+      end = f'{sum(1 for r in rs if r.get("train_converged") == 1.0)}/{len(rs)}'
+    else:
+      end = (stats.fmt_ci(paired(rs, warm, NAMED[d], pi, pre))
              if d in NAMED and label != 'warm start' else '–')
     lines.append(f'| {label} | {"–" if pi is None else f"{pi:g}"} | {len(rs)} | '
                  + ' | '.join(stats.fmt_ci(values(rs, m, prefix=pre))
                               for m in ('kl_pq', 'kl_qp', 'entropy_q', 'exacc_err'))
-                 + f' | {delta} |')
+                 + f' | {end} |')
   return lines
 
 
@@ -405,6 +433,23 @@ def claims(options):
         out.append(verdicts.Difference(
             f'{run}_{d}_descends', f'`{run}`: {d} on data prefixes lowers {name} from the '
             'MLE warm start', final(f'{d}_data'), warm, -1))
+  labels = set(rs['exact'].variants)
+  at = lambda label: {'run': 'exact', 'scheme': label, 'phase': 'train'}
+  for d, named in (('fkl', 'kl_pq'), ('rkl', 'kl_qp')):
+    name = 'KL[P‖Q]' if named == 'kl_pq' else 'KL[Q‖P]'
+    if {f'{d}_student', f'{d}_teacher'} <= labels:
+      out.append(verdicts.Difference(
+          f'exact_{d}_on_policy', f'`exact` (L-BFGS, paired by initialisation): {d} on the '
+          f"student's own prefixes ends lower in {name} than on teacher prefixes",
+          verdicts.Select(at(f'{d}_student'), 'exact_' + named),
+          verdicts.Select(at(f'{d}_teacher'), 'exact_' + named), -1))
+  if {'rkl_student', 'rkl_student_full'} <= labels:
+    out.append(verdicts.Difference(
+        'exact_rkl_surrogate', "`exact`: rkl on the student's own prefixes without the score "
+        'term ends higher in KL[Q‖P] than with it (then it is argmin KL[Q‖P]): the per-token '
+        "surrogate's fixed point is not the minimiser",
+        verdicts.Select(at('rkl_student'), 'exact_kl_qp'),
+        verdicts.Select(at('rkl_student_full'), 'exact_kl_qp'), +1))
   return out
 
 
