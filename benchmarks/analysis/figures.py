@@ -51,16 +51,24 @@ def mean_ci_arrays(groups: Sequence[Sequence[float]]):
 
 
 def band(ax, x, groups: Sequence[Sequence[float]], *, label=None, color=None, marker=None,
-         ls='-', ci: bool = True):
+         ls='-', ci: bool = True, log: bool = False):
   """A mean curve over x with its 95% CI band; groups[i] = the seeds' values at x[i].
 
   ci=False draws the mean alone (e.g. 2 seeds, whose t-interval is ±12.7 standard errors).
+  log=True (positive values, a log axis): the geometric mean and the CI of the mean log,
+  exponentiated, so the band stays above zero where an arithmetic one would reach it.
   """
+  if log:
+    groups = [[math.log(v) for v in g if v is not None and v > 0] for g in groups]
   m, h, _ = mean_ci_arrays(groups)
+  if log:
+    lo, hi = np.exp(m - np.nan_to_num(h)), np.exp(m + np.nan_to_num(h))
+    m = np.exp(m)
+  else:
+    lo, hi = m - np.nan_to_num(h), m + np.nan_to_num(h)
   line, = ax.plot(x, m, label=label, color=color, marker=marker, ls=ls, ms=4)
   if ci:
-    h = np.nan_to_num(h)
-    ax.fill_between(x, m - h, m + h, alpha=0.2, color=line.get_color(), lw=0)
+    ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color(), lw=0)
   return line
 
 

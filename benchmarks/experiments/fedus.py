@@ -89,8 +89,9 @@ def _value(row, metric, t):
 def _curves(ax, series, metric, t, title, log=False):
   for v, steps in series.items():
     xs = sorted(s for s in steps if metric != 'train_g_grad_norm' or s > 0)
-    figures.band(ax, xs, [[_value(r, metric, t) for r in steps[s]] for s in xs], label=v)
-  ax.set_title(title)
+    figures.band(ax, xs, [[_value(r, metric, t) for r in steps[s]] for s in xs], label=v,
+                 log=log)
+  ax.set_title(title + (' (geometric mean)' if log else ''))
   ax.set_xlabel('step')
   if log:
     ax.set_yscale('log')

@@ -182,24 +182,44 @@ def _parameters_panel(ax, kl_pq, js, kl_qp):
   figures.dedupe_legend(ax, fontsize=7)
 
 
+def basin(row) -> str:
+  """Which basin an end point (μ, σ) lies in: 'covers both modes' (σ above every component's
+  by half again) or 'on component k' (the nearest component mean)."""
+  if row['sigma'] > 1.5 * max(TARGET['sigmas']):
+    return 'covers both modes'
+  k = int(np.argmin([abs(row['mu'] - m) for m in TARGET['mus']]))
+  return f'on component {k + 1}'
+
+
 def _basins_panel(ax, rows, kl_pq, js, kl_qp):
-  """Each start's local minimum of JS_π/(π(1−π)) against π (KLs at 0, 1) and the best one."""
+  """The local minima against π, one line per basin (where they cross, the best fit jumps
+  from one to the other), each start's end point a marker beside it (dodged: several starts
+  often end at one minimum), the best one ringed."""
   position = lambda r: {'kl_pq': 0.0, 'kl_qp': 1.0}.get(r['objective'], r['pi'])
   local = [r for r in rows if r.get('run') == LOCAL]
-  # Markers only: a start's end points at neighbouring π may lie in different basins.
+  basins = sorted({basin(r) for r in local})
+  for j, b in enumerate(basins):  # the basin's minimum at each π where some start reached it
+    at = {}
+    for r in local:
+      if basin(r) == b:
+        at[position(r)] = min(at.get(position(r), math.inf), r['value'])
+    xs = sorted(at)
+    ax.plot(xs, [at[x] for x in xs], '-', lw=1.2, color=f'C{j}', alpha=0.8, label=b)
+  starts = list(dict.fromkeys(r['start'] for r in local))
   markers = ('^', 'v', '<', '>', 'x')
-  for j, start in enumerate(dict.fromkeys(r['start'] for r in local)):
+  for j, start in enumerate(starts):
+    dodge = 0.015 * (j - (len(starts) - 1) / 2)
     rs = [r for r in local if r['start'] == start]
-    ax.plot([position(r) for r in rs], [r['value'] for r in rs], ls='',
-            marker=markers[j % len(markers)], ms=5, color=f'C{j + 4}', label=f'from {start}')
+    ax.plot([position(r) + dodge for r in rs], [r['value'] for r in rs], ls='',
+            marker=markers[j % len(markers)], ms=4, color='0.35', label=f'from {start}')
   best = ([kl_pq] if kl_pq else []) + js + ([kl_qp] if kl_qp else [])
   value = lambda r: r[r['objective']] if r['pi'] is None else r['js_pi_scaled']
   ax.plot([position(r) for r in best], [value(r) for r in best], 'o', mfc='none', color='k',
-          ms=7, label='best (the fit)')
+          ms=9, label='best (the fit)')
   ax.set_xlabel('π (0: KL[P‖Q], 1: KL[Q‖P])')
   ax.set_ylabel('JS_π/(π(1−π)) at the end point (nats)')
-  ax.set_title('Local minima by start')
-  figures.dedupe_legend(ax, fontsize=7)
+  ax.set_title('Local minima by basin (lines) and start (markers)', fontsize=9)
+  figures.dedupe_legend(ax, fontsize=6)
 
 
 def _sentence(kl_pq, js, kl_qp) -> str:
