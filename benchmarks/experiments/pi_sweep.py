@@ -260,20 +260,37 @@ def draw(rows, output_dir, options):
                    'marker': 'x'})
   for v, marker in (('mle', 's'), ('direct_kl_qp', 'D')):
     rs = final.get((v, None), [])
-    points.append({'label': f'{v} (end point)', 'kl_qp': _values(rs, 'exact_kl_qp'),
-                   'kl_pq': _values(rs, 'exact_kl_pq'), 'color': COLORS[v], 'marker': marker})
-  for v in SWEPT:
-    for p in pis:
-      rs = final.get((v, p), [])
-      points.append({'label': v, 'kl_qp': _values(rs, 'exact_kl_qp'), 'text': f'{p:g}',
-                     'kl_pq': _values(rs, 'exact_kl_pq'), 'color': COLORS[v], 'marker': 'o'})
+    if rs:
+      points.append({'label': f'{v} (end point)', 'kl_qp': _values(rs, 'exact_kl_qp'),
+                     'kl_pq': _values(rs, 'exact_kl_pq'), 'color': COLORS[v],
+                     'marker': marker})
   figures.kl_plane(ax, points)
-  for v in SWEPT:  # connect each scheme's π points in order
-    xy = [(stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp'))[0],
-           stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_pq'))[0]) for p in pis]
-    ax.plot([a for a, _ in xy], [b for _, b in xy], color=COLORS[v], lw=0.7, alpha=0.6)
-  ax.set_title('Exact divergences after training; numbers are π (mean ± 95% CI)')
-  figures.dedupe_legend(ax, fontsize=7)
+  for v in SWEPT:  # each scheme's mean over seeds along π; only the ends are labelled
+    xy = [(stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp')),
+           stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_pq'))) for p in pis]
+    xs, ys = [x[0] for x, _ in xy], [y[0] for _, y in xy]
+    ax.errorbar(xs, ys, xerr=[np.nan_to_num(x[1]) for x, _ in xy],
+                yerr=[np.nan_to_num(y[1]) for _, y in xy], color=COLORS[v], marker='o', ms=3,
+                lw=1, elinewidth=0.5, alpha=0.8, capsize=0, label=v)
+    for i in (0, len(pis) - 1) if pis else ():
+      if math.isfinite(xs[i]) and math.isfinite(ys[i]):
+        ax.annotate(f'π={pis[i]:g}', (xs[i], ys[i]), fontsize=6, color=COLORS[v],
+                    xytext=(4, -8 if i == 0 else 4), textcoords='offset points')
+  exact = _run_final(rows, 'exact')  # the minimisers found (best initialisation)
+  e_pis = sorted(p for (v, p) in exact if v == 'exact_js' and p is not None)
+  best = [_best(exact.get(('exact_js', p), []), 'exact_js', p) for p in e_pis]
+  best = [b for b in best if b]
+  if best:
+    ax.plot([b['exact_kl_qp'] for b in best], [b['exact_kl_pq'] for b in best], '--', marker='.',
+            color=COLORS['exact_js'], lw=1, label='argmin JS_π (exact run, best init)')
+  for v, marker in (('exact_kl_pq', '*'), ('exact_kl_qp', 'P')):
+    b = _best(exact.get((v, None), []), v, None)
+    if b:
+      name = 'KL[P‖Q]' if v == 'exact_kl_pq' else 'KL[Q‖P]'
+      ax.plot(b['exact_kl_qp'], b['exact_kl_pq'], marker, ms=9, color=COLORS[v], mec='k',
+              mew=0.5, ls='', label=f'argmin {name} (best init)')
+  ax.set_title('Exact divergences after training (mean ± 95% CI over seeds)', fontsize=9)
+  figures.dedupe_legend(ax, fontsize=6)
   figures.save(fig, f'{output_dir}/pi_sweep_plane.png')
 
   metrics = (('exact_kl_pq', 'KL[P‖Q]'), ('exact_kl_qp', 'KL[Q‖P]'),
