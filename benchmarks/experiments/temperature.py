@@ -141,19 +141,36 @@ def dominance(cs, x='nll_test', y='nll_oracle'):
   return out
 
 
-def _plane(ax, cs, x, y, *, label_alpha=1.0):
+# α values marked along every curve (one marker each; the legend names them).
+MARKED = {0.5: 'v', 1.0: 'o', 1.5: '^', 2.0: 's'}
+
+
+def _plane(ax, cs, x, y):
+  """Each scheme's mean curve over α (light CIs), the MARKED α's as markers, a legend."""
   for scheme, curve in cs.items():
-    _, mx, hx = mean_curve(curve, x)
+    alphas, mx, hx = mean_curve(curve, x)
     _, my, hy = mean_curve(curve, y)
     color = COLORS.get(scheme)
     ax.plot(mx, my, '-', color=color, label=scheme, lw=1.2)
     ax.errorbar(mx, my, xerr=np.nan_to_num(hx), yerr=np.nan_to_num(hy), fmt='none',
                 ecolor=color, alpha=0.35, lw=0.7)
-    alphas = np.array(list(curve))
-    at = np.argmin(np.abs(alphas - label_alpha))
-    ax.plot(mx[at], my[at], 'o', color=color, ms=4)
+    for a, marker in MARKED.items():
+      at = np.flatnonzero(np.isclose(alphas, a))
+      if at.size:
+        ax.plot(mx[at[0]], my[at[0]], marker, color=color, ms=4)
+  for a, marker in MARKED.items():
+    ax.plot([], [], marker, color='gray', ms=4, ls='', label=f'α = {a:g}')
   ax.set_xlabel(f'{x} per token')
   ax.set_ylabel(f'{y} per token')
+  figures.dedupe_legend(ax, fontsize=6)
+
+
+def _limit_to(ax, cs, schemes, x, y, margin=0.15):
+  """Axis limits around the mean curves of `schemes` (others may run off the panel)."""
+  for axis, metric in (('x', x), ('y', y)):
+    ms = np.concatenate([mean_curve(cs[s], metric)[1] for s in schemes])
+    lo, hi = np.nanmin(ms), np.nanmax(ms)
+    getattr(ax, f'set_{axis}lim')(lo - margin * (hi - lo), hi + margin * (hi - lo))
 
 
 def draw(rows, output_dir, options):
@@ -164,17 +181,20 @@ def draw(rows, output_dir, options):
   zoom = MLE in cs
   fig, axes = figures.subplots(1, 3 if zoom else 2, width=5.2, height=4.4)
   _plane(axes[0, 0], cs, 'nll_test', 'nll_oracle')
-  axes[0, 0].set_title('quality (nll_oracle) vs coverage (nll_test)\nover α; dot: α = 1')
+  axes[0, 0].set_title('quality (nll_oracle) vs coverage (nll_test) over α', fontsize=9)
   _plane(axes[0, 1], cs, 'kl_pq', 'kl_qp')
-  axes[0, 1].set_title('KL[Q‖P] vs KL[P‖Q] over α; dot: α = 1')
-  axes[0, 0].legend(fontsize=7)
+  title = 'KL[Q‖P] vs KL[P‖Q] over α'
+  # `direct` descends KL[Q‖P] with the oracle's density: its curve can span a range that
+  # squeezes the data-trained schemes' into a corner, so the panel is sized to theirs.
+  trained = [s for s in cs if not s.startswith('direct')]
+  if trained and len(trained) < len(cs):
+    _limit_to(axes[0, 1], cs, trained, 'kl_pq', 'kl_qp')
+    title += '\n(sized to the schemes trained on data)'
+  axes[0, 1].set_title(title, fontsize=9)
   if zoom:  # a scheme far off (a collapsed one) squeezes the others: MLE's range, enlarged
     _plane(axes[0, 2], cs, 'nll_test', 'nll_oracle')
-    for axis, metric in (('x', 'nll_test'), ('y', 'nll_oracle')):
-      _, m, _ = mean_curve(cs[MLE], metric)
-      lo, hi = np.nanmin(m), np.nanmax(m)
-      getattr(axes[0, 2], f'set_{axis}lim')(lo - 0.15 * (hi - lo), hi + 0.15 * (hi - lo))
-    axes[0, 2].set_title('the left panel within MLE\'s range')
+    _limit_to(axes[0, 2], cs, [MLE], 'nll_test', 'nll_oracle')
+    axes[0, 2].set_title('the left panel within MLE\'s range', fontsize=9)
   figures.save(fig, f'{output_dir}/temperature_frontier.png')
 
   metrics = ('entropy_q', 'nll_oracle', 'bleu', 'self_bleu')
