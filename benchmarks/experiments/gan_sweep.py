@@ -104,28 +104,58 @@ def choose(summary, scheme):
   return best
 
 
+def _selection_panel(ax, summary, run, chosen):
+  """What the rule compares, for one sweep run: each variant's final mean KL[P‖Q] and
+  KL[Q‖P] (stacked bars; their sum is the score), faded where a seed collapsed or diverged
+  in either sweep run (the rule excludes it), the picked variants starred, MLE's sum a line."""
+  items = []
+  for (r, v), s in summary.items():
+    if r != run or v == 'mle':
+      continue
+    pq, qp = stats.mean_ci(s['kl_pq'])[0], stats.mean_ci(s['kl_qp'])[0]
+    bad = any(summary.get((x, v)) is None or summary[(x, v)]['collapsed']
+              or summary[(x, v)]['diverged'] for x in ('scratch', 'warm'))
+    items.append((v, pq, qp, bad))
+  items.sort(key=lambda t: (t[1] + t[2]) if math.isfinite(t[1] + t[2]) else math.inf)
+  y = list(range(len(items)))
+  for i, (v, pq, qp, bad) in enumerate(items):
+    alpha = 0.3 if bad else 0.9
+    ax.barh(i, pq, color='tab:red', alpha=alpha, label='KL[P‖Q]' if i == 0 else None)
+    ax.barh(i, qp, left=pq, color='tab:purple', alpha=alpha,
+            label='KL[Q‖P]' if i == 0 else None)
+  ax.set_yticks(y, [f'{"★ " if v in chosen else ""}{v}{" (collapsed)" if bad else ""}'
+                    for v, *_ in items], fontsize=6)
+  mle = summary.get((run, 'mle'))
+  if mle:
+    total = stats.mean_ci(mle['kl_pq'])[0] + stats.mean_ci(mle['kl_qp'])[0]
+    ax.axvline(total, color='k', lw=0.8, ls='--', label='mle: KL[P‖Q] + KL[Q‖P]')
+  ax.invert_yaxis()
+  ax.set_xlabel('final KL per token, mean over seeds (bar length: the rule\'s score)',
+                fontsize=7)
+  ax.set_title(f'run {run!r}: the rule\'s score (★ picked; faded: excluded)', fontsize=9)
+  figures.dedupe_legend(ax, fontsize=6, loc='lower right')
+
+
 def draw(rows, output_dir, options):
   del options
   summary, threshold, h_p = summarise(rows)
+  fig, axes = figures.subplots(1, 3, width=5.2, height=4.6)
+  chosen = {choose(summary, scheme) for scheme in ('gan_pi', 'gumbel_gan')}
+  for ax, run in zip(axes.flat, ('scratch', 'warm')):
+    _selection_panel(ax, summary, run, chosen)
   series = _by(rows)
-  run_names = ('scratch', 'warm', 'defaults')
-  fig, axes = figures.subplots(1, 3, width=6.0, height=4.2)
-  for ax, run in zip(axes.flat, run_names):
-    for (r, v), steps in series.items():
-      if r != run:
-        continue
+  ax = axes[0, 2]
+  for (r, v), steps in series.items():
+    if r == 'defaults':
       xs = sorted(steps)
-      ls = '-' if v.startswith('gan_pi') else ('--' if v.startswith('gumbel') else ':')
       values = [[x['entropy_q'] for x in steps[s] if not x['diverged']] for s in xs]
-      # The 2-seed sweep runs: means only (their t-intervals span the whole axis).
-      figures.band(ax, xs, values, label=v, ls=ls, ci=min(map(len, values)) > 2)
-    ax.axhline(threshold, color='r', lw=0.8, label='collapse threshold')
-    ax.axhline(h_p, color='k', lw=0.8, ls='--', label='H(P)')
-    ax.set_title(f'entropy_q per token, run {run!r}')
-    ax.set_ylim(0, 1.7 * h_p)
-    ax.set_xlabel('step (after the warm start)')
-  figures.dedupe_legend(axes[0, 1], fontsize=6, ncol=2)
-  figures.dedupe_legend(axes[0, 2], fontsize=7)
+      figures.band(ax, xs, values, label=v, ci=min(map(len, values)) > 2)
+  ax.axhline(threshold, color='r', lw=0.8, label='collapse threshold')
+  ax.axhline(h_p, color='k', lw=0.8, ls='--', label='H(P)')
+  ax.set_title("run 'defaults': entropy_q per token (mean ± 95% CI)", fontsize=9)
+  ax.set_ylim(0, 1.7 * h_p)
+  ax.set_xlabel('step')
+  figures.dedupe_legend(ax, fontsize=7, loc='lower left')
   figures.save(fig, f'{output_dir}/gan_sweep.png')
 
   lines = ['| run | variant | seeds ok | collapsed | KL[P‖Q] | KL[Q‖P] | entropy_q |',
