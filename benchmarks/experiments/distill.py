@@ -304,15 +304,55 @@ def draw_plane(ax, rows, final, run):
   figures.dedupe_legend(ax, fontsize=6, ncol=2)
 
 
+# Each run's references for the paired differences (KL[P‖Q]'s, KL[Q‖P]'s): the trained
+# references, or in the exact run the two minimisers (fkl on teacher prefixes is argmin
+# KL[P‖Q]; rkl on the student's own with the score term argmin KL[Q‖P]).
+PAIRED_REFERENCES = {'exact': ('fkl_teacher', 'rkl_student_full')}
+DEFAULT_REFERENCES = ('mle', 'direct_kl_qp')
+
+
+def draw_paired(axes, rows, final, run):
+  """Two panels for `run`: each objective's paired difference (per seed, mean ± 95% CI) from
+  the KL[P‖Q] reference in KL[P‖Q] and from the KL[Q‖P] reference in KL[Q‖P] — what the
+  verdicts compare — jsd at β = ½; one row per objective, a zero line."""
+  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  refs = PAIRED_REFERENCES.get(run, DEFAULT_REFERENCES)
+  items = [(label, pi, rs) for label, pi, rs in objectives(final, run)
+           if pi is None or abs(pi - 0.5) < 1e-9]
+  for ax, ref, metric, name in zip(axes, refs, ('kl_pq', 'kl_qp'), ('KL[P‖Q]', 'KL[Q‖P]')):
+    base_rows = final.get((run, ref, None), [])
+    if not base_rows:
+      ax.text(0.5, 0.5, f'no rows of `{ref}` in this run', ha='center', fontsize=7,
+              transform=ax.transAxes)
+    for i, (label, pi, rs) in enumerate(items):
+      m, h, n = stats.mean_ci(paired(rs, base_rows, metric, prefix=pre))
+      if n and math.isfinite(m):
+        d, setting = split_label(label)
+        ax.errorbar(m, i, xerr=np.nan_to_num(h), fmt=MARKERS.get(setting, 'x'), ms=4,
+                    color=COLORS.get(d, 'k'), capsize=2, lw=0.8)
+    ax.axvline(0, color='k', lw=0.6)
+    ax.set_yticks(range(len(items)), [_name(l, p) for l, p, _ in items], fontsize=5)
+    ax.invert_yaxis()
+    ax.set_xscale('symlog', linthresh=1e-3)
+    ax.set_xlabel(f'{name} − {name} of `{ref}` (paired by seed)', fontsize=7)
+    ax.set_title(f'{run} ({"exact" if pre else "Monte-Carlo"}): {name}', fontsize=8)
+
+
 def draw(rows, output_dir, options):
-  """Figures: KL planes, the jsd β sweep, exposure bias, capacity; the tables."""
+  """Figures: paired differences, the KL plane of `small`, the jsd β sweep, exposure bias,
+  capacity; the tables."""
   final = final_rows(rows)
   runs_present = list(dict.fromkeys(r['run'] for r in rows if 'run' in r))
   plane_runs = [r for r in ('enumerable', 'small') if r in runs_present]
-  fig, axes = figures.subplots(1, max(1, len(plane_runs)), width=6.0, height=5.0)
-  for ax, run in zip(axes.flat, plane_runs):
-    draw_plane(ax, rows, final, run)
-  figures.save(fig, f'{output_dir}/distill_plane.png')
+  paired_runs = [r for r in ('exact', 'enumerable', 'small') if r in runs_present]
+  fig, axes = figures.subplots(1, 2 * max(1, len(paired_runs)), width=3.4, height=6.0)
+  for j, run in enumerate(paired_runs):
+    draw_paired(axes[0, 2 * j:2 * j + 2], rows, final, run)
+  figures.save(fig, f'{output_dir}/distill_paired.png')
+  if 'small' in runs_present:  # the enumerable runs' planes are dozens of overlapping crosses
+    fig, axes = figures.subplots(1, 1, width=6.0, height=5.0)
+    draw_plane(axes[0, 0], rows, final, 'small')
+    figures.save(fig, f'{output_dir}/distill_plane.png')
 
   # The β sweep of jsd (each prefix setting), on the enumerable run (or the first present).
   run = plane_runs[0] if plane_runs else (runs_present[0] if runs_present else None)
