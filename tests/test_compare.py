@@ -1,8 +1,9 @@
 """Tests of `python -m benchmarks.compare`: merging runs into one summary, and bad input.
 
-Three smoke runs are trained once through `python -m benchmarks.run` and shared by every
-test: A (mle), B (mle and cot at π = 0.5: its mle collides with A's) and C (mle on another
-oracle: --config.problem.seed=99).
+Three smoke runs are trained once, in this process through the runner the command calls
+(`runner.execute`, so A's and C's programs compile once), and shared by every test: A (mle),
+B (mle and cot at π = 0.5: its mle collides with A's) and C (mle on another oracle:
+problem.seed=99).
 """
 
 import functools
@@ -18,11 +19,11 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from benchmarks import compare
+from benchmarks.engine import configuration
+from benchmarks.engine import runner
 from benchmarks.analysis import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = ('--preset=smoke', '--num_seeds=2', '--config.train.num_steps=10',
-         '--config.train.eval_every=5')
 
 
 def _python(module, *args):
@@ -34,13 +35,15 @@ def _python(module, *args):
 def trained_runs() -> dict:
   """{name: output directory} of the three runs (trained once per test process)."""
   root = tempfile.mkdtemp()
-  extra = {'A': ['--schemes=mle'], 'B': ['--schemes=mle,cot', '--pis=0.5'],
-           'C': ['--schemes=mle', '--config.problem.seed=99']}
+  overrides = {'train.num_steps': 10, 'train.eval_every': 5}
+  extra = {'A': ('mle', None, {}), 'B': ('mle,cot', '0.5', {}),
+           'C': ('mle', None, {'problem.seed': 99})}
   dirs = {}
-  for name, args in extra.items():
+  for name, (schemes, pis, more) in extra.items():
     dirs[name] = os.path.join(root, name)
-    proc = _python('benchmarks.run', *TRAIN, *args, f'--output_dir={dirs[name]}')
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = configuration.build_config('smoke', dict(overrides, **more), schemes=schemes,
+                                        num_seeds=2, pis=pis)
+    runner.execute(config, dirs[name], log=lambda s: None)
   return dirs
 
 
