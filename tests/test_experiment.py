@@ -200,6 +200,12 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertIn('| 0 | 1 | 9 | 1 | 1 | 1 |', seqgan)   # step 40 = adversarial step 0
     self.assertIn('| 20 | 1 | 9 | 1 | 1 | 1 |', seqgan)  # only the finite seed
     self.assertNotIn('best nll_test', seqgan)
+    # With a validation set the selection is on it, not on the test set that scores the line.
+    valid = [dict(r, nll_valid=7.0 - (r['step'] == 60 * epoch)) for r in rows
+             if r['phase'] == 'warm_start']
+    mle = '\n'.join(seqgan_table.curve_lines(valid, experiment_lib.Options())).split('### mle')[1]
+    self.assertIn('| 9420 (60) **best nll_valid**', mle)
+    self.assertNotIn('best nll_test', mle)
 
   def test_seqgan_table_draws_one_line_with_its_own_seed_count(self):
     # CoT alone over 2 seeds (a partial or a CoT-only run): no random line, so no H(P), and

@@ -77,6 +77,7 @@ def schedule(options):
 def runs(options):
   mle_steps, every, adv, d_pre, d_steps, rollouts, seeds = schedule(options)
   common = {'num_seeds': seeds, 'pis': (0.5,), 'train.num_steps': mle_steps,
+            'problem.num_valid': 128 if options.quick else 2_000,
             'train.eval_every': every, 'train.seed_strategy': 'map' if _on_cpu() else 'vmap'}
   if options.quick:
     common.update({'problem.num_train': 256, 'problem.num_test': 128, 'train.batch_size': 16,
@@ -239,8 +240,10 @@ def curve_lines(rows, options):
   """Markdown: each trained line over its evaluations (mean ± 95% CI over seeds), thinned.
 
   The epoch-based lines (MLE, scheduled sampling with its mean ε over the interval before
-  each evaluation, CoT) also name their evaluation with the lowest mean nll_test, the model
-  selection Caccia et al. use; SeqGAN counts adversarial steps after its D pre-training.
+  each evaluation, CoT) also name their evaluation with the lowest mean nll_valid (the
+  validation set, problem.num_valid: model selection apart from the test set that scores it;
+  nll_test, Caccia et al.'s choice, only for rows written without one); SeqGAN counts
+  adversarial steps after its D pre-training.
   """
   _, _, _, d_pre, _, _, _ = schedule(options)
   series = {'mle': [r for r in rows if r.get('phase') == 'warm_start'],
@@ -257,7 +260,8 @@ def curve_lines(rows, options):
     for r in rs:
       by_step.setdefault(r['step'], []).append(r)
     steps = sorted(by_step)
-    mean = {s: stats.mean_ci([r['nll_test'] for r in by_step[s]])[0] for s in steps}
+    select = 'nll_valid' if all(r.get('nll_valid') is not None for r in rs) else 'nll_test'
+    mean = {s: stats.mean_ci([r[select] for r in by_step[s]])[0] for s in steps}
     epochs = name not in WARM_STARTED  # MLE, scheduled sampling and CoT train 120 epochs
     best = min(steps, key=lambda s: mean[s]) if epochs else None
     unit = ('steps (epochs)' if epochs else
@@ -268,7 +272,7 @@ def curve_lines(rows, options):
             + '---|' * len(METRICS)]
     for s in sorted(set(_thinned(steps)) | ({best} if best is not None else set())):
       label = f'{s} ({s / STEPS_PER_EPOCH:g})' if epochs and not options.quick else str(s)
-      label += ' **best nll_test**' if s == best and len(steps) > 1 else ''
+      label += f' **best {select}**' if s == best and len(steps) > 1 else ''
       cells = [label]
       if eps:  # the same for every seed: the schedule's mean over the interval
         e = stats.mean_ci([r.get('train_eps') for r in by_step[s]])[0]
