@@ -8,7 +8,9 @@ every variant of a run shares its seeds and its warm start), at π = ½, with `m
 the same steps from the same start as the reference. A seed has collapsed when its final
 entropy_q falls below COLLAPSE_FRACTION · H(P) (3.5 nats/token on `small`, H(P) = 4.03).
 The rule that picked the defaults: among the variants of a scheme with no collapsed or
-diverged seed in either run, the lowest mean KL[P‖Q] + KL[Q‖P] from scratch.
+diverged seed in either run, the lowest mean KL[P‖Q] + KL[Q‖P] from scratch. `mle` and
+`cot` get the same generator learning-rate grid by the same rule: the tuning budget of the
+schemes the temperature and seqgan_table experiments compare with the GANs.
 """
 
 import math
@@ -24,14 +26,24 @@ SMALL_ENTROPY_P = 4.03
 COLLAPSE_FRACTION = 3.5 / SMALL_ENTROPY_P
 
 
+LEARNING_RATES = (1e-2, 1e-3, 1e-4)  # every swept scheme's generator learning rates
+SCHEMES = ('mle', 'cot', 'gan_pi', 'gumbel_gan')  # the rule picks one variant of each
+
+
 def _grid(quick):
   """label -> (scheme, overrides)."""
   if quick:
     return {'mle': ('mle', {}),
             'gan_pi_lr0.01_d1': ('gan_pi', {'gan_pi.learning_rate': 0.01, 'gan_pi.d_steps': 1})}
   out = {'mle': ('mle', {})}
+  # The likelihood-trained schemes compared with the GANs (temperature, seqgan_table) get the
+  # same learning-rate grid, judged by the same rule ('mle' itself is lr 0.01).
+  for lr in LEARNING_RATES[1:]:
+    out[f'mle_lr{lr:g}'] = ('mle', {'train.learning_rate': lr})
+  for lr in LEARNING_RATES:
+    out[f'cot_lr{lr:g}'] = ('cot', {'cot.generator_learning_rate': lr})
   for scheme in ('gan_pi', 'gumbel_gan'):
-    for lr in (1e-2, 1e-3, 1e-4):
+    for lr in LEARNING_RATES:
       for d in (1, 5):
         out[f'{scheme}_lr{lr:g}_d{d}'] = (scheme, {f'{scheme}.learning_rate': lr,
                                                    f'{scheme}.d_steps': d,
@@ -90,9 +102,10 @@ def summarise(rows):
 
 
 def choose(summary, scheme):
-  """The variant picked by the rule of the module docstring, or None."""
+  """The variant picked by the rule of the module docstring, or None ('mle' is a candidate
+  of its own scheme: lr 0.01)."""
   best, best_score = None, math.inf
-  variants = {v for (_, v) in summary if v.startswith(scheme + '_')}
+  variants = {v for (_, v) in summary if v.startswith(scheme + '_') or v == scheme}
   for v in sorted(variants):
     runs_ = [summary.get((run, v)) for run in ('scratch', 'warm')]
     if any(s is None or s['collapsed'] or s['diverged'] for s in runs_):
@@ -110,7 +123,7 @@ def _selection_panel(ax, summary, run, chosen):
   in either sweep run (the rule excludes it), the picked variants starred, MLE's sum a line."""
   items = []
   for (r, v), s in summary.items():
-    if r != run or v == 'mle':
+    if r != run:
       continue
     pq, qp = stats.mean_ci(s['kl_pq'])[0], stats.mean_ci(s['kl_qp'])[0]
     bad = any(summary.get((x, v)) is None or summary[(x, v)]['collapsed']
@@ -140,7 +153,7 @@ def draw(rows, output_dir, options):
   del options
   summary, threshold, h_p = summarise(rows)
   fig, axes = figures.subplots(1, 3, width=5.2, height=4.6)
-  chosen = {choose(summary, scheme) for scheme in ('gan_pi', 'gumbel_gan')}
+  chosen = {choose(summary, scheme) for scheme in SCHEMES}
   for ax, run in zip(axes.flat, ('scratch', 'warm')):
     _selection_panel(ax, summary, run, chosen)
   series = _by(rows)
@@ -166,7 +179,7 @@ def draw(rows, output_dir, options):
                  f'{stats.fmt_ci(s["entropy_q"])} |')
   lines += ['', f'Per token, Monte-Carlo, final step; mean ± 95% CI over seeds. H(P) = '
             f'{h_p:.3f}; a seed has collapsed below entropy_q {threshold:.3f}.', '']
-  for scheme in ('gan_pi', 'gumbel_gan'):
+  for scheme in SCHEMES:
     pick = choose(summary, scheme)
     lines.append(f'- `{scheme}`: ' + (f'rule picks `{pick}`.' if pick else
                                         'no variant avoids collapse in both runs.'))
