@@ -221,6 +221,30 @@ class ExperimentCliTest(parameterized.TestCase):
     self.assertIn('| cot | 2/2 | 785 |', text)
 
 
+class GanSweepRuleTest(absltest.TestCase):
+
+  def test_the_rule_picks_the_lowest_kl_sum_among_variants_that_never_collapse(self):
+    from benchmarks.experiments import gan_sweep
+
+    def s(pq, qp, collapsed=0, diverged=0):
+      return dict(kl_pq=[pq, pq], kl_qp=[qp, qp], entropy_q=[4.0, 4.0], n=2,
+                  collapsed=collapsed, diverged=diverged)
+    summary = {}
+    for run in ('scratch', 'warm'):
+      summary[(run, 'mle')] = s(1.0, 1.0)                      # lr 0.01: score 2
+      summary[(run, 'mle_lr0.001')] = s(0.5, 1.0)              # score 1.5: picked
+      summary[(run, 'gan_pi_lr0.01_d1')] = s(0.1, 0.1, collapsed=int(run == 'warm'))
+      summary[(run, 'gan_pi_lr0.001_d5')] = s(2.0, 2.0)
+      summary[(run, 'gumbel_gan_lr0.001_d1')] = s(3.0, 3.0, diverged=1)
+    self.assertEqual(gan_sweep.choose(summary, 'mle'), 'mle_lr0.001')
+    # The lowest score collapsed in one run: excluded, whatever its score.
+    self.assertEqual(gan_sweep.choose(summary, 'gan_pi'), 'gan_pi_lr0.001_d5')
+    self.assertIsNone(gan_sweep.choose(summary, 'gumbel_gan'))
+    self.assertIsNone(gan_sweep.choose(summary, 'cot'))
+    del summary[('scratch', 'mle_lr0.001')]  # a variant missing from one run is not a candidate
+    self.assertEqual(gan_sweep.choose(summary, 'mle'), 'mle')
+
+
 class DrawOnlyTest(absltest.TestCase):
 
   def test_partial_draw_computes_only_when_the_experiment_allows(self):
