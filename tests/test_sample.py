@@ -43,12 +43,11 @@ def _python(module, *args):
 
 @functools.lru_cache(maxsize=None)
 def trained_run() -> str:
-  """One smoke run through the CLI (shared by all tests): its output directory."""
+  """One smoke run (shared by all tests), trained in this process through the runner the
+  command calls: its output directory."""
+  from benchmarks.engine import runner
   out = os.path.join(tempfile.mkdtemp(), 'run')
-  proc = _python('benchmarks.run', '--preset=smoke', '--schemes=mle,gan_pi',
-                 f'--num_seeds={NUM_SEEDS}', f'--pis={PIS}', f'--output_dir={out}',
-                 *[f'--config.{k}={v}' for k, v in OVERRIDES.items()])
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  runner.execute(problem_and_config()[1], out, log=lambda s: None)
   return out
 
 
