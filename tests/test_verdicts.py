@@ -321,6 +321,26 @@ class OrderedTest(absltest.TestCase):
     self.assertEqual(V.judge([down], rows[:1])[0].word, V.UNRESOLVED)
 
 
+class ComputedTrendTest(absltest.TestCase):
+
+  def test_the_sign_of_the_least_squares_slope(self):
+    # Up overall though not at every step: the slope of (0, 1), (0.5, 3), (1, 2) is +1.
+    rows = [dict(run='fit', x=x, v=v) for x, v in ((0.5, 3.0), (0.0, 1.0), (1.0, 2.0))]
+    up = V.ComputedTrend('t', 'v rises with x', {'run': 'fit'}, 'x', 'v', +1)
+    [v] = V.judge([up], rows)
+    self.assertEqual(v.word, V.SUPPORTED)
+    self.assertAlmostEqual(v.evidence.estimate, 1.0)
+    self.assertIn('least-squares slope of v on x over 3 rows +1', V.line(v))
+    self.assertEqual(V.judge([V.Ordered('o', 'v', {'run': 'fit'}, 'x', 'v', +1)], rows)[0].word,
+                     V.CONTRADICTED)  # not at every step
+    self.assertEqual(V.judge([up._replace(sign=-1)], rows)[0].word, V.CONTRADICTED)
+    # Two rows: a comparison; one row, or a missing value: no verdict.
+    self.assertEqual(V.judge([up], rows[1:])[0].word, V.SUPPORTED)
+    self.assertEqual(V.judge([up], rows[:1])[0].word, V.UNRESOLVED)
+    rows[0]['v'] = None
+    self.assertEqual(V.judge([up], rows)[0].word, V.UNRESOLVED)
+
+
 class FamilyTest(absltest.TestCase):
 
   def test_repeated_names_refused(self):

@@ -23,6 +23,9 @@ The protocol, per claim (seeds pair across the two sides: runs of one seed share
               form within a tolerance at every row: certain either way (p = 0), no statistics.
   Ordered     computed rows, sorted by a field x, move monotonically in a value (each step in
               the predicted direction or level): certain either way, no statistics.
+  ComputedTrend  computed rows' least-squares slope of a value on a field x has the
+              predicted sign (the overall direction, where Ordered asks for every step):
+              certain either way, no statistics.
 Each claim has a two-sided p (twice the smaller of the p for the prediction and the p against
 it). Holm–Bonferroni over the claims of one experiment sets each claim's threshold (the
 smallest p is compared with α/m, the next with α/(m − 1), ... until one fails; the rest
@@ -150,7 +153,20 @@ class Ordered(NamedTuple):
   slack: float = 0.0
 
 
-Claim = Union[Difference, Bound, Trend, Dominance, Frontier, Match, ClosedForm, Ordered]
+class ComputedTrend(NamedTuple):
+  """Computed rows matching `where`: the least-squares slope of row[value] on row[x] is
+  positive (sign +1) or negative (−1); two rows make it a comparison of their values."""
+  name: str
+  text: str
+  where: Mapping[str, object]
+  x: str
+  value: str
+  sign: int
+
+
+Claim = Union[Difference, Bound, Trend, Dominance, Frontier, Match, ClosedForm, Ordered,
+              ComputedTrend]
+CERTAIN = (ClosedForm, Ordered, ComputedTrend)  # computed rows: certain either way
 
 
 class Evidence(NamedTuple):
@@ -297,6 +313,8 @@ def evidence(claim: Claim, rows, *, claims: int = 1, alpha: float = ALPHA) -> Ev
     return _closed_form(claim, rows)
   if isinstance(claim, Ordered):
     return _ordered(claim, rows)
+  if isinstance(claim, ComputedTrend):
+    return _computed_trend(claim, rows)
   raise TypeError(f'not a claim: {claim!r}')
 
 
@@ -392,6 +410,19 @@ def _ordered(claim: Ordered, rows) -> Evidence:
                   0.0 if against == 0 else 1.0, 1.0 if against == 0 else 0.0, math.nan)
 
 
+def _computed_trend(claim: ComputedTrend, rows) -> Evidence:
+  matched = _matching(rows, claim.where)
+  xs = [r.get(claim.x) for r in matched]
+  ys = [r.get(claim.value) for r in matched]
+  if (len({x for x in xs if x is not None}) < 2
+      or any(v is None or not math.isfinite(v) for v in xs + ys)):
+    return Evidence(math.nan, (math.nan, math.nan), len(ys), 0, 1.0, 1.0, math.nan)
+  slope = float(np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)[0])
+  holds = claim.sign * slope > 0
+  return Evidence(slope, (math.nan, math.nan), len(ys), 0, 0.0 if holds else 1.0,
+                  1.0 if holds else 0.0, math.nan)
+
+
 # --------------------------------------------------------------------------- the rule
 
 def holm_thresholds(ps: Sequence[float], alpha: float = ALPHA) -> Sequence[float]:
@@ -444,6 +475,9 @@ def _estimate_text(v: Verdict) -> str:
     return (f'{e.n} rows in order of {c.x}: {e.dropped} of {max(e.n - 1, 0)} steps against '
             f'the predicted direction ({way}); the least favourable step {e.estimate:+.3g} '
             f'(computed, not sampled)')
+  if isinstance(c, ComputedTrend):
+    return (f'least-squares slope of {c.value} on {c.x} over {e.n} rows {e.estimate:+.3g} '
+            '(computed, not sampled)')
   if isinstance(c, (Frontier, Dominance)) and not math.isfinite(e.estimate):
     return f'fewer than {MIN_SEEDS} paired seeds: no verdict'
   if isinstance(c, Frontier):
@@ -463,7 +497,7 @@ def _estimate_text(v: Verdict) -> str:
 def line(v: Verdict) -> str:
   """One markdown line: the verdict word, the claim, and the numbers that decided it."""
   e = v.evidence
-  if isinstance(v.claim, (ClosedForm, Ordered)):
+  if isinstance(v.claim, CERTAIN):
     return f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}'
   seeds = f'{e.n} seeds' + (f' ({e.dropped} dropped: diverged or missing)' if e.dropped else '')
   if e.n < MIN_SEEDS and not isinstance(v.claim, (Frontier, Dominance)):

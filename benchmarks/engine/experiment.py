@@ -112,6 +112,12 @@ def header(experiment, options, prov: Optional[dict], partial: str = '') -> str:
       f"Date: {prov['date']}; device: {prov['device']}; " + when, ''])
 
 
+def with_derived(experiment, rows) -> List[dict]:
+  """The rows and the experiment's derived rows (`Experiment.derive`) after them."""
+  rows = list(rows)
+  return rows + (experiment.derive(rows) if experiment.derive else [])
+
+
 def verdict_section(experiment, options, rows) -> str:
   """'## Verdicts' from the experiment's declared claims judged on the rows ('' if none)."""
   if experiment.claims is None:
@@ -137,7 +143,8 @@ def draw_pages(experiment, options, rows, out: str, prov: Optional[dict], *, par
                findings_dir: Optional[str] = None) -> str:
   """Draws the figures into `out` and writes out/table.md (and, with findings_dir, the same
   page as findings_dir/<name>.md, its figure links relative to it); returns table.md's path.
-  The claims are judged once for both."""
+  The claims are judged once for both, on the rows and the derived rows."""
+  rows = with_derived(experiment, rows)
   table = experiment.draw(rows, out, options)
   figures = sorted(f for f in os.listdir(out) if f.endswith('.png'))
   head = header(experiment, options, prov, partial)
@@ -229,7 +236,8 @@ def answers(registry, runs_dir: str, findings_link: str) -> str:
     if experiment.claims is None:
       continue
     options = Options(**saved['options'])
-    found = verdicts.judge(experiment.claims(options), read_experiment_rows(out))
+    found = verdicts.judge(experiment.claims(options),
+                           with_derived(experiment, read_experiment_rows(out)))
     lines.append(f'- [{name}]({findings_link}/{name}.md#verdicts) ({prov["date"]}, '
                  f'{len(found)} claims):')
     lines += [f'  - **{v.word}** — {v.claim.text}' for v in found]
@@ -349,6 +357,9 @@ class Experiment(NamedTuple):
   claims: Options -> the claims (benchmarks.analysis.verdicts) the page's '## Verdicts'
     judges on the rows; None = no verdicts section.
   explanation: markdown after the verdicts: how to read them (never a verdict of its own).
+  derive: rows -> rows computed from them (e.g. the best initialisation of each exact
+    objective), added to the rows the drawing and the claims see; recomputed on every draw,
+    never written (`with_derived`). None = none.
   """
   name: str
   claim: str
@@ -359,6 +370,7 @@ class Experiment(NamedTuple):
   partial_compute: bool = True
   claims: Optional[Callable[[Options], Sequence[verdicts.Claim]]] = None
   explanation: str = ''
+  derive: Optional[Callable[[List[dict]], List[dict]]] = None
 
 
 

@@ -132,6 +132,8 @@ def _paired_distances(rows, reference):
 
 def findings(final, pis, swept=SWEPT):
   """Numbers behind the verdicts: the ends of each curve and departures from direct."""
+  if not pis:
+    return ['- No swept variant has rows yet.']
   lines = []
   for v in swept:
     means = [stats.mean_ci(_values(final.get((v, p), []), 'exact_kl_qp'))[0] for p in pis]
@@ -168,20 +170,43 @@ def exact_lines(rows, output_dir):
     return ['No rows of the exact run.']
   pis = sorted({p for (v, p) in final if v == 'exact_js' and p is not None})
   fig, axes = figures.subplots(1, 2, width=4.6, height=3.6)
+  along = sorted((r for r in rows if r.get('phase') == 'best_init' and r.get('run') == 'exact'),
+                 key=lambda r: r['position'])
   for ax, (metric, title) in zip(axes.flat, (('exact_kl_pq', 'KL[P‖Q]'),
                                              ('exact_kl_qp', 'KL[Q‖P]'))):
-    figures.band(ax, pis, [_values(final.get(('exact_js', p), []), metric) for p in pis],
-                 label='argmin JS_π (mean over inits)', color=COLORS['exact_js'], marker='o')
-    best = [_best(final.get(('exact_js', p), []), 'exact_js', p) for p in pis]
-    ax.plot(pis, [b.get(metric, math.nan) if b else math.nan for b in best], 'k.', ms=5,
-            label='best init (lowest JS_π)')
-    for v, ls in (('exact_kl_pq', '--'), ('exact_kl_qp', ':')):
-      m = stats.mean_ci(_values(final.get((v, None), []), metric))[0]
-      if math.isfinite(m):
-        ax.axhline(m, color=COLORS[v], ls=ls, lw=1, label=f'argmin {v[6:].replace("_", "")}')
-    ax.set_xlabel('π')
-    ax.set_title(f'{title} per token at convergence (L-BFGS)')
-  figures.dedupe_legend(axes[0, 0], fontsize=7)
+    # Every initialisation's end point (log axis: a degenerate one sits orders of magnitude
+    # above), the best minimiser found along π, the two KL minimisers at its ends.
+    best = [r[metric] for r in along]
+    top = 10 * max(best) if best else math.inf  # the axis shows a decade above the best
+    for v, at in (('exact_kl_pq', lambda p: 0.0), ('exact_js', lambda p: p),
+                  ('exact_kl_qp', lambda p: 1.0)):
+      for p in ([None] if v != 'exact_js' else pis):
+        ys = [y for y in _values(final.get((v, p), []), metric) if y and math.isfinite(y)]
+        ax.plot([at(p)] * len(ys), [min(y, top) for y in ys], '.', color='0.6', ms=3,
+                label='each initialisation' if ys else None)
+        above = sum(y > top for y in ys)
+        if above:
+          ax.plot([at(p)], [top], '^', color='0.3', ms=5,
+                  label='inits above the axis (count beside)')
+          ax.annotate(str(above), (at(p), top), fontsize=6, xytext=(3, -8),
+                      textcoords='offset points')
+    ax.plot([r['position'] for r in along], [r[metric] for r in along], '-', color='k', lw=1,
+            label='best minimiser found (lowest objective)')
+    for r in along:
+      if r['end_point']:
+        v = 'exact_kl_pq' if r['position'] == 0.0 else 'exact_kl_qp'
+        ax.plot(r['position'], r[metric], '*' if v == 'exact_kl_pq' else 'P', ms=9,
+                color=COLORS[v], mec='k', mew=0.5, ls='',
+                label=f'argmin {"KL[P‖Q]" if v == "exact_kl_pq" else "KL[Q‖P]"}')
+      else:
+        ax.plot(r['position'], r[metric], 'o', ms=3, color=COLORS['exact_js'],
+                label='argmin JS_π')
+    ax.set_yscale('log')
+    if best:
+      ax.set_ylim(top=top * 1.5)
+    ax.set_xlabel('π (0: argmin KL[P‖Q], 1: argmin KL[Q‖P])')
+    ax.set_title(f'{title} per token after L-BFGS (log axis)', fontsize=9)
+  figures.dedupe_legend(axes[0, 0], fontsize=6)
   figures.save(fig, f'{output_dir}/pi_sweep_exact.png')
   lines = ['The exact run (L-BFGS on the exact objectives; seeds are initialisations):', '',
            '| variant | π | inits | converged | KL[P‖Q] | KL[Q‖P] | H(Q) | best init: KL[P‖Q] | '
@@ -199,7 +224,30 @@ def exact_lines(rows, output_dir):
                                       for c in ('exact_kl_pq', 'exact_kl_qp')) + ' |')
   lines += ['', '"converged": the run\'s exact gradient norm was within direct.grad_tol at '
             'every step of its last evaluation interval. Best init: the seed with the lowest '
-            'exact objective at the last evaluation.']
+            'exact objective at the last evaluation.', '']
+  along = sorted((r for r in rows if r.get('phase') == 'best_init'
+                  and r.get('run') == 'exact'), key=lambda r: r['position'])
+  for metric, sign, name in (('exact_kl_pq', +1, 'KL[P‖Q]'), ('exact_kl_qp', -1, 'KL[Q‖P]')):
+    vs = [r[metric] for r in along]
+    if len(vs) < 2:
+      continue
+    steps = [b - a for a, b in zip(vs, vs[1:])]
+    k = int(np.argmax(np.abs(steps)))
+    lines.append(
+        f'- The best minimiser\'s {name} along π (argmin KL[P‖Q] at 0, argmin KL[Q‖P] at 1): '
+        f'{vs[0]:.4f} → {vs[-1]:.4f}; {sum(sign * d < 0 for d in steps)} of {len(steps)} '
+        f'steps go the other way; the largest change between neighbours, {vs[k]:.4f} → '
+        f'{vs[k + 1]:.4f}, lies between π = {along[k]["position"]:g} and '
+        f'{along[k + 1]["position"]:g}.')
+  js = [r for r in along if not r['end_point']]
+  beaten = [r['position'] for r in js if any(
+      o['exact_kl_pq'] < r['exact_kl_pq'] and o['exact_kl_qp'] < r['exact_kl_qp'] for o in js)]
+  if js:
+    lines.append(
+        f'- {len(beaten)} of the {len(js)} π have a best minimiser that another π\'s beats in '
+        'both KLs' + (f' (π = {", ".join(f"{p:g}" for p in beaten)})' if beaten else '')
+        + ': where so, the best of these initialisations is a local minimum of JS_π, not '
+        'necessarily the global one.')
   return lines
 
 
@@ -217,28 +265,52 @@ def _best(rs, variant, pi):
   return min(scored, key=lambda t: t[0])[1] if scored else None
 
 
+def best_inits(rows):
+  """Derived rows (phase 'best_init'): per exact objective and π, the row of the
+  initialisation with the lowest final objective — the best minimiser found — with
+  `position` = π for JS_π, 0 for argmin KL[P‖Q] and 1 for argmin KL[Q‖P] (JS_π/(π(1−π))'s
+  limits), `end_point` for the two KLs and `inits` the initialisations it was chosen from."""
+  out = []
+  for (v, p), rs in _run_final(rows, 'exact').items():
+    best = _best(rs, v, p)
+    if best is not None:
+      out.append(dict(best, phase='best_init', inits=len(rs), end_point=v != 'exact_js',
+                      position={'exact_kl_pq': 0.0, 'exact_kl_qp': 1.0}.get(v, p)))
+  return out
+
+
 def claims(options):
-  """Misspecification (the converged end points trade off), then Huszár's prediction as
-  trends in π of each swept variant's end point, per seed (per initialisation when exact)."""
+  """The exact run, on the best minimiser found per objective (`best_inits`): the end points
+  trade off (misspecification), and along π from argmin KL[P‖Q] through argmin JS_π to
+  argmin KL[Q‖P] the minimiser's KL[P‖Q] rises and its KL[Q‖P] falls overall (the sign of
+  the least-squares slope; certain either way). The enumerable run: Huszár's prediction as
+  trends in π of each swept variant's end point, per seed."""
   rs = runs(options)
   out = []
-  if {'exact_kl_pq', 'exact_kl_qp'} <= set(rs['exact'].variants):
-    at = lambda v: {'run': 'exact', 'scheme': v, 'phase': 'train'}
-    for metric, own, other in (('exact_kl_pq', 'exact_kl_pq', 'exact_kl_qp'),
-                               ('exact_kl_qp', 'exact_kl_qp', 'exact_kl_pq')):
-      name = 'KL[P‖Q]' if metric == 'exact_kl_pq' else 'KL[Q‖P]'
-      out.append(verdicts.Difference(
-          f'tradeoff_{metric[6:]}', f'misspecified: argmin {name} (`{own}`) has a lower '
-          f'{name} than argmin of the other KL (`{other}`), paired by initialisation',
-          verdicts.Select(at(own), metric), verdicts.Select(at(other), metric), -1))
-  for run, label in (('exact', 'exact_js'),) + tuple(('enumerable', v) for v in SWEPT):
-    if label not in rs[run].variants:
+  best = {'run': 'exact', 'phase': 'best_init'}
+  exact = set(rs['exact'].variants)
+  for metric, sign, name, text in (('exact_kl_pq', +1, 'KL[P‖Q]', 'rises'),
+                                   ('exact_kl_qp', -1, 'KL[Q‖P]', 'falls')):
+    if {'exact_kl_pq', 'exact_kl_qp'} <= exact:
+      lower, other = (('KL[P‖Q]', 'KL[Q‖P]') if metric == 'exact_kl_pq' else
+                      ('KL[Q‖P]', 'KL[P‖Q]'))
+      out.append(verdicts.ComputedTrend(
+          f'tradeoff_{metric[6:]}', f'misspecified: the best minimiser found of {lower} has '
+          f'a lower {name} than that of {other}', dict(best, end_point=True), 'position',
+          metric, sign))
+    if 'exact_js' in exact:
+      out.append(verdicts.ComputedTrend(
+          f'exact_js_{metric[6:]}', f'from argmin KL[P‖Q] (π → 0) through argmin JS_π to '
+          f'argmin KL[Q‖P] (π → 1), the best minimiser\'s {name} {text} overall', best,
+          'position', metric, sign))
+  for label in SWEPT:
+    if label not in rs['enumerable'].variants:
       continue
-    pis = rs[run].overrides.get('pis') or ()
+    pis = rs['enumerable'].overrides.get('pis') or ()
     for metric, sign, text in (('exact_kl_pq', +1, 'rises'), ('exact_kl_qp', -1, 'falls')):
-      where = lambda p: {'run': run, 'scheme': label, 'pi': p, 'phase': 'train'}
+      where = lambda p: {'run': 'enumerable', 'scheme': label, 'pi': p, 'phase': 'train'}
       out.append(verdicts.Trend(
-          f'{label}_{metric[6:]}', f'`{label}` ({run} run): the end point\'s '
+          f'{label}_{metric[6:]}', f'`{label}` (enumerable run): the end point\'s '
           f'KL[{"P‖Q" if metric == "exact_kl_pq" else "Q‖P"}] {text} as π grows',
           [(p, verdicts.Select(where(p), metric)) for p in pis], sign))
   return out
@@ -337,7 +409,7 @@ EXPERIMENT = experiment_lib.Experiment(
     claim=('JS_π interpolates between KL[P‖Q] (π → 0) and KL[Q‖P] (π → 1) for a '
            'misspecified generator (Huszár 2015); GANs with the oracle or a learned '
            'discriminator follow direct JS_π minimisation.'),
-    runs=runs, draw=draw, claims=claims,
+    runs=runs, draw=draw, claims=claims, derive=best_inits,
     explanation=(
         'How to read them. Each trend is the mean over seeds of each seed\'s least-squares '
         'slope of the end point\'s divergence on π (seeds pair across π: the same '
