@@ -272,6 +272,31 @@ class DrawOnlyTest(absltest.TestCase):
       self.assertEqual('come when the experiment finishes' in table, not allowed)
 
 
+  def test_derived_rows_are_drawn_and_judged_but_never_written(self):
+    from benchmarks.analysis import verdicts
+    out = tempfile.mkdtemp()
+    run_dir = os.path.join(out, 't', 'runs', 'r')
+    os.makedirs(run_dir)
+    rows = [dict(scheme='mle', step=0, seed=k, v=float(k)) for k in range(3)]
+    with open(os.path.join(run_dir, 'results.jsonl'), 'w') as f:
+      f.writelines(json.dumps(r) + '\n' for r in rows)
+
+    def derive(rows):  # the two extreme seeds, as computed rows
+      return [dict(phase='best', x=float(i), v=r['v']) for i, r in
+              enumerate(sorted(rows, key=lambda r: r['v'])[::2])]
+    claim = verdicts.ComputedTrend('up', 'v rises with x', {'phase': 'best'}, 'x', 'v', +1)
+    exp = experiment_lib.Experiment(
+        't', 'c', runs=lambda o: {'r': experiment_lib.Run('smoke', {}, {'mle': ('mle', {})})},
+        draw=lambda rows, out, o: f'{sum(r.get("phase") == "best" for r in rows)} derived\n',
+        claims=lambda o: [claim], derive=derive)
+    table = open(experiment_lib.draw_partial(exp, experiment_lib.Options(quick=True), out,
+                                             log=lambda s: None)).read()
+    self.assertIn('2 derived', table)
+    self.assertIn('**supported** — v rises with x', table)
+    with open(os.path.join(run_dir, 'results.jsonl')) as f:
+      self.assertEqual([json.loads(l) for l in f], rows)  # nothing written back
+
+
 class ResumeTest(absltest.TestCase):
 
   def test_interrupted_experiment_resumes_to_the_same_rows(self):
