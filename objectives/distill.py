@@ -56,7 +56,9 @@ under 'full', so the gradient is exactly the sampled estimator's expectation: fk
 prefixes is KL[P‖Q]/T and its gradient (MLE's population objective), rkl on student prefixes
 with 'full' is KL[Q‖P]/T and its gradient. Deterministic: config.distill.optimizer='lbfgs'
 (optax's L-BFGS) descends it to the convergence rule (exact gradient norm ≤ grad_tol), as in
-`direct`. Student prefixes at a temperature ≠ 1 are weighted by the tempered Q.
+`direct`, where the update is the gradient of the loss's value (teacher prefixes, or
+cost_to_go='full'); student rows under 'none' follow a surrogate field that no function has
+as gradient, so they take Adam (its fixed point is where the surrogate update vanishes). Student prefixes at a temperature ≠ 1 are weighted by the tempered Q.
 
 Differences from the papers' own methods (README maps settings to methods): GKD's sampling
 temperature (0.9 in TRL, scored at 1) is temperature=1 here unless configured; MiniLLM
@@ -353,6 +355,13 @@ def check_config(config) -> None:
   base.check_exact('distill', config, hint="use the estimator 'sampled'")
   if dc.estimator == 'exact':
     _check_exact_prefix(dc.prefix)
+  if dc.optimizer == 'lbfgs' and dc.cost_to_go == 'none' and (
+      dc.prefix == 'student' or dc.lmbda > 0):
+    raise ValueError("--config.distill.optimizer: 'lbfgs' needs a loss whose gradient is its "
+                     "value's; on the student's own prefixes with cost_to_go='none' the update "
+                     "is a surrogate that holds Q's prefix weights fixed (no function has it "
+                     "as gradient), so L-BFGS's line search does not apply: use adam, or "
+                     "cost_to_go='full'")
 
 
 def make(config, problem) -> base.Scheme:

@@ -352,6 +352,8 @@ class ExactEstimatorTest(parameterized.TestCase):
       ({'optimizer': 'lbfgs'}, 'optimizer', "'lbfgs' needs the deterministic"),
       ({'estimator': 'exact', 'prefix': 'teacher', 'grad_tol': 0.0}, 'grad_tol', 'must be'),
       ({'optimizer': 'lbfgs', 'lbfgs_memory': 0}, 'lbfgs_memory', 'an integer > 0'),
+      ({'estimator': 'exact', 'prefix': 'student', 'optimizer': 'lbfgs'}, 'optimizer',
+       'surrogate'),
   )
   def test_refusals_name_the_field(self, fields, flag, words):
     config = _setup()[0].copy_and_resolve_references()  # enumerable: 27 sequences
