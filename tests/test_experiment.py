@@ -297,6 +297,31 @@ class DrawOnlyTest(absltest.TestCase):
       self.assertEqual([json.loads(l) for l in f], rows)  # nothing written back
 
 
+  def test_an_archive_of_compressed_rows_draws_as_finished(self):
+    # docs/runs/ layout: the experiment's rows gzip-compressed, its provenance, the runs'
+    # configs without their copies of the rows.
+    import gzip
+    out = tempfile.mkdtemp()
+    exp_dir = os.path.join(out, 't')
+    os.makedirs(os.path.join(exp_dir, 'runs', 'r'))
+    rows = [dict(run='r', scheme='mle', step=0, seed=k) for k in range(3)]
+    with gzip.open(os.path.join(exp_dir, 'results.jsonl.gz'), 'wt') as f:
+      f.writelines(json.dumps(r) + '\n' for r in rows)
+    exp = experiment_lib.Experiment(
+        't', 'c', runs=lambda o: {'r': experiment_lib.Run('smoke', {}, {'mle': ('mle', {})})},
+        draw=lambda rows, out, o: f'{len(rows)} rows\n')
+    with self.assertRaisesRegex(ValueError, '--draw_only: no rows'):  # no provenance yet
+      experiment_lib.draw_partial(exp, experiment_lib.Options(quick=True), out,
+                                  log=lambda s: None)
+    with open(os.path.join(exp_dir, 'provenance.json'), 'w') as f:
+      json.dump(dict(date='2026-01-01', device='cpu', wall_time_s=1), f)
+    table = open(experiment_lib.draw_partial(exp, experiment_lib.Options(quick=True), out,
+                                             log=lambda s: None)).read()
+    self.assertIn('3 rows', table)
+    self.assertIn('Date: 2026-01-01', table)
+    self.assertNotIn('partial', table)
+
+
 class ResumeTest(absltest.TestCase):
 
   def test_interrupted_experiment_resumes_to_the_same_rows(self):

@@ -1,7 +1,8 @@
 """Every committed experiment's findings page regenerates from its committed rows, byte for byte.
 
-docs/runs/<name>/ holds a finished experiment's rows as it wrote them (results.jsonl,
-config.json, provenance.json, runs/<label>/{results.jsonl, config.json}; no checkpoints).
+docs/runs/<name>/ holds a finished experiment's rows as it wrote them, archived (results.jsonl,
+gzip-compressed, config.json, provenance.json, runs/<label>/config.json; not the runs' own
+copies of the rows, no checkpoints).
 `python -m benchmarks.experiment NAME --draw_only --output_dir=docs/runs
 --findings_dir=docs/findings` rewrites docs/findings/<name>.md and the figures from them; this
 test does the same into a copy and compares the page with the committed one.

@@ -19,6 +19,7 @@ docs/findings/<name>.md with --findings_dir).
 """
 
 import datetime
+import gzip
 import json
 import os
 import platform
@@ -161,9 +162,13 @@ def draw_pages(experiment, options, rows, out: str, prov: Optional[dict], *, par
 
 
 def read_experiment_rows(out: str) -> List[dict]:
-  """The rows of DIR/NAME/results.jsonl (training and computed rows: computed ones have no
-  scheme or step, so not `rundir.read_rows`'s)."""
-  with open(os.path.join(out, 'results.jsonl')) as f:
+  """The rows of DIR/NAME/results.jsonl, or of its compressed copy results.jsonl.gz
+  (`rundir.rows_file`; training and computed rows: computed ones have no scheme or step, so
+  not `rundir.read_rows`'s)."""
+  path = rundir.rows_file(os.path.join(out, 'results.jsonl'))
+  if path is None:
+    raise FileNotFoundError(os.path.join(out, 'results.jsonl'))
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rt', encoding='utf-8') as f:
     return [json.loads(line) for line in f if line.strip()]
 
 
@@ -262,21 +267,24 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
   are drawn as by a finished one, from every run directory's results.jsonl that exists, with
   a header saying the result is partial (an experiment's `compute` rows are computed as in a
   full run, unless its `partial_compute` is False). A finished experiment (its own
-  results.jsonl holds as many rows of each run as the run's own) is redrawn from its rows as they are, `compute` rows
-  included: with its recorded provenance.json, the page is the one the experiment wrote, byte
-  for byte (the figures redrawn from the same rows); without one, it says it was redrawn.
-  With `findings_dir`, the page is also written as findings_dir/<name>.md (docs/findings/). Takes no lock (every file it reads or writes is replaced whole, so it
+  results.jsonl holds as many rows of each run as the run's own; or an archive, docs/runs/:
+  its results.jsonl and provenance.json without the runs' copies of the rows; either file
+  may be gzip-compressed, `rundir.rows_file`) is redrawn from its rows as they are, `compute`
+  rows included: with its recorded provenance.json, the page is the one the experiment
+  wrote, byte for byte (the figures redrawn from the same rows); without one, it says it was
+  redrawn. With `findings_dir`, the page is also written as findings_dir/<name>.md
+  (docs/findings/). Takes no lock (every file it reads or writes is replaced whole, so it
   can run beside the experiment). Raises ValueError naming --draw_only when there is nothing
   to draw.
   """
   check_options(experiment, options)
   out = os.path.join(output_dir, output_name(experiment, options))
-  paths = {label: os.path.join(out, 'runs', label, 'results.jsonl')
+  paths = {label: rundir.rows_file(os.path.join(out, 'runs', label, 'results.jsonl'))
            for label in resolve(experiment, options)}
-  present = [label for label, path in paths.items() if os.path.exists(path)]
-  final = os.path.join(out, 'results.jsonl')
+  present = [label for label, path in paths.items() if path is not None]
   finished = None
-  if os.path.exists(final) and len(present) == len(paths):
+  has_rows = rundir.rows_file(os.path.join(out, 'results.jsonl')) is not None
+  if has_rows and len(present) == len(paths):
     finished = read_experiment_rows(out)
     # Finished = its results.jsonl holds every row its runs hold (by content, not file
     # times: a fresh clone of committed rows has arbitrary ones); an experiment with no runs
@@ -284,6 +292,10 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
     if any(sum(r.get('run') == label for r in finished) != len(rundir.read_rows(paths[label]))
            for label in present):
       finished = None
+  elif has_rows and not present and read_provenance(out) is not None:
+    # An archive (docs/runs/): the finished experiment's rows and provenance, without the
+    # runs' own copies of the same rows.
+    finished = read_experiment_rows(out)
   if finished is not None:
     rows = finished
     prov = read_provenance(out)

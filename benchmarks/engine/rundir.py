@@ -16,6 +16,7 @@ the previous version of each file; a rerun resumes from them.
 
 import collections
 import datetime
+import gzip
 import hashlib
 import json
 import math
@@ -23,6 +24,7 @@ import os
 import shutil
 import socket
 import time
+from typing import Optional
 
 import flax.serialization
 import ml_collections
@@ -73,9 +75,19 @@ def _unreadable(path: str, what, output_dir: str) -> ValueError:
                     'another --output_dir')
 
 
+def rows_file(path: str) -> Optional[str]:
+  """A results.jsonl `path`, or its gzip-compressed copy path + '.gz' (committed experiment
+  rows are stored compressed: docs/runs/), whichever exists; None if neither does."""
+  for candidate in (path, path + '.gz'):
+    if os.path.exists(candidate):
+      return candidate
+  return None
+
+
 def read_rows(path: str) -> list:
-  """The rows of a results.jsonl (blank lines skipped); Unreadable naming the first bad line."""
-  with open(path, 'rb') as f:
+  """The rows of a results.jsonl, or of a gzip-compressed one (a path ending '.gz'); blank
+  lines skipped; Unreadable naming the first bad line."""
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
     lines = f.read().split(b'\n')
   rows = []
   for n, line in enumerate(lines, 1):
