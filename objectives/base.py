@@ -1,5 +1,6 @@
 """The interface every training scheme follows, and the pieces most schemes share."""
 
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional, Tuple
 
@@ -81,6 +82,18 @@ def apply_gradients(optimizer, state: GeneratorState, grads) -> GeneratorState:
 
 MAX_ENUMERATE = 10**6  # the exact estimators' limit on V^T (one [V^T] vector per level)
 OPTIMIZERS = ('adam', 'lbfgs')
+
+
+def compile_time_constant(fn: Callable[[], PyTree]) -> Callable[[], PyTree]:
+  """() -> fn()'s value, computed once, concretely, at the first call (even inside a trace:
+  under `jax.ensure_compile_time_eval`), then reused: e.g. the oracle's log-probabilities of
+  every sequence, a constant of the exact estimators' step, built when the step is first
+  traced rather than when the scheme is made."""
+  @functools.cache
+  def value():
+    with jax.ensure_compile_time_eval():
+      return jax.jit(fn)()
+  return value
 
 
 def exact_optimizer(section_cfg) -> optax.GradientTransformation:

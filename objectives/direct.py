@@ -288,10 +288,8 @@ def make(config, problem) -> base.Scheme:
     return base.init_network(model, optimizer, key, generator_params)
 
   if dc.estimator == 'exact':
-    @functools.cache
-    def log_p_all():  # concrete: computed once, at the step's first trace (not at make)
-      with jax.ensure_compile_time_eval():
-        return jax.jit(lambda: oracle.apply(oracle_params, method='all_log_probs'))()
+    log_p_all = base.compile_time_constant(
+        lambda: oracle.apply(oracle_params, method='all_log_probs'))
 
     def exact_loss(params, pi):
       log_q = model.apply(params, method='all_log_probs')  # the prefix tree: every sequence

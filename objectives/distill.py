@@ -384,10 +384,8 @@ def make(config, problem) -> base.Scheme:
     return base.init_network(model, optimizer, key, generator_params)
 
   if dc.estimator == 'exact':
-    @functools.cache
-    def teacher_tree():  # concrete: computed once, at the step's first trace (not at make)
-      with jax.ensure_compile_time_eval():
-        return jax.jit(lambda: teacher.apply(teacher_params, method='prefix_tree_logits'))()
+    teacher_tree = base.compile_time_constant(
+        lambda: teacher.apply(teacher_params, method='prefix_tree_logits'))
 
     def exact_fn(params, beta):
       return exact_loss(teacher_tree(), model.apply(params, method='prefix_tree_logits'),
