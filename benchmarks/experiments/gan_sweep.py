@@ -136,8 +136,8 @@ def _selection_panel(ax, summary, run, chosen):
     ax.barh(i, pq, color='tab:red', alpha=alpha, label='KL[P‖Q]' if i == 0 else None)
     ax.barh(i, qp, left=pq, color='tab:purple', alpha=alpha,
             label='KL[Q‖P]' if i == 0 else None)
-  ax.set_yticks(y, [f'{"★ " if v in chosen else ""}{v}{" (collapsed)" if bad else ""}'
-                    for v, *_ in items], fontsize=6)
+  ax.set_yticks(y, [f'{"★ " if v in chosen else ""}{v}{" (excluded)" if excluded else ""}'
+                    for v, _, _, excluded in items], fontsize=6)
   mle = summary.get((run, 'mle'))
   if mle:
     total = stats.mean_ci(mle['kl_pq'])[0] + stats.mean_ci(mle['kl_qp'])[0]
