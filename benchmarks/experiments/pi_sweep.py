@@ -163,6 +163,13 @@ def _run_final(rows, run):
   return _final([r for r in rows if r.get('run') == run])
 
 
+def _along(rows):
+  """The derived best-minimiser rows of the exact run (`best_inits`), in order of position
+  (0: argmin KL[P‖Q], then argmin JS_π by π, 1: argmin KL[Q‖P])."""
+  return sorted((r for r in rows if r.get('phase') == 'best_init' and r.get('run') == 'exact'),
+                key=lambda r: r['position'])
+
+
 def exact_lines(rows, output_dir):
   """The 'exact' run: figure pi_sweep_exact.png and its table (numbers only)."""
   final = _run_final(rows, 'exact')
@@ -170,8 +177,7 @@ def exact_lines(rows, output_dir):
     return ['No rows of the exact run.']
   pis = sorted({p for (v, p) in final if v == 'exact_js' and p is not None})
   fig, axes = figures.subplots(1, 2, width=4.6, height=3.6)
-  along = sorted((r for r in rows if r.get('phase') == 'best_init' and r.get('run') == 'exact'),
-                 key=lambda r: r['position'])
+  along = _along(rows)
   for ax, (metric, title) in zip(axes.flat, (('exact_kl_pq', 'KL[P‖Q]'),
                                              ('exact_kl_qp', 'KL[Q‖P]'))):
     # Every initialisation's end point (log axis: a degenerate one sits orders of magnitude
@@ -213,9 +219,10 @@ def exact_lines(rows, output_dir):
            'best init: KL[Q‖P] |', '|---|---|---|---|---|---|---|---|---|']
   keys = [(v, None) for v in ('exact_kl_pq', 'exact_kl_qp') if (v, None) in final]
   keys += [('exact_js', p) for p in pis]
+  best_of = {(r['scheme'], r['pi']): r for r in along}
   for v, p in keys:
     rs = final.get((v, p), [])
-    best = _best(rs, v, p)
+    best = best_of.get((v, p))
     conv = sum(1 for r in rs if r.get('train_converged') == 1.0)
     lines.append(f'| {v} | {"–" if p is None else f"{p:g}"} | {len(rs)} | {conv}/{len(rs)} | '
                  + ' | '.join(stats.fmt_ci(_values(rs, c)) for c in
@@ -225,8 +232,6 @@ def exact_lines(rows, output_dir):
   lines += ['', '"converged": the run\'s exact gradient norm was within direct.grad_tol at '
             'every step of its last evaluation interval. Best init: the seed with the lowest '
             'exact objective at the last evaluation.', '']
-  along = sorted((r for r in rows if r.get('phase') == 'best_init'
-                  and r.get('run') == 'exact'), key=lambda r: r['position'])
   for metric, sign, name in (('exact_kl_pq', +1, 'KL[P‖Q]'), ('exact_kl_qp', -1, 'KL[Q‖P]')):
     vs = [r[metric] for r in along]
     if len(vs) < 2:
@@ -348,16 +353,13 @@ def draw(rows, output_dir, options):
       if math.isfinite(xs[i]) and math.isfinite(ys[i]):
         ax.annotate(f'π={pis[i]:g}', (xs[i], ys[i]), fontsize=6, color=COLORS[v],
                     xytext=(4, -8 if i == 0 else 4), textcoords='offset points')
-  exact = _run_final(rows, 'exact')  # the minimisers found (best initialisation)
-  e_pis = sorted(p for (v, p) in exact if v == 'exact_js' and p is not None)
-  best = [_best(exact.get(('exact_js', p), []), 'exact_js', p) for p in e_pis]
-  best = [b for b in best if b]
+  along = _along(rows)  # the minimisers found (best initialisation)
+  best = [b for b in along if not b['end_point']]
   if best:
     ax.plot([b['exact_kl_qp'] for b in best], [b['exact_kl_pq'] for b in best], '--', marker='.',
             color=COLORS['exact_js'], lw=1, label='argmin JS_π (exact run, best init)')
   for v, marker in (('exact_kl_pq', '*'), ('exact_kl_qp', 'P')):
-    b = _best(exact.get((v, None), []), v, None)
-    if b:
+    for b in (b for b in along if b['scheme'] == v):
       name = 'KL[P‖Q]' if v == 'exact_kl_pq' else 'KL[Q‖P]'
       ax.plot(b['exact_kl_qp'], b['exact_kl_pq'], marker, ms=9, color=COLORS[v], mec='k',
               mew=0.5, ls='', label=f'argmin {name} (best init)')
