@@ -19,7 +19,6 @@ docs/findings/<name>.md with --findings_dir).
 """
 
 import datetime
-import gzip
 import json
 import os
 import platform
@@ -168,7 +167,7 @@ def read_experiment_rows(out: str) -> List[dict]:
   path = rundir.rows_file(os.path.join(out, 'results.jsonl'))
   if path is None:
     raise FileNotFoundError(os.path.join(out, 'results.jsonl'))
-  with (gzip.open if path.endswith('.gz') else open)(path, 'rt', encoding='utf-8') as f:
+  with rundir.open_rows(path, 'rt') as f:
     return [json.loads(line) for line in f if line.strip()]
 
 

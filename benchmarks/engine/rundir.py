@@ -84,10 +84,17 @@ def rows_file(path: str) -> Optional[str]:
   return None
 
 
+def open_rows(path: str, mode: str = 'rb'):
+  """open() of a results.jsonl, or gzip.open() of a compressed one (a path ending '.gz')."""
+  if path.endswith('.gz'):
+    return gzip.open(path, mode, encoding=None if 'b' in mode else 'utf-8')
+  return open(path, mode, encoding=None if 'b' in mode else 'utf-8')
+
+
 def read_rows(path: str) -> list:
   """The rows of a results.jsonl, or of a gzip-compressed one (a path ending '.gz'); blank
   lines skipped; Unreadable naming the first bad line."""
-  with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
+  with open_rows(path) as f:
     lines = f.read().split(b'\n')
   rows = []
   for n, line in enumerate(lines, 1):
