@@ -73,6 +73,22 @@ def enumerable_setup(scheme_name, vocab_size=3, seq_len=3):
   return config, problem, scheme.generator, params
 
 
+def exact_step_metrics(scheme, problem, state, num_steps):
+  """(grad_norm, loss, converged), each a numpy [num_steps], of `num_steps` jitted steps of a
+  scheme with an exact estimator (no data, no key, no π: fixed placeholders) from `state`."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  @jax.jit
+  def run(state):
+    def body(s, _):
+      s, m = scheme.step(s, problem.train[:4], jax.random.PRNGKey(0), jnp.float32(jnp.nan))
+      return s, (m['grad_norm'], m['loss'], m['converged'])
+    return jax.lax.scan(body, state, jnp.arange(num_steps))[1]
+  return tuple(np.asarray(x) for x in run(state))
+
+
 def files_under(directory):
   """{relative path: bytes} of every file under directory ({} when it does not exist)."""
   found = {}

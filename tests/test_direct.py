@@ -205,14 +205,7 @@ class ExactEstimatorTest(absltest.TestCase):
     results = {}
     for optimizer in ('lbfgs', 'adam'):
       c, scheme, state = self._scheme('kl_qp', optimizer)
-
-      @jax.jit
-      def run(state):
-        def body(s, i):
-          s, m = scheme.step(s, problem.train[:4], jax.random.PRNGKey(0), jnp.float32(jnp.nan))
-          return s, (m['grad_norm'], m['loss'], m['converged'])
-        return jax.lax.scan(body, state, jnp.arange(600))[1]
-      results[optimizer] = [np.asarray(x) for x in run(state)]
+      results[optimizer] = _smoke.exact_step_metrics(scheme, problem, state, 600)
     norms, losses, converged = results['lbfgs']
     self.assertLessEqual(norms[-1], c.direct.grad_tol)
     self.assertEqual(converged[-1], 1.0)

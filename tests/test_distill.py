@@ -331,15 +331,8 @@ class ExactEstimatorTest(parameterized.TestCase):
     scheme = objectives.make('distill', c, problem)
     self.assertFalse(scheme.uses_pi)
 
-    @jax.jit
-    def run(state):
-      def body(s, _):
-        s, m = scheme.step(s, problem.train[:4], jax.random.PRNGKey(0), jnp.float32(jnp.nan))
-        return s, (m['grad_norm'], m['loss'], m['converged'])
-      return jax.lax.scan(body, state, jnp.arange(300))[1]
-
-    norms, losses, converged = (np.asarray(x) for x in run(scheme.init(jax.random.PRNGKey(1),
-                                                                       params)))
+    norms, losses, converged = _smoke.exact_step_metrics(
+        scheme, problem, scheme.init(jax.random.PRNGKey(1), params), 300)
     np.testing.assert_allclose(losses[0], _exact()[0]['kl_pq'], rtol=1e-5)
     self.assertLessEqual(norms[-1], c.distill.grad_tol)
     self.assertEqual(converged[-1], 1.0)
