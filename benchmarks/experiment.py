@@ -25,24 +25,30 @@ from benchmarks.engine import files
 FLAGS = flags.FLAGS
 
 
-def _define_flags():
+def define_flags(fv: flags.FlagValues = FLAGS):
   """The command-line flags, defined only when run as a program (benchmarks.measure.throughput and
-  others, imported alongside in one test process, own --num_seeds and --output_dir too)."""
-  flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.')
+  others, imported alongside in one test process, own --num_seeds and --output_dir too); a
+  test passes its own FlagValues."""
+  define = dict(flag_values=fv)
+  flags.DEFINE_bool('list', False, 'List the experiments and the claims they test.', **define)
   flags.DEFINE_bool('answers', False, "Rewrite README.md's answers block from the verdicts of "
-                    'the experiments committed under docs/runs/ (run from the repository root).')
-  flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).')
+                    'the experiments committed under docs/runs/ (run from the repository root).',
+                    **define)
+  flags.DEFINE_bool('quick', False, 'Shrink every size: well under a minute (CI).', **define)
   flags.DEFINE_bool('draw_only', False, 'Train nothing: draw the figures and table.md from '
-                    'the rows the runs have written so far (an unfinished experiment).')
-  flags.DEFINE_integer('num_seeds', None, "Seeds per run (default: the experiment's).")
+                    'the rows the runs have written so far (an unfinished experiment).',
+                    **define)
+  flags.DEFINE_integer('num_seeds', None, "Seeds per run (default: the experiment's).",
+                       **define)
   flags.DEFINE_string('output_dir', os.path.join('results', 'experiments'),
-                      'Where DIR/NAME/ goes. A rerun with the same options resumes.')
+                      'Where DIR/NAME/ goes. A rerun with the same options resumes.', **define)
   flags.DEFINE_string('preset', None, "The problem's preset, for experiments that offer a "
-                      'choice (--list shows them); default: the experiment\'s first.')
+                      "choice (--list shows them); default: the experiment's first.", **define)
   flags.DEFINE_string('findings_dir', None, 'With --draw_only: also write the page as '
-                      'FINDINGS_DIR/NAME.md, its figure links relative to it (docs/findings).')
+                      'FINDINGS_DIR/NAME.md, its figure links relative to it (docs/findings).',
+                      **define)
   flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found in '
-                    'DIR/NAME/runs/ instead of refusing.')
+                    'DIR/NAME/runs/ instead of refusing.', **define)
 
 
 def listing() -> str:
@@ -52,6 +58,25 @@ def listing() -> str:
     return f' [--preset: {", ".join(exp.presets)}]' if exp.presets else ''
   return '\n'.join(f'{name:<{width}}  {exp.claim}{presets(exp)}'
                    for name, exp in experiments.REGISTRY.items())
+
+
+def chosen(names, fv):
+  """(experiment, options) of the command line: its NAME arguments and its flags `fv`.
+
+  Raises ValueError naming the argument or flag (the command prints it as one line)."""
+  if len(names) != 1:
+    raise ValueError(f'NAME: give one experiment (got {len(names)}); known: '
+                     f'{", ".join(experiments.REGISTRY)} (--list describes them)')
+  if names[0] not in experiments.REGISTRY:
+    raise ValueError(f'NAME: unknown experiment {names[0]!r}; known: '
+                     f'{", ".join(experiments.REGISTRY)}')
+  experiment = experiments.REGISTRY[names[0]]
+  options = experiment_lib.Options(quick=fv.quick, num_seeds=fv.num_seeds, preset=fv.preset)
+  experiment_lib.check_options(experiment, options)
+  if fv.findings_dir and not fv.draw_only:
+    raise ValueError('--findings_dir: only with --draw_only (a page is written from rows '
+                     'an experiment has finished)')
+  return experiment, options
 
 
 def main(argv):
@@ -67,20 +92,8 @@ def main(argv):
       files.atomic_write('README.md', text)
     print(block)
     return
-  names = argv[1:]
   with cli.exits_on_bad_input():
-    if len(names) != 1:
-      raise ValueError(f'NAME: give one experiment (got {len(names)}); known: '
-                       f'{", ".join(experiments.REGISTRY)} (--list describes them)')
-    if names[0] not in experiments.REGISTRY:
-      raise ValueError(f'NAME: unknown experiment {names[0]!r}; known: '
-                       f'{", ".join(experiments.REGISTRY)}')
-    experiment = experiments.REGISTRY[names[0]]
-    options = experiment_lib.Options(quick=FLAGS.quick, num_seeds=FLAGS.num_seeds, preset=FLAGS.preset)
-    experiment_lib.check_options(experiment, options)
-    if FLAGS.findings_dir and not FLAGS.draw_only:
-      raise ValueError('--findings_dir: only with --draw_only (a page is written from rows '
-                       'an experiment has finished)')
+    experiment, options = chosen(argv[1:], FLAGS)
   cli.quiet_backend_probe()
   t0 = time.time()
   with cli.exits_on_bad_input():  # resolves every run before anything runs
@@ -99,5 +112,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  _define_flags()
+  define_flags()
   app.run(main)

@@ -1,7 +1,6 @@
 """`python -m benchmarks.experiment`: every experiment with --quick through the CLI, --list,
 bad input, and an interrupted experiment resuming to the same rows."""
 
-import contextlib
 import json
 import os
 import subprocess
@@ -9,10 +8,11 @@ import sys
 import tempfile
 from unittest import mock
 
+from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from _smoke import optimized
+from benchmarks import experiment as experiment_cli
 from benchmarks import experiments
 from benchmarks.engine import cli
 from benchmarks.engine import experiment as experiment_lib
@@ -36,9 +36,7 @@ def quick_run(name: str) -> str:
   functions the command calls (once per process: tests that only read its outputs share it)."""
   if name not in _QUICK:
     out = tempfile.mkdtemp()
-    # seqgan_table's time is execution at V = 5,000 (rollouts): at -O0 it doubles.
-    fast = optimized() if name == 'seqgan_table' else contextlib.nullcontext()
-    with cli.invocation_compilation_cache(), fast:
+    with cli.invocation_compilation_cache():
       experiment_lib.run_experiment(experiments.REGISTRY[name],
                                     experiment_lib.Options(quick=True), out, log=lambda s: None)
     _QUICK[name] = out
@@ -46,6 +44,15 @@ def quick_run(name: str) -> str:
 
 
 _QUICK = {}
+
+
+BAD_INPUTS = (
+    ('unknown', ('nope',), 'NAME: unknown experiment'),
+    ('none', (), 'NAME: give one experiment'),
+    ('seeds', ('pi_sweep', '--num_seeds=1'), '--num_seeds'),
+    ('no_presets', ('pi_sweep', '--preset=small'), '--preset: pi_sweep takes none'),
+    ('bad_preset', ('temperature', '--preset=smoke'), '--preset: temperature takes one of'),
+    ('findings_dir', ('fedus', '--findings_dir=x'), '--findings_dir: only with --draw_only'))
 
 
 class ExperimentCliTest(parameterized.TestCase):
@@ -103,13 +110,20 @@ class ExperimentCliTest(parameterized.TestCase):
       self.assertIn(name, proc.stdout)
       self.assertIn(exp.claim[:40], proc.stdout)
 
-  @parameterized.named_parameters(
-      ('unknown', ('nope',), 'NAME: unknown experiment'),
-      ('none', (), 'NAME: give one experiment'),
-      ('seeds', ('pi_sweep', '--num_seeds=1'), '--num_seeds'),
-      ('no_presets', ('pi_sweep', '--preset=small'), '--preset: pi_sweep takes none'),
-      ('bad_preset', ('temperature', '--preset=smoke'), '--preset: temperature takes one of'))
-  def test_bad_input_fails_fast_with_one_line(self, args, message):
+  @parameterized.named_parameters(*BAD_INPUTS)
+  def test_bad_input_refused_before_compute(self, args, message):
+    # In this process, through the functions the command calls: flag parsing, then
+    # experiment.chosen (the command prints its ValueError as one line and exits 2).
+    fv = flags.FlagValues()
+    experiment_cli.define_flags(fv)
+    argv = fv(['benchmarks.experiment', *args])
+    with self.assertRaises(ValueError) as raised:
+      experiment_cli.chosen(argv[1:], fv)
+    self.assertIn(message, str(raised.exception))
+    self.assertNotIn('\n', str(raised.exception))
+
+  def test_bad_input_fails_fast_with_one_line(self):
+    args, message = BAD_INPUTS[2][1:]
     out = tempfile.mkdtemp()
     proc = _cli(*args, f'--output_dir={out}')
     self.assertEqual(proc.returncode, 2)

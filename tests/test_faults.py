@@ -18,14 +18,17 @@ import time
 from unittest import mock
 
 from absl.testing import absltest
+from absl import flags
 from absl.testing import parameterized
 import jax
 import numpy as np
 
 import _smoke
+from benchmarks import run
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import files
 from benchmarks.engine import rundir
+from benchmarks.engine import runner
 from models import oracle
 import objectives
 
@@ -353,20 +356,39 @@ class ExperimentLockTest(absltest.TestCase):
     self.assertEqual(sorted(os.listdir(run_dir)), [rundir.LOCK])
 
 
+BAD_INJECT_NAN = (
+    ('format', 'x', "expected SEED:STEP (two integers, e.g. 1:5), got 'x'"),
+    ('no_step', '1', "expected SEED:STEP (two integers, e.g. 1:5), got '1'"),
+    ('seed', '3:5', 'seed 3 is not in range(--num_seeds) = 0..2'),
+    ('step_zero', '1:0', 'step 0 is not in [1, --config.train.num_steps] = [1, 10]'),
+    ('step_high', '1:11', 'step 11 is not in [1, --config.train.num_steps] = [1, 10]'),
+)
+
+
 class BadInjectNanTest(parameterized.TestCase):
 
-  @parameterized.named_parameters(
-      ('format', 'x', "expected SEED:STEP (two integers, e.g. 1:5), got 'x'"),
-      ('no_step', '1', "expected SEED:STEP (two integers, e.g. 1:5), got '1'"),
-      ('seed', '3:5', 'seed 3 is not in range(--num_seeds) = 0..2'),
-      ('step_zero', '1:0', 'step 0 is not in [1, --config.train.num_steps] = [1, 10]'),
-      ('step_high', '1:11', 'step 11 is not in [1, --config.train.num_steps] = [1, 10]'),
-  )
+  @parameterized.named_parameters(*BAD_INJECT_NAN)
   def test_rejected_before_compute(self, value, message):
+    # In this process, through the functions the command calls (run.define_flags, parsing,
+    # run.config_from_flags, runner.execute): one ValueError before any file is written.
+    out = os.path.join(tempfile.mkdtemp(), 'never')
+    argv = ['benchmarks.run', *ARGS, f'--output_dir={out}', f'--config.train.inject_nan={value}']
+    with self.assertRaises(ValueError) as raised:
+      fv = flags.FlagValues()
+      run.define_flags(argv, fv)
+      fv(argv)
+      config, output_dir = run.config_from_flags(fv)
+      runner.execute(config, output_dir, log=lambda s: None)
+    self.assertEqual(str(raised.exception), f'--config.train.inject_nan: {message}')
+    self.assertFalse(os.path.exists(out), 'no partial results for bad input')
+
+  def test_the_command_exits_2_with_one_line(self):
+    value, message = BAD_INJECT_NAN[2][1:]
     out = os.path.join(tempfile.mkdtemp(), 'never')
     proc = _run(f'--output_dir={out}', f'--config.train.inject_nan={value}')
     self.assertEqual(proc.returncode, 2)
-    self.assertIn(f'error: --config.train.inject_nan: {message}', proc.stderr)
+    self.assertEqual(proc.stderr.strip().splitlines(),
+                     [f'error: --config.train.inject_nan: {message}'])
     self.assertFalse(os.path.exists(out), 'no partial results for bad input')
     self.assertEqual(proc.stdout, '')
 

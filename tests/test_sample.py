@@ -273,13 +273,13 @@ class BadInputTest(parameterized.TestCase):
     self.assertRegex(lines[0], '^error: ' + pattern)
 
   def test_cli_exit_code(self):
-    for args, flag in ((['--format=csv'], '--format'), (['--seed=7'], '--seed'),
-                       (['--run_dir=/nonexistent'], '--run_dir')):
-      proc = _python('benchmarks.sample', f'--run_dir={trained_run()}', '--scheme=mle', *args)
-      self.assertEqual(proc.returncode, 2, proc.stderr[-2000:])
-      self.assertEqual(proc.stdout, '')
-      self.assertLen(proc.stderr.strip().splitlines(), 1, proc.stderr)
-      self.assertIn(f'error: {flag}:', proc.stderr)
+    # The command's contract (exit 2, one line, nothing on stdout) once; every row of the
+    # table above goes through the same function in this process.
+    proc = _python('benchmarks.sample', f'--run_dir={trained_run()}', '--scheme=mle', '--seed=7')
+    self.assertEqual(proc.returncode, 2, proc.stderr[-2000:])
+    self.assertEqual(proc.stdout, '')
+    self.assertLen(proc.stderr.strip().splitlines(), 1, proc.stderr)
+    self.assertIn('error: --seed:', proc.stderr)
 
 
 if __name__ == '__main__':
