@@ -208,7 +208,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Gumbel-softmax GAN (objectives/gumbel_gan.py, Kusner & Hernández-Lobato 2016).
   c.gumbel_gan = ml_collections.ConfigDict()
-  # From gan_sweep as gan_pi's; collapses with --config.gumbel_gan.learning_rate=0.01.
+  # From gan_sweep as gan_pi's (its rule picks lr 1e-4 with 5 discriminator updates per step);
+  # collapses with --config.gumbel_gan.learning_rate=0.01.
   c.gumbel_gan.learning_rate = 1e-4      # generator Adam (clipped at train.grad_clip)
   c.gumbel_gan.d_learning_rate = 1e-3    # discriminator Adam
   c.gumbel_gan.discriminator = 'lstm'    # 'lstm' (as the paper) | 'cnn'
@@ -219,7 +220,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.gumbel_gan.tau_decay = 1e-3          # exponential: τ = max(tau_min, tau_init·e^(−decay·i))
   c.gumbel_gan.tau_anneal_steps = 2_000  # linear: τ reaches tau_min after this many updates
   c.gumbel_gan.straight_through = False  # hard one-hots forward, soft gradients
-  c.gumbel_gan.d_steps = 1               # discriminator updates per generator update
+  c.gumbel_gan.d_steps = 5               # discriminator updates per generator update
   c.gumbel_gan.penalty = 'none'          # 'none' | 'wgan_gp' | 'dragan'
   c.gumbel_gan.penalty_weight = 10.0
   c.gumbel_gan.dragan_noise = 0.5

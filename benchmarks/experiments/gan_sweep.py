@@ -30,7 +30,7 @@ LEARNING_RATES = (1e-2, 1e-3, 1e-4)  # every swept scheme's generator learning r
 SCHEMES = ('mle', 'cot', 'gan_pi', 'gumbel_gan')  # the rule picks one variant of each
 
 
-def _grid(quick):
+def grid(quick):
   """label -> (scheme, overrides)."""
   if quick:
     return {'mle': ('mle', {}),
@@ -62,20 +62,21 @@ PINNED = {f'{s}.{f}': v for s in ('gan_pi', 'gumbel_gan')
 
 
 def runs(options):
-  """'scratch' and 'warm': the sweep (2 seeds); 'defaults': the chosen defaults, 4 seeds."""
+  """'scratch' and 'warm': the sweep (2 seeds); 'defaults': the chosen defaults, 8 seeds."""
   if options.quick:
     o = base.tiny_sizes(pis=(0.5,))
     warm = 10
   else:
     o = {'train.num_steps': 600, 'train.eval_every': 200, 'pis': (0.5,), 'num_seeds': 2}
     warm = 1_000
-  grid = _grid(options.quick)
+  variants = grid(options.quick)
   o = dict(o, **PINNED)
   defaults = {k: v for k, v in o.items() if k not in PINNED}
   if not options.quick:  # the preset's own length, 8 seeds (a verdict's minimum on small)
     defaults = {'pis': (0.5,), 'num_seeds': 8}
-  return {'scratch': experiment_lib.Run('small', o, grid),
-          'warm': experiment_lib.Run('small', dict(o, **{'train.warm_start_steps': warm}), grid),
+  return {'scratch': experiment_lib.Run('small', o, variants),
+          'warm': experiment_lib.Run('small', dict(o, **{'train.warm_start_steps': warm}),
+                                     variants),
           'defaults': experiment_lib.Run('small', defaults, {'mle': ('mle', {}), 'gan_pi': ('gan_pi', {}),
                                                    'gumbel_gan': ('gumbel_gan', {})})}
 

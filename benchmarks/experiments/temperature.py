@@ -6,7 +6,8 @@ samples, BLEU and Self-BLEU). A scheme is then a curve in the quality (nll_oracl
 (nll_test) plane; "A dominates B" means A's curve lies below-left of every point of B's.
 
 Two runs share the problem and seeds:
-  scratch: `mle` and `cot` (CoT uses no MLE pre-training) from a fresh init, each run's
+  scratch: `mle` and `cot` (CoT uses no MLE pre-training) from a fresh init, at the
+    generator learning rates gan_sweep picked (base.TUNED: the GANs' tuning budget), each run's
     generator selected over its evaluations on a validation set of its own (nll_valid, 2,000
     oracle samples apart from the test samples that score it: Caccia's model selection of
     MLE, which used the test set itself; applied to CoT too).
@@ -92,7 +93,7 @@ def runs(options):
                 **warm)
   return {
       'scratch': experiment_lib.Run(preset, dict(common, **{'eval.select': 'nll_valid'}),
-                          {MLE: ('mle', {}), 'cot': ('cot', {})}),
+                          {MLE: ('mle', base.TUNED['mle']), 'cot': ('cot', base.TUNED['cot'])}),
       'warm': experiment_lib.Run(preset, dict(common, **{'eval.select': 'last',
                                                'train.warm_start_steps': mle_steps}), warm),
   }
@@ -223,7 +224,7 @@ def draw(rows, output_dir, options):
               for m in ('nll_oracle', 'nll_test', 'entropy_q', 'kl_pq', 'kl_qp', 'bleu',
                         'self_bleu')]
     lines.append('| ' + ' | '.join(cells) + ' |')
-  lines += ['', f'Oracle entropy H(P) per token: {h_p:.4g}.', '',
+  lines += ['', f'Oracle entropy H(P) per token: {h_p:.4g}.', '', base.tuning_note(), '',
             '## Dominance in the (nll_test, nll_oracle) plane, and the best α for each KL', '',
             'Mean curves over α; MLE\'s curve is a polyline through its α points.', '',
             '| scheme | its points dominated by MLE\'s curve | MLE\'s points dominated by '
