@@ -215,8 +215,8 @@ def exact_lines(rows, output_dir):
   figures.dedupe_legend(axes[0, 0], fontsize=6)
   figures.save(fig, f'{output_dir}/pi_sweep_exact.png')
   lines = ['The exact run (L-BFGS on the exact objectives; seeds are initialisations):', '',
-           '| variant | π | inits | converged | KL[P‖Q] | KL[Q‖P] | H(Q) | best init: KL[P‖Q] | '
-           'best init: KL[Q‖P] |', '|---|---|---|---|---|---|---|---|---|']
+           '| variant | π | inits | converged | scaled gradient norm | KL[P‖Q] | KL[Q‖P] | H(Q) | '
+           'best init: KL[P‖Q] | best init: KL[Q‖P] |', '|---|---|---|---|---|---|---|---|---|---|']
   keys = [(v, None) for v in ('exact_kl_pq', 'exact_kl_qp') if (v, None) in final]
   keys += [('exact_js', p) for p in pis]
   best_of = {(r['scheme'], r['pi']): r for r in along}
@@ -224,14 +224,24 @@ def exact_lines(rows, output_dir):
     rs = final.get((v, p), [])
     best = best_of.get((v, p))
     conv = sum(1 for r in rs if r.get('train_converged') == 1.0)
+    scale = 1.0 if p is None else p * (1 - p)  # JS_π / (π(1−π)): the KLs at its limits
+    norms = [r['train_grad_norm'] / scale for r in rs if r.get('train_grad_norm') is not None]
     lines.append(f'| {v} | {"–" if p is None else f"{p:g}"} | {len(rs)} | {conv}/{len(rs)} | '
+                 + (f'{np.median(norms):.2g}' if norms else 'n/a') + ' | '
                  + ' | '.join(stats.fmt_ci(_values(rs, c)) for c in
                               ('exact_kl_pq', 'exact_kl_qp', 'exact_entropy_q'))
                  + ' | ' + ' | '.join(f'{best[c]:.4f}' if best else 'n/a'
                                       for c in ('exact_kl_pq', 'exact_kl_qp')) + ' |')
   lines += ['', '"converged": the run\'s exact gradient norm was within direct.grad_tol at '
-            'every step of its last evaluation interval. Best init: the seed with the lowest '
-            'exact objective at the last evaluation.', '']
+            'every step of its last evaluation interval. That tolerance is absolute, on each '
+            'objective\'s own scale, and JS_π is of order π(1−π): on JS_π/(π(1−π)) it is '
+            '1/(π(1−π)) times looser'
+            + (f' ({1 / (pis[0] * (1 - pis[0])):.0f} times at π = {pis[0]:g})' if pis else '')
+            + ', so "converged" compares runs within a π only. "Scaled gradient norm": the '
+            'median over initialisations of the mean exact '
+            'gradient norm over the last evaluation interval, divided by π(1−π) for JS_π (the '
+            'gradient of JS_π/(π(1−π)), whose limits are the two KLs): it compares across π. '
+            'Best init: the seed with the lowest exact objective at the last evaluation.', '']
   for metric, sign, name in (('exact_kl_pq', +1, 'KL[P‖Q]'), ('exact_kl_qp', -1, 'KL[Q‖P]')):
     vs = [r[metric] for r in along]
     if len(vs) < 2:
