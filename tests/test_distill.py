@@ -19,6 +19,8 @@ import scipy.special
 
 import _smoke
 from benchmarks import configs
+from benchmarks.engine import experiment as experiment_lib
+from benchmarks.experiments import distill as distill_exp
 from divergences import categorical
 import divergences
 from objectives import distill
@@ -473,6 +475,44 @@ class CliTest(parameterized.TestCase):
         self.assertEqual(r['train_student_share'], lmbda)
       else:
         self.assertBetween(r['train_student_share'], 0.0, 1.0)
+
+
+class ExactClaimsTest(absltest.TestCase):
+  """The `exact` run's claims judge each objective's best initialisation in the divergence it
+  is named after (distill.best_inits), not every initialisation."""
+
+  def _rows(self, values):
+    rows = []
+    for label, per_seed in values.items():
+      metric = distill_exp.NAMED_AFTER[label.split('_')[0]]
+      for seed, v in enumerate(per_seed):
+        rows.append(dict(run='exact', scheme=label, pi=0.5, seed=seed, step=10, phase='train',
+                         diverged=False, **{metric: v}))
+    return rows
+
+  def test_best_inits_and_the_verdicts_on_them(self):
+    from benchmarks.analysis import verdicts
+    # fkl: the teacher-prefix minimiser's best init (0.1) beats the student's best (0.2),
+    # though the student beats it at seeds 0 and 2 (a stuck teacher init); rkl: the surrogate
+    # (student) ends higher than the score-term objective's best, a stuck init aside.
+    rows = self._rows({'fkl_teacher': [0.9, 0.1, 0.8], 'fkl_student': [0.3, 0.2, 0.4],
+                       'rkl_student': [0.5, 0.6, 0.7], 'rkl_student_full': [2.0, 0.3, 0.4],
+                       'rkl_teacher': [0.2, float('nan'), 0.9]})
+    best = {r['scheme']: r for r in distill_exp.best_inits(rows)}
+    self.assertEqual({k: (r['seed'], r['inits'], r['on_policy'], r['score_term'])
+                      for k, r in best.items()},
+                     {'fkl_teacher': (1, 3, 0, 0), 'fkl_student': (1, 3, 1, 0),
+                      'rkl_student': (0, 3, 1, 0), 'rkl_student_full': (1, 3, 1, 1),
+                      'rkl_teacher': (0, 3, 0, 0)})
+    self.assertTrue(all(r['phase'] == 'best_init' for r in best.values()))
+    options = experiment_lib.Options()
+    claims = [c for c in distill_exp.claims(options) if c.name.startswith('exact_')]
+    self.assertEqual([c.name for c in claims],
+                     ['exact_fkl_on_policy', 'exact_rkl_on_policy', 'exact_rkl_surrogate'])
+    words = {v.claim.name: v.word for v in verdicts.judge(claims, rows + list(best.values()))}
+    self.assertEqual(words, {'exact_fkl_on_policy': verdicts.CONTRADICTED,
+                             'exact_rkl_on_policy': verdicts.CONTRADICTED,
+                             'exact_rkl_surrogate': verdicts.SUPPORTED})
 
 
 if __name__ == '__main__':

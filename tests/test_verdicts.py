@@ -340,6 +340,13 @@ class ComputedTrendTest(absltest.TestCase):
     rows[0]['v'] = None
     self.assertEqual(V.judge([up], rows)[0].word, V.UNRESOLVED)
 
+  def test_a_tuple_in_where_matches_any_of_its_values(self):
+    rows = [dict(name=n, x=x, v=v) for n, x, v in (('a', 0, 2.0), ('b', 1, 1.0), ('c', 2, 9.0))]
+    down = V.ComputedTrend('t', 'v falls from a to b', {'name': ('a', 'b')}, 'x', 'v', -1)
+    self.assertEqual(V.judge([down], rows)[0].word, V.SUPPORTED)  # c (rises) not matched
+    self.assertEqual(V.judge([down._replace(where={'name': ('a', 'b', 'c')})], rows)[0].word,
+                     V.CONTRADICTED)
+
 
 class FamilyTest(absltest.TestCase):
 

@@ -199,8 +199,10 @@ class Verdict(NamedTuple):
 # --------------------------------------------------------------------------- rows -> values
 
 def _matching(rows, where: Mapping[str, object]) -> list:
-  """The rows whose fields equal `where`'s."""
-  return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+  """The rows whose fields equal `where`'s (a tuple in `where`: any of its values)."""
+  def ok(value, wanted):
+    return value in wanted if isinstance(wanted, tuple) else value == wanted
+  return [r for r in rows if all(ok(r.get(k), v) for k, v in where.items())]
 
 
 def values(rows, select: Select) -> Dict[int, float]:
