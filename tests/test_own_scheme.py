@@ -55,7 +55,7 @@ class OwnSchemeCliTest(absltest.TestCase):
     cls.top = user_package(documented_module())
     assert not os.path.abspath(cls.top).startswith(ROOT)
     cls.out = os.path.join(tempfile.mkdtemp(), 'run')
-    cls.args = ('benchmarks.run', '--preset=smoke', f'--schemes=mle,{NAME}', '--num_seeds=2',
+    cls.args = ('benchmarks.run', '--preset=smoke', f'--schemes={NAME}', '--num_seeds=2',
                 '--config.my_objective.epsilon=0.2', '--config.train.num_steps=10',
                 '--config.train.eval_every=5', f'--output_dir={cls.out}')
     cls.proc = _python(cls.top, *cls.args)
