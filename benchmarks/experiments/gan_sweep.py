@@ -137,8 +137,9 @@ def _selection_panel(ax, summary, run, chosen):
     ax.barh(i, pq, color='tab:red', alpha=alpha, label='KL[P‖Q]' if i == 0 else None)
     ax.barh(i, qp, left=pq, color='tab:purple', alpha=alpha,
             label='KL[Q‖P]' if i == 0 else None)
-  ax.set_yticks(y, [f'{"★ " if v in chosen else ""}{v}{" (excluded)" if excluded else ""}'
-                    for v, _, _, excluded in items], fontsize=6)
+  ax.set_yticks(y, [f'{"★ " if v in chosen else ""}{v}' for v, _, _, _ in items], fontsize=6)
+  for label, (_, _, _, excluded) in zip(ax.get_yticklabels(), items):
+    label.set_alpha(0.45 if excluded else 1.0)
   mle = summary.get((run, 'mle'))
   if mle:
     total = stats.mean_ci(mle['kl_pq'])[0] + stats.mean_ci(mle['kl_qp'])[0]
@@ -147,13 +148,13 @@ def _selection_panel(ax, summary, run, chosen):
   ax.set_xlabel('final KL per token, mean over seeds (bar length: the rule\'s score)',
                 fontsize=7)
   ax.set_title(f'run {run!r}: the rule\'s score (★ picked; faded: excluded)', fontsize=9)
-  figures.dedupe_legend(ax, fontsize=6, loc='lower right')
+  figures.dedupe_legend(ax, fontsize=6, loc='upper right')  # the short bars are on top
 
 
 def draw(rows, output_dir, options):
   del options
   summary, threshold, h_p = summarise(rows)
-  fig, axes = figures.subplots(1, 3, width=5.2, height=4.6)
+  fig, axes = figures.subplots(1, 3, width=5.6, height=4.6)
   chosen = {choose(summary, scheme) for scheme in SCHEMES}
   for ax, run in zip(axes.flat, ('scratch', 'warm')):
     _selection_panel(ax, summary, run, chosen)
