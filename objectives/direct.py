@@ -38,7 +38,8 @@ of two unbiased gradient estimators (config.direct.estimator), for one of two di
   config.direct.optimizer = 'lbfgs' (optax's L-BFGS with its zoom line search, for this
   deterministic objective) the run descends to a stationary point; the step reports the
   exact gradient norm ('grad_norm'), and config.direct.grad_tol is the convergence rule
-  (`converged`: the interval's mean gradient norm at most grad_tol).
+  (`converged`: 1 at a step whose exact gradient norm is at most grad_tol; a row's
+  train_converged is its share of the interval's steps, 1.0 when every step met it).
 
 Baselines (config.direct.baseline): 'loo', the mean of the other B−1 samples' costs (per step
 for 'per_step'): independent of the sample it is subtracted from, so still unbiased; or

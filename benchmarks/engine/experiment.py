@@ -123,9 +123,9 @@ def verdict_section(experiment, options, rows) -> str:
   if experiment.claims is None:
     return ''
   found = verdicts.judge(experiment.claims(options), rows)
-  return ('## Verdicts\n\nBy the rule of `benchmarks/analysis/verdicts.py` (schemes compared '
-          f'seed by seed; Holm–Bonferroni over these {len(found)} claims at α = '
-          f'{verdicts.ALPHA}).'
+  return ('## Verdicts\n\nBy the rule of `benchmarks/analysis/verdicts.py` (sampled runs '
+          'judged over seeds, computed rows exactly; Holm–Bonferroni over these '
+          f'{len(found)} claims at α = {verdicts.ALPHA}).'
           '\n\n' + verdicts.markdown(found) + '\n\n'
           + (experiment.explanation.strip() + '\n\n' if experiment.explanation else ''))
 

@@ -14,8 +14,8 @@ The 'exact' run asks the question about minimisers: `direct` with the exact esti
 sequence enumerated over the prefix tree) and L-BFGS descends KL[P‖Q], KL[Q‖P] and JS_π on a
 fine π grid (EXACT_PIS) to the convergence rule (direct.grad_tol on the exact gradient norm);
 its seeds are different initialisations of the same deterministic problem (no sampling, no
-data), so the spread over seeds shows local minima and the best seed is the best minimiser
-found. Each row reports train_converged (the share of its last interval's steps within
+data), so the spread over seeds shows local minima and the best seed is the best end point
+found (a minimiser as far as the convergence rule and the other end points show). Each row reports train_converged (the share of its last interval's steps within
 tolerance).
 """
 
@@ -164,8 +164,8 @@ def _run_final(rows, run):
 
 
 def _along(rows):
-  """The derived best-minimiser rows of the exact run (`best_inits`), in order of position
-  (0: argmin KL[P‖Q], then argmin JS_π by π, 1: argmin KL[Q‖P])."""
+  """The derived best-end-point rows of the exact run (`best_inits`), in order of position
+  (0: KL[P‖Q]'s, then JS_π's by π, 1: KL[Q‖P]'s)."""
   return sorted((r for r in rows if r.get('phase') == 'best_init' and r.get('run') == 'exact'),
                 key=lambda r: r['position'])
 
@@ -181,7 +181,7 @@ def exact_lines(rows, output_dir):
   for ax, (metric, title) in zip(axes.flat, (('exact_kl_pq', 'KL[P‖Q]'),
                                              ('exact_kl_qp', 'KL[Q‖P]'))):
     # Every initialisation's end point (log axis: a degenerate one sits orders of magnitude
-    # above), the best minimiser found along π, the two KL minimisers at its ends.
+    # above), the best end point found along π, the two KLs' at its ends.
     best = [r[metric] for r in along]
     top = 10 * max(best) if best else math.inf  # the axis shows a decade above the best
     for v, at in (('exact_kl_pq', lambda p: 0.0), ('exact_js', lambda p: p),
@@ -197,20 +197,20 @@ def exact_lines(rows, output_dir):
           ax.annotate(str(above), (at(p), top), fontsize=6, xytext=(3, -8),
                       textcoords='offset points')
     ax.plot([r['position'] for r in along], [r[metric] for r in along], '-', color='k', lw=1,
-            label='best minimiser found (lowest objective)')
+            label='best end point (lowest objective)')
     for r in along:
       if r['end_point']:
         v = 'exact_kl_pq' if r['position'] == 0.0 else 'exact_kl_qp'
         ax.plot(r['position'], r[metric], '*' if v == 'exact_kl_pq' else 'P', ms=9,
                 color=COLORS[v], mec='k', mew=0.5, ls='',
-                label=f'argmin {"KL[P‖Q]" if v == "exact_kl_pq" else "KL[Q‖P]"}')
+                label=f'{"KL[P‖Q]" if v == "exact_kl_pq" else "KL[Q‖P]"}\'s best end point')
       else:
         ax.plot(r['position'], r[metric], 'o', ms=3, color=COLORS['exact_js'],
-                label='argmin JS_π')
+                label='JS_π\'s best end point')
     ax.set_yscale('log')
     if best:
       ax.set_ylim(top=top * 1.5)
-    ax.set_xlabel('π (0: argmin KL[P‖Q], 1: argmin KL[Q‖P])')
+    ax.set_xlabel('π (0: L-BFGS on KL[P‖Q], 1: on KL[Q‖P])')
     ax.set_title(f'{title} per token after L-BFGS (log axis)', fontsize=9)
   figures.dedupe_legend(axes[0, 0], fontsize=6)
   figures.save(fig, f'{output_dir}/pi_sweep_exact.png')
@@ -249,21 +249,43 @@ def exact_lines(rows, output_dir):
     steps = [b - a for a, b in zip(vs, vs[1:])]
     k = int(np.argmax(np.abs(steps)))
     lines.append(
-        f'- The best minimiser\'s {name} along π (argmin KL[P‖Q] at 0, argmin KL[Q‖P] at 1): '
+        f'- The best end point\'s {name} along π (KL[P‖Q]\'s at 0, KL[Q‖P]\'s at 1): '
         f'{vs[0]:.4f} → {vs[-1]:.4f}; {sum(sign * d < 0 for d in steps)} of {len(steps)} '
         f'steps go the other way; the largest change between neighbours, {vs[k]:.4f} → '
         f'{vs[k + 1]:.4f}, lies between π = {along[k]["position"]:g} and '
         f'{along[k + 1]["position"]:g}.')
+  # Whether each best end point is the lowest value of its own objective the run found: every
+  # exact-run end point (any objective, any initialisation) scored on that objective.
+  ends = [r for rs in final.values() for r in rs]
   js = [r for r in along if not r['end_point']]
-  beaten = [r['position'] for r in js if any(
-      o['exact_kl_pq'] < r['exact_kl_pq'] and o['exact_kl_qp'] < r['exact_kl_qp'] for o in js)]
+  below = [r for r in js
+           if _lowest(ends, 'exact_js', r['pi'])[0] < _objective(r, 'exact_js', r['pi'])]
   if js:
+    listed = ', '.join(f'{r["pi"]:g}' for r in below)
     lines.append(
-        f'- {len(beaten)} of the {len(js)} π have a best minimiser that another π\'s beats in '
-        'both KLs' + (f' (π = {", ".join(f"{p:g}" for p in beaten)})' if beaten else '')
-        + ': where so, the best of these initialisations is a local minimum of JS_π, not '
-        'necessarily the global one.')
+        f'- For {len(below)} of the {len(js)} π another exact-run end point has a lower JS_π '
+        'than the best of that π\'s own initialisations'
+        + (f' (π = {listed})' if below else '')
+        + ': there the best end point found is not the global minimiser of JS_π.')
+  for r in (r for r in along if r['end_point']):
+    v = r['scheme']
+    name, at = ('KL[P‖Q]', '0') if v == 'exact_kl_pq' else ('KL[Q‖P]', '1')
+    x, o = _lowest(ends, v, None)
+    where = o['scheme'] + (f' at π = {o["pi"]:g}' if o['scheme'] == 'exact_js' else '')
+    lines.append(
+        f'- L-BFGS on {name} ends at best at {r[v]:.5g}; the lowest {name} of any exact-run '
+        f'end point is {x:.5g} ({where}, initialisation {o["seed"]})'
+        + (f': the end point at π = {at} is not the minimiser of its own objective.'
+           if x < r[v] else '.'))
   return lines
+
+
+def _lowest(rows, variant, pi):
+  """(value, row): the lowest exact objective of (variant, pi) over `rows` (any rows with the
+  field: end points of other objectives too); (inf, {}) if none."""
+  scored = [(_objective(r, variant, pi), r) for r in rows]
+  scored = [(x, r) for x, r in scored if x is not None and math.isfinite(x)]
+  return min(scored, key=lambda t: t[0]) if scored else (math.inf, {})
 
 
 def _objective(row, variant, pi):
@@ -275,16 +297,14 @@ def _objective(row, variant, pi):
 
 def _best(rs, variant, pi):
   """The row of the seed with the lowest final exact objective, or None."""
-  scored = [(_objective(r, variant, pi), r) for r in rs]
-  scored = [(o, r) for o, r in scored if o is not None and math.isfinite(o)]
-  return min(scored, key=lambda t: t[0])[1] if scored else None
+  return _lowest(rs, variant, pi)[1] or None
 
 
 def best_inits(rows):
   """Derived rows (phase 'best_init'): per exact objective and π, the row of the
-  initialisation with the lowest final objective — the best minimiser found — with
-  `position` = π for JS_π, 0 for argmin KL[P‖Q] and 1 for argmin KL[Q‖P] (JS_π/(π(1−π))'s
-  limits), `end_point` for the two KLs and `inits` the initialisations it was chosen from."""
+  initialisation with the lowest final objective — the best end point found — with
+  `position` = π for JS_π, 0 for KL[P‖Q] and 1 for KL[Q‖P] (JS_π/(π(1−π))'s limits),
+  `end_point` for the two KLs and `inits` the initialisations it was chosen from."""
   out = []
   for (v, p), rs in _run_final(rows, 'exact').items():
     best = _best(rs, v, p)
@@ -295,9 +315,9 @@ def best_inits(rows):
 
 
 def claims(options):
-  """The exact run, on the best minimiser found per objective (`best_inits`): the end points
-  trade off (misspecification), and along π from argmin KL[P‖Q] through argmin JS_π to
-  argmin KL[Q‖P] the minimiser's KL[P‖Q] rises and its KL[Q‖P] falls overall (the sign of
+  """The exact run, on the best end point found per objective (`best_inits`): the end points
+  trade off (misspecification), and along π from KL[P‖Q]'s through JS_π's to KL[Q‖P]'s the
+  best end point's KL[P‖Q] rises and its KL[Q‖P] falls overall (the sign of
   the least-squares slope; certain either way). The enumerable run: Huszár's prediction as
   trends in π of each swept variant's end point, per seed."""
   rs = runs(options)
@@ -310,13 +330,13 @@ def claims(options):
       lower, other = (('KL[P‖Q]', 'KL[Q‖P]') if metric == 'exact_kl_pq' else
                       ('KL[Q‖P]', 'KL[P‖Q]'))
       out.append(verdicts.ComputedTrend(
-          f'tradeoff_{metric[6:]}', f'misspecified: the best minimiser found of {lower} has '
+          f'tradeoff_{metric[6:]}', f'misspecified: the best end point found for {lower} has '
           f'a lower {name} than that of {other}', dict(best, end_point=True), 'position',
           metric, sign))
     if 'exact_js' in exact:
       out.append(verdicts.ComputedTrend(
-          f'exact_js_{metric[6:]}', f'from argmin KL[P‖Q] (π → 0) through argmin JS_π to '
-          f'argmin KL[Q‖P] (π → 1), the best minimiser\'s {name} {text} overall', best,
+          f'exact_js_{metric[6:]}', f'from the best end point for KL[P‖Q] (π → 0) through '
+          f'those for JS_π to that for KL[Q‖P] (π → 1), the {name} {text} overall', best,
           'position', metric, sign))
   for label in SWEPT:
     if label not in rs['enumerable'].variants:
@@ -363,16 +383,16 @@ def draw(rows, output_dir, options):
       if math.isfinite(xs[i]) and math.isfinite(ys[i]):
         ax.annotate(f'π={pis[i]:g}', (xs[i], ys[i]), fontsize=6, color=COLORS[v],
                     xytext=(4, -8 if i == 0 else 4), textcoords='offset points')
-  along = _along(rows)  # the minimisers found (best initialisation)
+  along = _along(rows)  # the best end points found (best initialisation)
   best = [b for b in along if not b['end_point']]
   if best:
     ax.plot([b['exact_kl_qp'] for b in best], [b['exact_kl_pq'] for b in best], '--', marker='.',
-            color=COLORS['exact_js'], lw=1, label='argmin JS_π (exact run, best init)')
+            color=COLORS['exact_js'], lw=1, label='JS_π (exact run, best end point)')
   for v, marker in (('exact_kl_pq', '*'), ('exact_kl_qp', 'P')):
     for b in (b for b in along if b['scheme'] == v):
       name = 'KL[P‖Q]' if v == 'exact_kl_pq' else 'KL[Q‖P]'
       ax.plot(b['exact_kl_qp'], b['exact_kl_pq'], marker, ms=9, color=COLORS[v], mec='k',
-              mew=0.5, ls='', label=f'argmin {name} (best init)')
+              mew=0.5, ls='', label=f'{name} (exact run, best end point)')
   ax.set_title('Exact divergences after training (mean ± 95% CI over seeds)', fontsize=9)
   figures.dedupe_legend(ax, fontsize=6)
   figures.save(fig, f'{output_dir}/pi_sweep_plane.png')
@@ -420,17 +440,18 @@ EXPERIMENT = experiment_lib.Experiment(
     name='pi_sweep',
     claim=('JS_π interpolates between KL[P‖Q] (π → 0) and KL[Q‖P] (π → 1) for a '
            'misspecified generator (Huszár 2015); GANs with the oracle or a learned '
-           'discriminator follow direct JS_π minimisation.'),
+           'discriminator should then trade the two KLs the same way along π.'),
     runs=runs, draw=draw, claims=claims, derive=best_inits,
     explanation=(
-        'How to read them. The `exact` run\'s claims are about minimisers: each objective '
-        'was descended by L-BFGS from 16 initialisations of one deterministic problem, and '
-        'the claims judge the best minimiser found (the initialisation with the lowest '
-        'objective), with argmin KL[P‖Q] at π = 0 and argmin KL[Q‖P] at π = 1 (the limits '
-        'of JS_π/(π(1−π))); "overall" is the sign of the least-squares slope along π, '
-        'computed, not sampled, so certain for these minimisers and no more: the table gives '
-        'how many runs met the convergence rule, how many steps along π go the other way and '
-        'how many π have a best minimiser another π\'s beats in both KLs. The `enumerable` '
-        'run\'s trends are the mean over seeds of each seed\'s least-squares slope of the end '
+        'How to read them. The `exact` run\'s claims are about the end points of L-BFGS: '
+        'each objective was descended from 16 initialisations of one deterministic problem, '
+        'and the claims judge the best end point found (the initialisation with the lowest '
+        'objective), with KL[P‖Q]\'s at π = 0 and KL[Q‖P]\'s at π = 1 (the limits of '
+        'JS_π/(π(1−π))); "overall" is the sign of the least-squares slope along π, computed, '
+        'not sampled, so certain for these end points and no more. They are minimisers only '
+        'as far as the table and the lines under it show: how many runs met the convergence '
+        'rule, how many steps along π go the other way, and where another end point scores '
+        'lower on an objective than that objective\'s own best. The `enumerable` run\'s '
+        'trends are the mean over seeds of each seed\'s least-squares slope of the end '
         'point\'s divergence on π (seeds pair across π: the same warm start and keys) after '
         'a fixed number of Adam steps, so they are about where training got.'))
