@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from benchmarks import configs
 from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.analysis import verdicts
@@ -34,6 +35,7 @@ PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 # expected gradient is direct's, so what differs is the estimator (sequence-level REINFORCE
 # against direct's per-step one). The learned-discriminator GAN uses gan_pi's defaults.
 ORACLE_LR = 0.01
+_ENUM = configs.get_preset('enumerable')  # the learning rates the page states
 # label -> (scheme, overrides)
 VARIANTS = {
     'mle': ('mle', {}),
@@ -454,4 +456,10 @@ EXPERIMENT = experiment_lib.Experiment(
         'lower on an objective than that objective\'s own best. The `enumerable` run\'s '
         'trends are the mean over seeds of each seed\'s least-squares slope of the end '
         'point\'s divergence on π (seeds pair across π: the same warm start and keys) after '
-        'a fixed number of Adam steps, so they are about where training got.'))
+        'a fixed number of Adam steps, so they are about where training got. Tuning budget: '
+        f'`direct` and the oracle-discriminator GANs train with Adam at one learning rate '
+        f'({_ENUM.direct.learning_rate:g}; ORACLE_LR = {ORACLE_LR:g}), after a warm start of '
+        f'MLE at {_ENUM.train.learning_rate:g}; the learned-discriminator GAN at gan_pi\'s '
+        f'defaults (lr {_ENUM.gan_pi.learning_rate:g}, {_ENUM.gan_pi.d_steps} discriminator '
+        'updates per step: gan_sweep\'s picks on `small`); none is tuned on this problem. The '
+        'exact run has no learning rate (L-BFGS with a line search).'))
