@@ -264,7 +264,7 @@ class DrawOnlyTest(absltest.TestCase):
   def test_partial_draw_computes_only_when_the_experiment_allows(self):
     calls = []
 
-    def compute(options):
+    def compute(options, runs_dir):
       calls.append(options)
       return [dict(run='profile', seconds=1.0)]
 
@@ -386,6 +386,34 @@ class ResumeTest(absltest.TestCase):
     a = _read_rows(os.path.join(whole, exp.name, 'results.jsonl'))
     b = _read_rows(os.path.join(cut, exp.name, 'results.jsonl'))
     self.assertEqual(strip(a), strip(b))
+
+
+class PiSweepPolishTest(absltest.TestCase):
+  """pi_sweep's polish stage: each exact objective restarts from the best end point of the
+  exact run on that objective (any objective's, any initialisation's) and descends from it."""
+
+  def test_restarts_from_the_best_end_point_and_descends(self):
+    out = os.path.join(quick_run('pi_sweep'), 'pi_sweep')
+    rows = experiment_lib.read_experiment_rows(out)
+    exact = [r for r in rows if r.get('run') == 'exact' and r.get('phase') == 'train']
+    last = max(r['step'] for r in exact)
+    ends = [r for r in exact if r['step'] == last]
+    polish = [r for r in rows if r.get('run') == 'polish']
+    self.assertEqual(sorted(r['pi'] for r in polish), sorted({r['pi'] for r in ends}))
+    for r in polish:
+      at = f'{r["pi"]:g}'
+      lowest = min(e['exact_js_pi'][at] for e in ends)
+      self.assertAlmostEqual(r['start_objective'], lowest, delta=1e-5 * lowest)
+      self.assertLessEqual(r['exact_js_pi'][at], r['start_objective'] * (1 + 1e-6))
+      self.assertEqual((r['phase'], r['step']), ('polish', last))
+      self.assertBetween(r['train_converged'], 0.0, 1.0)
+    from benchmarks.experiments import pi_sweep
+    best = [r for r in pi_sweep.best_inits(rows) if r['scheme'] == 'exact_js']
+    self.assertLen(best, len(polish))
+    for b in best:  # the polish row, unless an initialisation ties it exactly
+      at = f'{b["pi"]:g}'
+      self.assertLessEqual(b['exact_js_pi'][at],
+                           min(e['exact_js_pi'][at] for e in ends if e['pi'] == b['pi']))
 
 
 if __name__ == '__main__':

@@ -70,7 +70,7 @@ class Huszar1dTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.rows = exp.compute(experiment_lib.Options(quick=True))
+    cls.rows = exp.compute(experiment_lib.Options(quick=True), None)
     cls.fits = [r for r in cls.rows if r['run'] == exp.RUN]
     cls.kl_pq, cls.js, cls.kl_qp = exp._split(cls.rows)
     cls.by_pi = {r['pi']: r for r in cls.js}

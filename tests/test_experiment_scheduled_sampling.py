@@ -51,7 +51,7 @@ class ComputeTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.rows = exp.compute(experiment_lib.Options(quick=True))
+    cls.rows = exp.compute(experiment_lib.Options(quick=True), None)
 
   def test_numerical_minimiser_matches_the_closed_form(self):
     self.assertLen(self.rows, exp.QUICK_GRID)

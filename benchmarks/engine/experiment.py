@@ -171,12 +171,14 @@ def read_experiment_rows(out: str) -> List[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def computed_rows(experiment, options, log) -> list:
-  """The experiment's computed (not trained) rows; [] when it has no `compute`."""
+def computed_rows(experiment, options, out: str, log) -> list:
+  """The experiment's computed (not trained) rows; [] when it has no `compute`. `out` is the
+  experiment's directory: `compute` gets its runs' directory, out/runs (their checkpoints)."""
   if experiment.compute is None:
     return []
   log(f'== {experiment.name}: computing')
-  return [rundir._clean(r) for r in experiment.compute(options)]  # pylint: disable=protected-access
+  return [rundir._clean(r)  # pylint: disable=protected-access
+          for r in experiment.compute(options, os.path.join(out, 'runs'))]
 
 
 
@@ -208,7 +210,7 @@ def run_experiment(experiment, options, output_dir: str, *, overwrite: bool = Fa
                                  overwrite=overwrite, log=log,
                                  title=f'{experiment.name}: run {label}')
       rows += [dict(r, run=label) for r in run_rows]
-    rows += computed_rows(experiment, options, log)
+    rows += computed_rows(experiment, options, out, log)
     files.atomic_write(os.path.join(out, 'results.jsonl'),
                          ''.join(json.dumps(r) + '\n' for r in rows))
     prov = provenance(time.time() - t0)
@@ -310,7 +312,7 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
                        'first (without --draw_only)')
     later = experiment.compute is not None and not experiment.partial_compute
     if not later:
-      rows += computed_rows(experiment, options, log)
+      rows += computed_rows(experiment, options, out, log)
     note = (f'**partial**: drawn with --draw_only from the rows written so far (runs with '
             f'rows: {", ".join(present)}; {len(rows)} rows)'
             + ('; its computed rows come when the experiment finishes.' if later else '.'))
@@ -354,7 +356,8 @@ class Experiment(NamedTuple):
   """An experiment: its name, the claim it tests, its runs, computations and drawing.
 
   runs: Options -> {run label: Run} (may be empty).
-  compute: Options -> list of JSON-able row dicts, each with a 'run' label, or None.
+  compute: (Options, the runs' directory DIR/NAME/runs: their checkpoints) -> list of
+    JSON-able row dicts, each with a 'run' label, or None.
   presets: the presets `--preset` may choose (the first is the default; its output goes to
     DIR/NAME, another's to DIR/NAME_<preset>); () = the experiment fixes its problem.
   partial_compute: whether `--draw_only` of an unfinished experiment computes `compute`'s
@@ -376,7 +379,7 @@ class Experiment(NamedTuple):
   claim: str
   runs: Callable[[Options], Dict[str, Run]]
   draw: Callable[[List[dict], str, Options], str]
-  compute: Optional[Callable[[Options], List[dict]]] = None
+  compute: Optional[Callable[[Options, str], List[dict]]] = None
   presets: Tuple[str, ...] = ()
   partial_compute: bool = True
   claims: Optional[Callable[[Options], Sequence[verdicts.Claim]]] = None

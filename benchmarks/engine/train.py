@@ -288,7 +288,7 @@ def pis_array(runs) -> jax.Array:
   return jnp.asarray([np.nan if p is None else p for _, p in runs], jnp.float32)
 
 
-def _rows(name, runs, step, evals, train_metrics, diverged, extra):
+def rows_of(name, runs, step, evals, train_metrics, diverged, extra):
   """One JSON row per run from stacked evaluation outputs (numpy)."""
   pis_grid = extra.pop('pis_grid')
   rows = []
@@ -366,7 +366,7 @@ def _warm_states(job: _Job, warm):
 
 
 def _evaluation_rows(job: _Job, step, evals, pending, diverged, **fields):
-  return _rows(job.name, job.runs, step, evals, pending, diverged,
+  return rows_of(job.name, job.runs, step, evals, pending, diverged,
                dict(job.extra, pis_grid=job.config.pis, **fields))
 
 

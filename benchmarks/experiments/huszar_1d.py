@@ -68,13 +68,14 @@ def _start_labels() -> List[str]:
   return ['moment match'] + [f'component {k + 1}' for k in range(len(TARGET['weights']))]
 
 
-def compute(options: experiment_lib.Options) -> List[dict]:
+def compute(options: experiment_lib.Options, runs_dir: str) -> List[dict]:
   """Rows 'fit' (the best start: KL[P‖Q], JS_π per π of PIS, KL[Q‖P]) and 'local' (each start).
 
   One jitted program: every fit minimises JS_π/(π(1−π)) for π ∈ {0} ∪ PIS ∪ {1}, whose
   values at π = 0 and π = 1 are exactly KL[P‖Q] and KL[Q‖P] (`divergences.js_pi_scaled`
   returns the limits there), so the two end points are the KL fits.
   """
+  del runs_dir  # computed from the options alone
   import jax
   import jax.numpy as jnp
 

@@ -15,20 +15,33 @@ sequence enumerated over the prefix tree) and L-BFGS descends KL[P‖Q], KL[Q‖
 fine π grid (EXACT_PIS) to the convergence rule (direct.grad_tol on the exact gradient norm);
 its seeds are different initialisations of the same deterministic problem (no sampling, no
 data), so the spread over seeds shows local minima and the best seed is the best end point
-found (a minimiser as far as the convergence rule and the other end points show). Each row reports train_converged (the share of its last interval's steps within
+found (a minimiser as far as the convergence rule and the other end points show). Then the
+polish stage (`polish`, the experiment's computation once the runs have finished): each
+objective is descended again by L-BFGS from the best of all the exact run's end points scored
+on it, so every objective starts at least as low as any point found for any objective. Each row reports train_converged (the share of its last interval's steps within
 tolerance).
 """
 
 import math
+import os
 
+import flax.serialization
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import configs
 from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.analysis import verdicts
+from benchmarks.engine import configuration
+from benchmarks.engine import evaluate as train_evaluate
 from benchmarks.engine import experiment as experiment_lib
+from benchmarks.engine import rundir
+from benchmarks.engine import train
 from benchmarks.experiments import base
+from models import oracle
+import objectives
 
 PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 # The oracle-discriminator GANs step like `direct` (Adam lr 0.01): with the minimax loss their
@@ -221,10 +234,9 @@ def exact_lines(rows, output_dir):
            'best init: KL[P‖Q] | best init: KL[Q‖P] |', '|---|---|---|---|---|---|---|---|---|---|']
   keys = [(v, None) for v in ('exact_kl_pq', 'exact_kl_qp') if (v, None) in final]
   keys += [('exact_js', p) for p in pis]
-  best_of = {(r['scheme'], r['pi']): r for r in along}
   for v, p in keys:
     rs = final.get((v, p), [])
-    best = best_of.get((v, p))
+    best = _best(rs, v, p)  # of the exact run's initialisations (before any polish)
     conv = sum(1 for r in rs if r.get('train_converged') == 1.0)
     scale = 1.0 if p is None else p * (1 - p)  # JS_π / (π(1−π)): the KLs at its limits
     norms = [r['train_grad_norm'] / scale for r in rs if r.get('train_grad_norm') is not None]
@@ -244,6 +256,25 @@ def exact_lines(rows, output_dir):
             'gradient norm over the last evaluation interval, divided by π(1−π) for JS_π (the '
             'gradient of JS_π/(π(1−π)), whose limits are the two KLs): it compares across π. '
             'Best init: the seed with the lowest exact objective at the last evaluation.', '']
+  polished = _polished(rows)
+  if polished:
+    lines += ['The polish stage (L-BFGS on each objective again, as many steps, from the best '
+              'of every end point above scored on that objective):', '',
+              '| variant | π | started from | objective there | objective after | converged | '
+              'scaled gradient norm | KL[P‖Q] | KL[Q‖P] |', '|---|---|---|---|---|---|---|---|---|']
+    for v, p in keys:
+      r = polished.get((v, p))
+      if r is None:
+        continue
+      start = r['start_scheme'] + (f' π={r["start_pi"]:g}' if r['start_pi'] is not None
+                                   else '') + f' init {r["start_seed"]}'
+      scale = 1.0 if p is None else p * (1 - p)
+      lines.append(f'| {v} | {"–" if p is None else f"{p:g}"} | {start} | '
+                   f'{r["start_objective"]:.5g} | {_objective(r, v, p):.5g} | '
+                   f'{r["train_converged"]:.2f} | {r["train_grad_norm"] / scale:.2g} | '
+                   f'{r["exact_kl_pq"]:.5g} | {r["exact_kl_qp"]:.5g} |')
+    lines += ['', '"converged" here: the share of the last evaluation interval\'s steps within '
+              'direct.grad_tol.', '']
   for metric, sign, name in (('exact_kl_pq', +1, 'KL[P‖Q]'), ('exact_kl_qp', -1, 'KL[Q‖P]')):
     vs = [r[metric] for r in along]
     if len(vs) < 2:
@@ -256,17 +287,17 @@ def exact_lines(rows, output_dir):
         f'steps go the other way; the largest change between neighbours, {vs[k]:.4f} → '
         f'{vs[k + 1]:.4f}, lies between π = {along[k]["position"]:g} and '
         f'{along[k + 1]["position"]:g}.')
-  # Whether each best end point is the lowest value of its own objective the run found: every
-  # exact-run end point (any objective, any initialisation) scored on that objective.
-  ends = [r for rs in final.values() for r in rs]
+  # Whether each best end point is the lowest value of its own objective found: every end
+  # point (any objective's, any initialisation's, the polish stage's) scored on that objective.
+  ends = [r for rs in final.values() for r in rs] + list(polished.values())
   js = [r for r in along if not r['end_point']]
   below = [r for r in js
            if _lowest(ends, 'exact_js', r['pi'])[0] < _objective(r, 'exact_js', r['pi'])]
   if js:
     listed = ', '.join(f'{r["pi"]:g}' for r in below)
     lines.append(
-        f'- For {len(below)} of the {len(js)} π another exact-run end point has a lower JS_π '
-        'than the best of that π\'s own initialisations'
+        f'- For {len(below)} of the {len(js)} π another end point has a lower JS_π than the '
+        'best end point found for that π'
         + (f' (π = {listed})' if below else '')
         + ': there the best end point found is not the global minimiser of JS_π.')
   for r in (r for r in along if r['end_point']):
@@ -275,8 +306,9 @@ def exact_lines(rows, output_dir):
     x, o = _lowest(ends, v, None)
     where = o['scheme'] + (f' at π = {o["pi"]:g}' if o['scheme'] == 'exact_js' else '')
     lines.append(
-        f'- L-BFGS on {name} ends at best at {r[v]:.5g}; the lowest {name} of any exact-run '
-        f'end point is {x:.5g} ({where}, initialisation {o["seed"]})'
+        f'- L-BFGS on {name} ends at best at {r[v]:.5g}; the lowest {name} of any end point '
+        f'is {x:.5g} ({where}' + (', polish stage' if o.get('run') == 'polish' else
+                                   f', initialisation {o["seed"]}') + ')'
         + (f': the end point at π = {at} is not the minimiser of its own objective.'
            if x < r[v] else '.'))
   return lines
@@ -302,16 +334,106 @@ def _best(rs, variant, pi):
   return _lowest(rs, variant, pi)[1] or None
 
 
-def best_inits(rows):
-  """Derived rows (phase 'best_init'): per exact objective and π, the row of the
-  initialisation with the lowest final objective — the best end point found — with
-  `position` = π for JS_π, 0 for KL[P‖Q] and 1 for KL[Q‖P] (JS_π/(π(1−π))'s limits),
-  `end_point` for the two KLs and `inits` the initialisations it was chosen from."""
+def _restore(scheme, state_dict):
+  """A stored run state (nested dicts of a checkpoint) in the structure of scheme.init."""
+  template = jax.eval_shape(scheme.init, jax.random.PRNGKey(0))
+  return flax.serialization.from_state_dict(template, state_dict)
+
+
+def _end_points(resolved, problem, exact_dir):
+  """[(label, π, seed, generator params)] of every run of the exact run that did not diverge,
+  from its final checkpoints; None if a checkpoint is missing (the run has not finished)."""
   out = []
+  for label, (name, cfg) in resolved.items():
+    path = rundir.checkpoint_path(exact_dir, label)
+    if not os.path.exists(path):
+      return None
+    saved = rundir.read_checkpoint(path)
+    if int(saved['step']) != cfg.train.num_steps:
+      return None
+    scheme = objectives.make(name, cfg, problem)
+    grid = train.run_grid(scheme, range(cfg.num_seeds), cfg.pis)
+    for r, (seed, pi) in enumerate(grid):
+      if not np.asarray(saved['diverged'])[r]:
+        state = jax.tree_util.tree_map(lambda x, r=r: np.asarray(x)[r], saved['states'])
+        out.append((label, pi, seed, scheme.generator_params(_restore(scheme, state))))
+  return out
+
+
+def polish(options, runs_dir):
+  """Rows of the 'polish' stage (phase 'polish'), computed once the exact run has finished.
+
+  Every exact objective (KL[P‖Q], KL[Q‖P], JS_π at each π of the grid) is scored at every end
+  point of the exact run (any objective's, any initialisation's), and L-BFGS descends it again,
+  as many steps as the exact run took, from the best of them: a continuation that starts each
+  objective at least as low as any point the run found (the JS_π at a neighbouring π is often
+  the better start). The row reports where it started (`start_scheme`, `start_pi`,
+  `start_seed`, `start_objective`), the exact run's metrics at the end, and train_loss /
+  train_grad_norm / train_converged over the last evaluation interval as the runs do.
+  """
+  config, variants = experiment_lib.resolve(EXPERIMENT, options)['exact']
+  resolved = configuration.resolve_variants(config, variants)
+  problem = oracle.make_problem(config.problem)
+  ends = _end_points(resolved, problem, os.path.join(runs_dir, 'exact'))
+  if not ends:
+    return []
+  stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[e[3] for e in ends])
+  key = jax.random.PRNGKey(config.seed)
+  rows = []
+  for label, (name, cfg) in resolved.items():
+    scheme = objectives.make(name, cfg, problem)
+    batch = problem.train[:cfg.train.batch_size]  # unused by the exact estimator
+    steps, every = cfg.train.num_steps, cfg.train.eval_every
+    # pylint: disable=cell-var-from-loop
+    score = jax.jit(jax.vmap(lambda p, pi: scheme.step(scheme.init(key, p), batch, key, pi)[1]
+                             ['loss'], in_axes=(0, None)))
+
+    @jax.jit
+    def descend(params, pi):
+      def body(state, i):
+        return scheme.step(state, batch, jax.random.fold_in(key, i), pi)
+      state, metrics = jax.lax.scan(body, scheme.init(key, params), jnp.arange(steps))
+      return scheme.generator_params(state), jax.tree_util.tree_map(
+          lambda m: m[steps - every:], metrics)
+    evaluate = jax.jit(train_evaluate.make_evaluate(problem, scheme.generator, cfg.eval,
+                                                    cfg.pis))
+    for pi in (cfg.pis if scheme.uses_pi else (None,)):
+      at = jnp.float32(np.nan if pi is None else pi)
+      values = np.asarray(score(stacked, at))
+      i = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
+      start = jax.tree_util.tree_map(lambda x, i=i: x[i], stacked)
+      params, metrics = descend(start, at)
+      evals = jax.tree_util.tree_map(lambda x: np.asarray(x)[None],
+                                     evaluate(params, jax.random.fold_in(key, steps)))
+      s_label, s_pi, s_seed, _ = ends[i]
+      rows += train.rows_of(
+          label, [(s_seed, pi)], steps, evals,
+          {k: np.asarray(v)[None] for k, v in metrics.items()}, np.zeros(1, bool),
+          dict(pis_grid=cfg.pis, run='polish', phase='polish', start_scheme=s_label,
+               start_pi=s_pi, start_seed=s_seed, start_objective=float(values[i])))
+  return rows
+
+
+def _polished(rows):
+  """{(variant, π): the 'polish' row} (compute rows of `polish`)."""
+  return {(r['scheme'], r['pi']): r for r in rows
+          if r.get('run') == 'polish' and r.get('phase') == 'polish'}
+
+
+def best_inits(rows):
+  """Derived rows (phase 'best_init'): per exact objective and π, the row with the lowest
+  final objective among the exact run's initialisations and the polish stage's descent (which
+  starts at least as low) — the best end point found — with `position` = π for JS_π, 0 for
+  KL[P‖Q] and 1 for KL[Q‖P] (JS_π/(π(1−π))'s limits), `end_point` for the two KLs, `inits`
+  the initialisations of the exact run and `polished` whether the polish stage's row won."""
+  out = []
+  polished = _polished(rows)
   for (v, p), rs in _run_final(rows, 'exact').items():
-    best = _best(rs, v, p)
+    extra = [polished[(v, p)]] if (v, p) in polished else []
+    best = _best(rs + extra, v, p)
     if best is not None:
-      out.append(dict(best, phase='best_init', inits=len(rs), end_point=v != 'exact_js',
+      out.append(dict(best, phase='best_init', run='exact', inits=len(rs),
+                      polished=best.get('run') == 'polish', end_point=v != 'exact_js',
                       position={'exact_kl_pq': 0.0, 'exact_kl_qp': 1.0}.get(v, p)))
   return out
 
@@ -443,12 +565,14 @@ EXPERIMENT = experiment_lib.Experiment(
     claim=('JS_π interpolates between KL[P‖Q] (π → 0) and KL[Q‖P] (π → 1) for a '
            'misspecified generator (Huszár 2015); GANs with the oracle or a learned '
            'discriminator should then trade the two KLs the same way along π.'),
-    runs=runs, draw=draw, claims=claims, derive=best_inits,
+    runs=runs, draw=draw, claims=claims, derive=best_inits, compute=polish,
+    partial_compute=False,  # it needs the exact run's final checkpoints
     explanation=(
         'How to read them. The `exact` run\'s claims are about the end points of L-BFGS: '
         'each objective was descended from 16 initialisations of one deterministic problem, '
-        'and the claims judge the best end point found (the initialisation with the lowest '
-        'objective), with KL[P‖Q]\'s at π = 0 and KL[Q‖P]\'s at π = 1 (the limits of '
+        'and the claims judge the best end point found for each (the lowest value of it '
+        'among the end points the tables below list), with '
+        'KL[P‖Q]\'s at π = 0 and KL[Q‖P]\'s at π = 1 (the limits of '
         'JS_π/(π(1−π))); "overall" is the sign of the least-squares slope along π, computed, '
         'not sampled, so certain for these end points and no more. They are minimisers only '
         'as far as the table and the lines under it show: how many runs met the convergence '

@@ -124,8 +124,9 @@ def _median_time(fn, *args, repeats: int = 3):
   return float(np.median(times))
 
 
-def profile(options):
+def profile(options, runs_dir=None):
   """Seconds per call of each part of SeqGAN's protocol at this experiment's sizes."""
+  del runs_dir  # timed afresh, not read from the runs
   import jax
   config, variants = experiment_lib.resolve(EXPERIMENT, options)['warm']
   _, overrides = variants['seqgan']
