@@ -42,6 +42,7 @@ from benchmarks.engine import train
 from benchmarks.experiments import base
 from models import oracle
 import objectives
+from objectives import direct
 
 PIS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 # The oracle-discriminator GANs step like `direct` (Adam lr 0.01): with the minimax loss their
@@ -257,14 +258,17 @@ def exact_lines(rows, output_dir):
             'gradient of JS_π/(π(1−π)), whose limits are the two KLs): it compares across π. '
             'Best init: the seed with the lowest exact objective at the last evaluation.', '']
   polished = _polished(rows)
-  if polished:
+  shown = {(r['scheme'], r['pi']): r for r in rows if r.get('run') == 'polish'}  # diverged too
+  if shown:
     lines += ['The polish stage (L-BFGS on each objective again, as many steps, from the best '
               'of every end point above scored on that objective):', '',
               '| variant | π | started from | objective there | objective after | converged | '
               'scaled gradient norm | KL[P‖Q] | KL[Q‖P] |', '|---|---|---|---|---|---|---|---|---|']
     for v, p in keys:
-      r = polished.get((v, p))
-      if r is None:
+      r = shown.get((v, p))
+      if r is None or r['diverged']:
+        if r is not None:
+          lines.append(f'| {v} | {"–" if p is None else f"{p:g}"} | diverged | | | | | | |')
         continue
       start = r['start_scheme'] + (f' π={r["start_pi"]:g}' if r['start_pi'] is not None
                                    else '') + f' init {r["start_seed"]}'
@@ -379,36 +383,45 @@ def polish(options, runs_dir):
     return []
   stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[e[3] for e in ends])
   key = jax.random.PRNGKey(config.seed)
+  generator = objectives.make(*next(iter(resolved.values())), problem).generator
+  log_p_all = problem.model.apply(problem.params, method='all_log_probs')
+  # Every variant shares the generator and the evaluation settings: one evaluation program.
+  evaluate = jax.jit(train_evaluate.make_evaluate(problem, generator, config.eval, config.pis))
   rows = []
   for label, (name, cfg) in resolved.items():
     scheme = objectives.make(name, cfg, problem)
     batch = problem.train[:cfg.train.batch_size]  # unused by the exact estimator
     steps, every = cfg.train.num_steps, cfg.train.eval_every
-    # pylint: disable=cell-var-from-loop
-    score = jax.jit(jax.vmap(lambda p, pi: scheme.step(scheme.init(key, p), batch, key, pi)[1]
-                             ['loss'], in_axes=(0, None)))
+
+    def objective(params, pi, cfg=cfg):  # the exact objective `direct` descends (per token)
+      return direct.exact_objective(generator.apply(params, method='all_log_probs'),
+                                    log_p_all, pi, divergence=cfg.direct.divergence,
+                                    seq_len=cfg.problem.seq_len)
+    score = jax.jit(jax.vmap(objective, in_axes=(0, None)))
 
     @jax.jit
-    def descend(params, pi):
+    def descend(params, pi, scheme=scheme, batch=batch, steps=steps, every=every):
       def body(state, i):
         return scheme.step(state, batch, jax.random.fold_in(key, i), pi)
       state, metrics = jax.lax.scan(body, scheme.init(key, params), jnp.arange(steps))
       return scheme.generator_params(state), jax.tree_util.tree_map(
           lambda m: m[steps - every:], metrics)
-    evaluate = jax.jit(train_evaluate.make_evaluate(problem, scheme.generator, cfg.eval,
-                                                    cfg.pis))
     for pi in (cfg.pis if scheme.uses_pi else (None,)):
       at = jnp.float32(np.nan if pi is None else pi)
       values = np.asarray(score(stacked, at))
+      if not np.isfinite(values).any():
+        continue
       i = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
       start = jax.tree_util.tree_map(lambda x, i=i: x[i], stacked)
       params, metrics = descend(start, at)
+      finite = all(bool(np.isfinite(np.asarray(x)).all())
+                   for x in jax.tree_util.tree_leaves(params))
       evals = jax.tree_util.tree_map(lambda x: np.asarray(x)[None],
                                      evaluate(params, jax.random.fold_in(key, steps)))
       s_label, s_pi, s_seed, _ = ends[i]
       rows += train.rows_of(
           label, [(s_seed, pi)], steps, evals,
-          {k: np.asarray(v)[None] for k, v in metrics.items()}, np.zeros(1, bool),
+          {k: np.asarray(v)[None] for k, v in metrics.items()}, np.array([not finite]),
           dict(pis_grid=cfg.pis, run='polish', phase='polish', start_scheme=s_label,
                start_pi=s_pi, start_seed=s_seed, start_objective=float(values[i])))
   return rows
@@ -417,7 +430,7 @@ def polish(options, runs_dir):
 def _polished(rows):
   """{(variant, π): the 'polish' row} (compute rows of `polish`)."""
   return {(r['scheme'], r['pi']): r for r in rows
-          if r.get('run') == 'polish' and r.get('phase') == 'polish'}
+          if r.get('run') == 'polish' and r.get('phase') == 'polish' and not r['diverged']}
 
 
 def best_inits(rows):
