@@ -16,8 +16,11 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from benchmarks import configs
 from benchmarks import experiments
 from benchmarks.engine import experiment as experiment_lib
+from benchmarks.experiments import base
+from benchmarks.experiments import gan_sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = os.path.join(ROOT, 'docs', 'runs')
@@ -68,6 +71,26 @@ class FindingsTest(parameterized.TestCase):
     for link in [l for l in regenerated.splitlines() if l.startswith('![')]:
       target = link[link.index('](') + 2:-1]
       self.assertTrue(os.path.exists(os.path.join(FINDINGS, target)), target)
+
+
+class TunedDefaultsTest(absltest.TestCase):
+  """The GANs' config defaults and the learning rates the temperature experiment gives MLE
+  and CoT (experiments/base.TUNED) are gan_sweep's picks: its rule over its committed rows."""
+
+  def test_defaults_and_tuned_are_the_rules_picks(self):
+    rows = experiment_lib.read_experiment_rows(os.path.join(RUNS, 'gan_sweep'))
+    summary, _, _ = gan_sweep.summarise(rows)
+    grid = gan_sweep.grid(quick=False)
+    for scheme in gan_sweep.SCHEMES:
+      pick = gan_sweep.choose(summary, scheme)
+      self.assertIsNotNone(pick, scheme)
+      expected = configs.get_preset('small')
+      for field, value in base.TUNED.get(scheme, {}).items():
+        section, name = field.split('.')
+        expected[section][name] = value
+      for field, value in grid[pick][1].items():
+        section, name = field.split('.')
+        self.assertEqual(expected[section][name], value, f'{scheme}: {pick} sets {field}')
 
 
 if __name__ == '__main__':
