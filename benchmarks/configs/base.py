@@ -188,9 +188,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # GAN with class balance π (objectives/gan_pi.py, Huszár 2015): D* = πP/(πP + (1−π)Q).
   c.gan_pi = ml_collections.ConfigDict()
-  # Defaults from `python -m benchmarks.experiment gan_sweep` (README): no seed collapses on
-  # `small`. From-scratch collapse (a finding): --config.gan_pi.learning_rate=0.01
-  # --config.gan_pi.d_steps=1.
+  # Defaults from `python -m benchmarks.experiment gan_sweep` (docs/findings/gan_sweep.md): no
+  # seed collapses on `small`. From scratch, --config.gan_pi.learning_rate=0.01
+  # --config.gan_pi.d_steps=1 collapsed 1 of the sweep's 2 seeds.
   c.gan_pi.learning_rate = 1e-3          # generator Adam (clipped at train.grad_clip)
   c.gan_pi.d_learning_rate = 1e-3        # discriminator Adam
   # 'cnn' | 'lstm' | 'oracle': the exact best response l* = log πP − log (1−π)Q (untrained;

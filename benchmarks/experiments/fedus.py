@@ -109,8 +109,8 @@ def findings(rows, t):
   lines = []
   series = _series(rows, 'disjoint')
   if series:
-    starts = sorted({round(_js_ratio(r, t), 6) for r in series[next(iter(series))].get(0, [])})
-    lines.append(f'- (a) Start: sequence-level JS_π/H(π) per seed = '
+    starts = sorted(_js_ratio(r, t) for r in series[next(iter(series))].get(0, []))
+    lines.append(f'- (a) Start: sequence-level JS_π/H(π) of each seed, sorted = '
                  f'{", ".join(f"{s:.6f}" for s in starts)}.' if starts else '- (a) no start rows.')
     for v, steps in series.items():
       last = max(steps)
@@ -205,7 +205,9 @@ def draw(rows, output_dir, options):
                                 ('exact_kl_pq', 'exact_kl_qp', 'exact_entropy_q',
                                  'train_g_grad_norm')) + ' |')
   lines += ['', 'Exact (enumeration), per token except JS_π/H(π) (sequence level, 1 = '
-            'disjoint supports); final step; mean ± 95% CI over seeds.', '',
+            'disjoint supports); final step; mean ± 95% CI over seeds. ‖∇G‖ is neither exact '
+            'nor per token: the norm of the sampled generator gradient, averaged over the '
+            'steps of the last evaluation interval.', '',
             '**Numbers behind the verdicts.**'] + findings(rows, t)
   return '\n'.join(lines) + '\n'
 

@@ -316,8 +316,9 @@ EXPERIMENT = experiment_lib.Experiment(
     explanation=(
         'How to read them. These are computations, not samples: quadrature on a grid and Adam '
         'from several starts per objective, keeping the lowest end point, so each verdict is '
-        'certain given the fits (tolerance 1e-3: the fits\' accuracy). The ordering claims '
+        'certain given the fits (each claim states its tolerance: 1e-3, the fits\' accuracy, '
+        'for a moment; a component\'s σ for "on a mode"). The ordering claims '
         'say nothing of how the fit moves: the sentence below the table gives its largest '
-        'change between neighbouring π, and the right panel of the figure the two local '
-        'minima it chooses between.'),
+        'change between neighbouring π, and the right panel of the figure the basins it '
+        'chooses between (covering both modes, or sitting on one).'),
 )

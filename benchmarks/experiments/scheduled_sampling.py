@@ -1,11 +1,13 @@
 """Scheduled sampling is improper (Huszár 2015): exactly on a table, and in training curves.
 
 Two parts:
-  * compute (no generator trained): on V = 2, T = 2 with P(00) = P(11) = ½, minimise the exact
-    expected scheduled-sampling objective (`objectives.scheduled_sampling.
-    expected_objective_tabular`, the draw's distribution held fixed, i.e. the update scheduled
-    sampling follows) numerically for each ε of a grid, and compare KL[P‖Q*] of the minimiser
-    with the closed form log(2 / (1 + ε)) and the minimiser with `tabular_fixed_point`.
+  * compute (no generator trained): on V = 2, T = 2 with P(00) = P(11) = ½, follow the exact
+    expected scheduled-sampling update (`objectives.scheduled_sampling.
+    expected_objective_tabular`'s gradient with the draw's distribution held fixed: the update
+    scheduled sampling follows) to its fixed point numerically for each ε of a grid, and
+    compare KL[P‖Q*] there with the closed form log(2 / (1 + ε)) and the point itself with
+    `tabular_fixed_point`. (It is a fixed point of the update, not the argmin of the
+    objective's value.)
   * runs: MLE and scheduled sampling trained on the `small` preset (paired: same problem and
     seeds), curves of KL[P‖Q] and KL[Q‖P] per token against step.
 
@@ -46,7 +48,7 @@ HUSZAR_P = ((0.5, 0.0), (0.0, 0.5))
 LEARNING_RATE = 1.0
 DEFAULT_STEPS, DEFAULT_GRID = 2_000, 21
 QUICK_STEPS, QUICK_GRID = 300, 11
-# The numerical minimiser is float32 Adam on a 2 x 2 table: "matches" means within 1e-5
+# The numerical fixed point is float32 Adam on a 2 x 2 table: "matches" means within 1e-5
 # nats (float32's resolution of KL values near log 2 is ~5e-8).
 CLOSED_FORM_TOLERANCE = 1e-5
 INIT_SEED = 0  # the random N(0, 1) starting logits (one draw per ε)
@@ -59,7 +61,8 @@ def closed_form_kl(eps) -> np.ndarray:
 
 def fit_tabular(p, eps_grid, *, num_steps: int, learning_rate: float = LEARNING_RATE,
                 seed: int = INIT_SEED):
-  """The numerical scheduled-sampling minimiser for each ε: one jitted, vmapped optimisation.
+  """The numerical fixed point of the expected scheduled-sampling update for each ε: one
+  jitted, vmapped descent along that update.
 
   Args:
     p: [V, V] P(x_1, x_2).
@@ -69,7 +72,7 @@ def fit_tabular(p, eps_grid, *, num_steps: int, learning_rate: float = LEARNING_
     seed: key of the N(0, 1) starting logits (a different start for each ε).
 
   Returns:
-    (log_q1 [N, V], log_q2 [N, V, V]) log-probabilities of the minimisers.
+    (log_q1 [N, V], log_q2 [N, V, V]) log-probabilities of the fixed points.
   """
   import jax
   import jax.numpy as jnp
@@ -102,7 +105,7 @@ def fit_tabular(p, eps_grid, *, num_steps: int, learning_rate: float = LEARNING_
 
 
 def compute(options: experiment_lib.Options, runs_dir: str) -> List[dict]:
-  """One row per ε: KL[P‖Q] of the numerical minimiser, the closed form, the fixed point's."""
+  """One row per ε: KL[P‖Q] of the numerical fixed point, the closed form, the exact one's."""
   del runs_dir  # computed from the options alone
   import jax.numpy as jnp
 
@@ -178,7 +181,7 @@ def _tabular_panel(ax, tab):
   fine = np.linspace(0.0, 1.0, 201)
   ax.plot(fine, closed_form_kl(fine), color='k', lw=1, label='closed form log(2/(1+ε))')
   ax.plot(eps, [r['kl_pq_numeric'] for r in tab], 'o', ms=4, color='C3',
-          label='numerical minimiser')
+          label='numerical fixed point')
   ax.set_xlabel('ε (probability of feeding the data token)')
   ax.set_ylabel('KL[P‖Q*] per sequence (nats)')
   ax.set_title('V=2, T=2, P(00)=P(11)=½')
@@ -202,7 +205,8 @@ def _curves_panel(ax, training):
 
 
 def _tabular_markdown(tab) -> List[str]:
-  lines = ['KL[P‖Q*] per sequence (nats) of the numerical scheduled-sampling minimiser '
+  lines = ['KL[P‖Q*] per sequence (nats) at the numerical fixed point of the scheduled-'
+           'sampling update '
            f'(Adam, {tab[0]["num_steps"]} steps) against the closed form; max |Q − Q*| over '
            'the four cells of the joint.', '',
            '| ε | numeric | closed form | abs error | max abs diff to fixed point |',
@@ -254,7 +258,7 @@ def claims(options: experiment_lib.Options) -> List[verdicts.Claim]:
                                           'phase': 'train'}, 'kl_pq')
   return [
       verdicts.ClosedForm(
-          'closed_form', 'the numerical minimiser of the expected scheduled-sampling objective '
+          'closed_form', 'the numerical fixed point of the expected scheduled-sampling update '
           'has KL[P‖Q*] = log(2/(1+ε)) at every ε of the grid', {'run': TABULAR},
           'kl_pq_numeric', 'kl_pq_closed_form', CLOSED_FORM_TOLERANCE),
       verdicts.ClosedForm(
@@ -297,9 +301,10 @@ EXPERIMENT = experiment_lib.Experiment(
     draw=draw,
     claims=claims,
     explanation=(
-        'How to read them. The first two claims are computations, not samples: Adam minimises '
-        'the expected scheduled-sampling objective on the 2 × 2 table for each ε, and the '
-        'minimiser is compared with the closed form (tolerance: float32 Adam on a table). At '
+        'How to read them. The first two claims are computations, not samples: Adam follows '
+        'the expected scheduled-sampling update on the 2 × 2 table for each ε (the draw\'s '
+        'distribution held fixed, as scheduled sampling does) to its fixed point, which is '
+        'compared with the closed form (tolerance: float32 Adam on a table). At '
         'ε < 1 the model is trained partly on its own sampled prefixes, so its best response '
         'mixes the data joint with the product of its marginals; KL[P‖Q*] is then above 0 '
         'whatever the capacity. The third claim is about where 2,000 Adam steps on `small` '
