@@ -4,8 +4,12 @@ import contextlib
 import os
 import tempfile
 
+from absl import flags
+
 from benchmarks import configs
+from benchmarks import run
 from benchmarks.engine import rundir
+from benchmarks.engine import runner
 from benchmarks.engine import train
 from models import oracle as oracle_lib
 import objectives
@@ -87,6 +91,17 @@ def exact_step_metrics(scheme, problem, state, num_steps):
       return s, (m['grad_norm'], m['loss'], m['converged'])
     return jax.lax.scan(body, state, jnp.arange(num_steps))[1]
   return tuple(np.asarray(x) for x in run(state))
+
+
+def run_command_in_process(argv):
+  """What `python -m benchmarks.run ARGV` does, in this process: run.define_flags, parsing,
+  run.config_from_flags, runner.execute (quietly). A bad input raises its ValueError (the
+  command prints it as one line and exits 2)."""
+  fv = flags.FlagValues()
+  run.define_flags(argv, fv)
+  fv(argv)
+  config, output_dir = run.config_from_flags(fv)
+  return runner.execute(config, output_dir, log=lambda s: None)
 
 
 def files_under(directory):

@@ -18,17 +18,14 @@ import time
 from unittest import mock
 
 from absl.testing import absltest
-from absl import flags
 from absl.testing import parameterized
 import jax
 import numpy as np
 
 import _smoke
-from benchmarks import run
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import files
 from benchmarks.engine import rundir
-from benchmarks.engine import runner
 from models import oracle
 import objectives
 
@@ -374,11 +371,7 @@ class BadInjectNanTest(parameterized.TestCase):
     out = os.path.join(tempfile.mkdtemp(), 'never')
     argv = ['benchmarks.run', *ARGS, f'--output_dir={out}', f'--config.train.inject_nan={value}']
     with self.assertRaises(ValueError) as raised:
-      fv = flags.FlagValues()
-      run.define_flags(argv, fv)
-      fv(argv)
-      config, output_dir = run.config_from_flags(fv)
-      runner.execute(config, output_dir, log=lambda s: None)
+      _smoke.run_command_in_process(argv)
     self.assertEqual(str(raised.exception), f'--config.train.inject_nan: {message}')
     self.assertFalse(os.path.exists(out), 'no partial results for bad input')
 

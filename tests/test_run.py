@@ -11,14 +11,11 @@ import sys
 import tempfile
 from unittest import mock
 
-from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
 
 import _smoke
-from benchmarks import run
-from benchmarks.engine import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROW_KEYS = ('scheme', 'seed', 'pi', 'step', 'nll_oracle', 'nll_test', 'entropy_q', 'kl_pq',
@@ -273,11 +270,7 @@ class InProcessBadInputTest(_PreviousRunTest):
     try:
       with mock.patch.dict(os.environ, env), jax.log_compiles(True):
         with self.assertRaises(ValueError) as raised:
-          fv = flags.FlagValues()
-          run.define_flags(argv, fv)
-          fv(argv)
-          config, output_dir = run.config_from_flags(fv)
-          runner.execute(config, output_dir, log=lambda s: None)
+          _smoke.run_command_in_process(argv)
     finally:
       logging.getLogger('jax').removeHandler(compiles)
     self.assertStartsWith(str(raised.exception), message.replace('{out}', out))
