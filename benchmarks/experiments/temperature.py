@@ -270,5 +270,6 @@ EXPERIMENT = experiment_lib.Experiment(
         'at each inverse temperature α of the grid; "MLE dominates X" means every point of '
         'X\'s curve has a point of MLE\'s polyline at or below it in both. The percentage is '
         'how often that holds when the seeds are resampled (the same seeds for both schemes: '
-        'they share the problem, keys and warm start), so a dominance resting on one close '
+        'they share the problem and keys, and in the warm run the warm start), so a dominance '
+        'resting on one close '
         'point is not read as certain.'))
