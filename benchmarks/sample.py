@@ -247,14 +247,6 @@ def _read_run(run_dir: str, label: str, run_index: int, num_runs: int):
 
 # --- the model and the sampler ----------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
-def _problem(problem_json: str):
-  """models.make_problem of a config.problem given as JSON: deterministic, so cached (one
-  process sampling several runs of one experiment builds it once)."""
-  import ml_collections
-  return oracle.make_problem(ml_collections.ConfigDict(json.loads(problem_json)))
-
-
 def load_generator(target: Target):
   """(problem, generator module, the run's generator variables).
 
@@ -262,7 +254,7 @@ def load_generator(target: Target):
   structure of scheme.init (traced with jax.eval_shape: no init is run).
   """
   import flax.serialization
-  problem = _problem(json.dumps(target.config.problem.to_dict(), sort_keys=True))
+  problem = oracle.make_problem(target.config.problem)  # built once per configuration
   scheme = objectives.make(target.base_scheme, target.config, problem)
   if (target.pi is not None) != scheme.uses_pi:
     raise ValueError(f'--run_dir: the rows of {target.label!r} in results.jsonl '

@@ -1,5 +1,7 @@
 """The oracle P: a fixed LSTM whose samples are the training data and whose density is known."""
 
+import collections
+import json
 import os
 from typing import Any, NamedTuple
 
@@ -65,9 +67,30 @@ def check_config(cfg) -> None:
 VALID_SALT = 3  # the validation set's key: fold_in(PRNGKey(problem.seed), VALID_SALT)
 
 
+KEPT_PROBLEMS = 4  # make_problem keeps the last problems it built (a few MB each at most)
+_problems = collections.OrderedDict()  # {config JSON: Problem}, most recently used last
+
+
 def make_problem(cfg) -> Problem:
+  """The Problem of `config.problem` (build_problem), built once per configuration: a call
+  with an equal configuration returns the same Problem, so the runs of an experiment on one
+  problem draw its oracle and data once (and share the evaluation programs built for it,
+  benchmarks/engine/train.py). The last KEPT_PROBLEMS are kept. A Problem is immutable, and
+  a pure function of its configuration."""
+  key = json.dumps(cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg), sort_keys=True)
+  if key in _problems:
+    _problems.move_to_end(key)
+    return _problems[key]
+  problem = build_problem(cfg)
+  _problems[key] = problem
+  while len(_problems) > KEPT_PROBLEMS:
+    _problems.popitem(last=False)
+  return problem
+
+
+def build_problem(cfg) -> Problem:
   """Builds the oracle, the train set, the test set and the validation set from
-  `config.problem`.
+  `config.problem` (make_problem keeps what it builds).
 
   Args:
     cfg: a ConfigDict with fields source ('random' | 'seqgan'), vocab_size, seq_len,

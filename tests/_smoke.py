@@ -1,10 +1,12 @@
 """Shared by the scheme tests: a tiny `smoke` config and one end-to-end training run."""
 
 import contextlib
+import logging
 import os
 import tempfile
 
 from absl import flags
+import jax
 
 from benchmarks import configs
 from benchmarks import run
@@ -102,6 +104,29 @@ def run_command_in_process(argv):
   fv(argv)
   config, output_dir = run.config_from_flags(fv)
   return runner.execute(config, output_dir, log=lambda s: None)
+
+
+class _Compiles(logging.Handler):
+  """Counts JAX's 'Compiling ...' log records (with jax.log_compiles on)."""
+
+  def __init__(self):
+    super().__init__(logging.DEBUG)
+    self.count = 0
+
+  def emit(self, record):
+    self.count += record.getMessage().startswith('Compiling')
+
+
+@contextlib.contextmanager
+def counting_compiles():
+  """Yields a counter whose .count is the number of XLA compilations in the block."""
+  compiles = _Compiles()
+  logging.getLogger('jax').addHandler(compiles)
+  try:
+    with jax.log_compiles(True):
+      yield compiles
+  finally:
+    logging.getLogger('jax').removeHandler(compiles)
 
 
 def files_under(directory):

@@ -209,7 +209,7 @@ class OracleTest(absltest.TestCase):
     cfg = ml_collections.ConfigDict(dict(source='random', vocab_size=11, seq_len=5,
                                          embed_dim=4, hidden_dim=4, init_scale=1.0, seed=3,
                                          num_train=64, num_test=32))
-    a, b = oracle_lib.make_problem(cfg), oracle_lib.make_problem(cfg)
+    a, b = oracle_lib.build_problem(cfg), oracle_lib.build_problem(cfg)  # built twice
     chex.assert_shape(a.train, (64, 5))
     chex.assert_shape(a.test, (32, 5))
     chex.assert_shape(a.test_logp, (32,))
@@ -218,6 +218,22 @@ class OracleTest(absltest.TestCase):
     np.testing.assert_allclose(a.test_logp, a.model.apply(a.params, a.test, method='log_prob'),
                                rtol=1e-6)
     self.assertFalse(np.array_equal(a.train[:32], a.test))
+
+  def test_make_problem_builds_each_configuration_once(self):
+    cfg = ml_collections.ConfigDict(dict(source='random', vocab_size=7, seq_len=4,
+                                         embed_dim=4, hidden_dim=4, init_scale=1.0, seed=5,
+                                         num_train=16, num_test=8))
+    first = oracle_lib.make_problem(cfg)
+    self.assertIs(oracle_lib.make_problem(ml_collections.ConfigDict(cfg.to_dict())), first)
+    np.testing.assert_array_equal(first.train, oracle_lib.build_problem(cfg).train)
+    other = ml_collections.ConfigDict(dict(cfg.to_dict(), seed=6))
+    self.assertIsNot(oracle_lib.make_problem(other), first)
+    # Only the last KEPT_PROBLEMS are kept: after that many others, it is built anew.
+    for seed in range(100, 100 + oracle_lib.KEPT_PROBLEMS):
+      oracle_lib.make_problem(ml_collections.ConfigDict(dict(cfg.to_dict(), seed=seed)))
+    again = oracle_lib.make_problem(cfg)
+    self.assertIsNot(again, first)
+    np.testing.assert_array_equal(again.train, first.train)
 
 
 if __name__ == '__main__':

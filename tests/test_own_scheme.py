@@ -107,13 +107,23 @@ class BadModuleTest(absltest.TestCase):
     self._refused('import not_a_module_anywhere\n',
                   r"'my_lab.broken' could not be imported \(ModuleNotFoundError")
 
+  def _refused_in_process(self, source, pattern, scheme='my_lab.broken'):
+    # Through the function the command calls first (the command prints its ValueError as the
+    # one line above and exits 2).
+    top = user_package(source, 'broken')
+    with mock.patch.object(sys, 'path', [top] + sys.path):
+      for name in ('my_lab', 'my_lab.broken'):
+        self.addCleanup(sys.modules.pop, name, None)
+      with self.assertRaisesRegex(ValueError, '^--schemes: ' + pattern):
+        configuration.build_config('smoke', {}, schemes=scheme)
+
   def test_a_module_without_make(self):
-    self._refused('def check_config(config):\n  del config\n',
-                  r"'my_lab.broken' is not a scheme module: it lacks callable make")
+    self._refused_in_process('def check_config(config):\n  del config\n',
+                             r"'my_lab.broken' is not a scheme module: it lacks callable make")
 
   def test_a_missing_module(self):
-    self._refused(documented_module(), r"'my_lab.nowhere' could not be imported",
-                  scheme='my_lab.nowhere')
+    self._refused_in_process(documented_module(), r"'my_lab.nowhere' could not be imported",
+                             scheme='my_lab.nowhere')
 
 
 class InProcessTest(absltest.TestCase):

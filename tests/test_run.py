@@ -1,7 +1,6 @@
 """End-to-end tests of `python -m benchmarks.run`: outputs, resume, and bad input."""
 
 import json
-import logging
 import os
 import re
 import resource
@@ -13,7 +12,6 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import jax
 
 import _smoke
 
@@ -227,17 +225,6 @@ def _bad_input_case(tmp, template, args, damage):
   return out, _smoke.files_under(out), args
 
 
-class _Compiles(logging.Handler):
-  """Counts JAX's 'Compiling ...' log records (with jax.log_compiles on)."""
-
-  def __init__(self):
-    super().__init__(logging.DEBUG)
-    self.count = 0
-
-  def emit(self, record):
-    self.count += record.getMessage().startswith('Compiling')
-
-
 class _PreviousRunTest(parameterized.TestCase):
   """Each test copies `template`, a finished run's files, and checks they stay untouched."""
 
@@ -265,14 +252,9 @@ class InProcessBadInputTest(_PreviousRunTest):
   def test_refused_before_compile_leaving_files_alone(self, args, env, damage, message):
     out, before, args = _bad_input_case(self.tmp, self.template, args, damage)
     argv = ['benchmarks.run', '--preset=smoke', '--schemes=mle', *args]
-    compiles = _Compiles()
-    logging.getLogger('jax').addHandler(compiles)
-    try:
-      with mock.patch.dict(os.environ, env), jax.log_compiles(True):
-        with self.assertRaises(ValueError) as raised:
-          _smoke.run_command_in_process(argv)
-    finally:
-      logging.getLogger('jax').removeHandler(compiles)
+    with mock.patch.dict(os.environ, env), _smoke.counting_compiles() as compiles:
+      with self.assertRaises(ValueError) as raised:
+        _smoke.run_command_in_process(argv)
     self.assertStartsWith(str(raised.exception), message.replace('{out}', out))
     self.assertNotIn('\n', str(raised.exception))
     self.assertEqual(compiles.count, 0)

@@ -134,14 +134,31 @@ class ThroughputEndToEndTest(absltest.TestCase):
       self.assertTrue(os.path.exists(os.path.join(out, name)), name)
 
   def test_bad_flags_named(self):
-    for arg, flag in (('--num_seeds=0,2', '--num_seeds'), ('--parts=mle,speed', '--parts'),
-                      ('--adversarial=gan', '--adversarial')):
-      proc = subprocess.run([sys.executable, '-m', 'benchmarks.measure.throughput', arg],
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            capture_output=True, text=True, timeout=120)
-      self.assertNotEqual(proc.returncode, 0)
-      self.assertIn(flag, proc.stderr)
-      self.assertNotIn('seed-steps/s', proc.stdout)
+    # In this process, through the function the command calls before any compute.
+    good = dict(preset='smoke', num_seeds=['1', '2'], parts=['mle'], adversarial='gan_pi',
+                counts={'--steps': 1})
+    config, seeds = throughput.check_flags(**good)
+    self.assertEqual((config.problem.vocab_size, seeds), (16, [1, 2]))
+    for change, flag in (({'num_seeds': ['0', '2']}, '--num_seeds'),
+                         ({'num_seeds': ['2', '2']}, '--num_seeds'),
+                         ({'num_seeds': ['x']}, '--num_seeds'),
+                         ({'parts': ['mle', 'speed']}, '--parts'),
+                         ({'parts': ['mle', 'mle']}, '--parts'),
+                         ({'adversarial': 'gan'}, '--adversarial'),
+                         ({'counts': {'--repeats': 0}}, '--repeats')):
+      with self.assertRaises(ValueError) as raised:
+        throughput.check_flags(**dict(good, **change))
+      self.assertTrue(str(raised.exception).startswith(flag), str(raised.exception))
+
+  def test_the_command_refuses_a_bad_flag(self):
+    # The command's contract: absl's usage error naming the flag, exit 1, nothing measured.
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.measure.throughput',
+                           '--parts=mle,speed'],
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          capture_output=True, text=True, timeout=120)
+    self.assertEqual(proc.returncode, 1, proc.stderr[-3000:])
+    self.assertIn('--parts: unknown speed', proc.stderr)
+    self.assertNotIn('seed-steps/s', proc.stdout)
 
 
 if __name__ == '__main__':

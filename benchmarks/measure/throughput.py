@@ -430,33 +430,42 @@ def markdown(result) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def check_flags(*, preset: str, num_seeds, parts, adversarial: str, counts: dict):
+  """(the preset's config, the S values) of the flags' values, or ValueError naming the
+  flag, before any compute. counts: {'--steps': value, ...}, each a positive integer."""
+  config = configs.get_preset(preset)
+  try:
+    seeds = [int(s) for s in num_seeds]
+  except ValueError:
+    seeds = []
+  if not seeds or any(s < 1 for s in seeds):
+    raise ValueError('--num_seeds: positive integers, e.g. 1,2,4')
+  configuration.check_unique('--num_seeds', seeds)
+  configuration.check_unique('--parts', list(parts))
+  for flag, value in counts.items():
+    if value < 1:
+      raise ValueError(f'{flag}: must be a positive integer, got {value}')
+  unknown = set(parts) - set(PARTS)
+  if unknown:
+    raise ValueError(f'--parts: unknown {", ".join(sorted(unknown))}; known: '
+                     f'{", ".join(PARTS)}')
+  if adversarial:
+    if adversarial not in objectives.REGISTRY:
+      raise ValueError(f'--adversarial: unknown scheme {adversarial!r}; known: '
+                       f'{", ".join(objectives.REGISTRY)}')
+    objectives.check_config(adversarial, config)
+  return config, seeds
+
+
 def main(argv):
   del argv
   cli.quiet_backend_probe()
   try:
-    config = configs.get_preset(_PRESET.value)
-    try:
-      seeds = [int(s) for s in _NUM_SEEDS.value]
-    except ValueError:
-      seeds = []
-    if not seeds or any(s < 1 for s in seeds):
-      raise ValueError('--num_seeds: positive integers, e.g. 1,2,4')
-    configuration.check_unique('--num_seeds', seeds)
-    configuration.check_unique('--parts', list(_PARTS.value))
-    for flag, value in (('--steps', _STEPS.value), ('--repeats', _REPEATS.value),
-                        ('--samples', _SAMPLES.value),
-                        ('--adversarial_steps', _ADVERSARIAL_STEPS.value)):
-      if value < 1:
-        raise ValueError(f'{flag}: must be a positive integer, got {value}')
-    unknown = set(_PARTS.value) - set(PARTS)
-    if unknown:
-      raise ValueError(f'--parts: unknown {", ".join(sorted(unknown))}; known: '
-                       f'{", ".join(PARTS)}')
-    if _ADVERSARIAL.value:
-      if _ADVERSARIAL.value not in objectives.REGISTRY:
-        raise ValueError(f'--adversarial: unknown scheme {_ADVERSARIAL.value!r}; known: '
-                         f'{", ".join(objectives.REGISTRY)}')
-      objectives.check_config(_ADVERSARIAL.value, config)
+    config, seeds = check_flags(
+        preset=_PRESET.value, num_seeds=_NUM_SEEDS.value, parts=_PARTS.value,
+        adversarial=_ADVERSARIAL.value,
+        counts={'--steps': _STEPS.value, '--repeats': _REPEATS.value,
+                '--samples': _SAMPLES.value, '--adversarial_steps': _ADVERSARIAL_STEPS.value})
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   platform = jax.devices()[0].platform
