@@ -98,7 +98,7 @@ def summary_markdown(rows, *, title: str = 'divbench results') -> str:
   return '\n'.join(lines) + '\n'
 
 
-def plot(rows, path: str) -> None:
+def draw(rows, path: str) -> None:
   """Metrics against training step: one panel per metric, one line per (scheme, π)."""
 
   names = [n for n in PLOT_METRICS if n != 'js_pi']
@@ -149,14 +149,14 @@ def alpha_markdown(rows) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def write_report(output_dir: str, rows, *, title: str) -> None:
-  """Writes summary.md and plots/metrics.png for the rows (atomically)."""
+def write_report(output_dir: str, rows, *, title: str, plot: bool = True) -> None:
+  """Writes summary.md and (plot=True) plots/metrics.png for the rows (atomically)."""
   alpha = [r for r in rows if r.get('phase') == 'alpha']
   rows = [r for r in rows if r.get('phase') != 'alpha']
   text = summary_markdown(rows, title=title)
   if alpha:
     text += '\n' + alpha_markdown(alpha)
   files.atomic_write(os.path.join(output_dir, 'summary.md'), text)
-  if rows:
-    plot(rows, os.path.join(output_dir, 'plots', 'metrics.png'))
+  if rows and plot:
+    draw(rows, os.path.join(output_dir, 'plots', 'metrics.png'))
 
