@@ -32,6 +32,7 @@ tests that check such a guarantee bit for bit (tests/test_faults.py, tests/test_
 their subprocesses with users' compiler settings (`_smoke.users_compiler`).
 """
 
+import collections
 import os
 import shutil
 import tempfile
@@ -67,17 +68,25 @@ def pytest_configure(config):
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.1')
 
 
-# The longest test files (seconds on the 2-core CPU, 2026-12-07: test_experiment ~170, the
-# others 30-50), started first: each file runs on one worker (--dist loadfile), so one of them
-# started last would leave the other worker idle for its length.
-LONGEST_FIRST = ('test_experiment.py', 'test_faults.py', 'test_kill.py', 'test_distill.py',
-                 'test_run.py', 'test_multihost.py', 'test_sample.py', 'test_evaluate_options.py')
+# The order the two workers take the test files in (setup.cfg's --no-loadscope-reorder keeps
+# it): xdist's own order, the files with the most tests first, except that the two long
+# single-test files start right after the first two. Each file runs on one worker (--dist
+# loadfile), and a worker takes its next file when two of its tests are left, so in xdist's
+# order test_kill and test_multihost (one test each, 40 s and 25-35 s) ran last, on one
+# worker, while the other sat idle for 50-55 s at the end (two runs on the 2-core CPU,
+# 2026-12-07); in this order the two workers ended 4 s apart. (Identical runs differ by up
+# to 10% in total time on that machine.)
+EARLY = ('test_kill.py', 'test_multihost.py')
 
 
 def pytest_collection_modifyitems(config, items):
   del config
-  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+  counts = collections.Counter(item.path.name for item in items)
+  files = sorted(counts, key=lambda name: -counts[name])  # stable: collection order on ties
+  files = [f for f in files if f not in EARLY]
+  files[2:2] = [f for f in EARLY if f in counts]
+  rank = {name: i for i, name in enumerate(files)}
+  items.sort(key=lambda item: rank[item.path.name])  # stable: files stay whole
 
 
 def pytest_unconfigure(config):
