@@ -1,7 +1,8 @@
 """Experiments: each module turns one claim into runs, a figure and a table.
 
-`REGISTRY` maps a name to its `base.Experiment`; `python -m benchmarks.experiment NAME` runs
-it. To add one: a module with `EXPERIMENT = base.Experiment(...)` (see base.py), listed here.
+`REGISTRY` maps a name to its `Experiment` (benchmarks/engine/experiment.py); `python -m
+benchmarks.experiment NAME` runs it. To add one: a module with
+`EXPERIMENT = experiment.Experiment(...)` (see benchmarks/engine/experiment.py), listed here.
 """
 
 from benchmarks.experiments import distill
