@@ -355,5 +355,66 @@ class FamilyTest(absltest.TestCase):
       V.judge([_diff('d', 1), _diff('d', -1)], _pair(np.zeros(SEEDS)))
 
 
+class LeaderTest(absltest.TestCase):
+  """The winner of a cell of a map: the best mean, resolved only when the paired differences
+  with every other candidate pass Holm's levels; a tie within the intervals is no winner."""
+
+  def _rows(self, levels, noise, seeds=SEEDS):
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=seeds) * 5.0  # a per-seed level the pairing removes
+    rows = []
+    for scheme, level in levels.items():
+      rows += _rows(scheme, base + level + noise * rng.normal(size=seeds))
+    return rows
+
+  def _candidates(self, names):
+    return {n: V.Select({'scheme': n}, 'kl') for n in names}
+
+  def test_clear_winner_tie_and_too_few_seeds(self):
+    rows = self._rows({'a': 1.0, 'b': 2.0, 'c': 3.0}, noise=0.1)
+    got = V.leader(rows, self._candidates('abc'))
+    self.assertEqual((got.label, got.resolved, got.runner_up, got.n), ('a', True, 'b', SEEDS))
+    self.assertAlmostEqual(got.margin, 1.0, delta=0.1)
+    self.assertLess(got.margin_ci[0], got.margin)
+    self.assertGreater(got.margin_ci[1], got.margin)
+    # Higher is better: the order reverses.
+    got = V.leader(rows, self._candidates('abc'), better='higher')
+    self.assertEqual((got.label, got.resolved, got.runner_up), ('c', True, 'b'))
+    # a and b tied (the same level, independent noise): a leader by its mean, no winner.
+    rows = self._rows({'a': 1.0, 'b': 1.0, 'c': 3.0}, noise=0.1)
+    got = V.leader(rows, self._candidates('abc'))
+    self.assertIn(got.label, ('a', 'b'))
+    self.assertFalse(got.resolved)
+    self.assertLess(got.margin_ci[0], 0.0)
+    # A clear winner from fewer seeds than the protocol's minimum: not resolved.
+    rows = self._rows({'a': 1.0, 'b': 2.0}, noise=0.1, seeds=V.MIN_SEEDS - 1)
+    got = V.leader(rows, self._candidates('ab'))
+    self.assertEqual((got.label, got.resolved), ('a', False))
+
+  def test_holm_over_the_comparisons_of_the_cell(self):
+    # b beats a on exactly p ≈ 0.03 (constructed t): alone it wins; with a third candidate
+    # whose comparison is as weak, Holm's levels (0.025, 0.05) leave it unresolved.
+    z = _zero_mean_unit_sd(SEEDS)
+    t = scipy.stats.t.ppf(1 - 0.03 / 2, SEEDS - 1)
+    shift = t / math.sqrt(SEEDS)  # mean difference / (sd / √n) = t with sd 1
+    rows = _rows('b', np.zeros(SEEDS)) + _rows('a', shift + z)
+    got = V.leader(rows, self._candidates('ba'))
+    self.assertEqual((got.label, got.resolved), ('b', True))
+    rows += _rows('c', shift + _zero_mean_unit_sd(SEEDS, seed=5))
+    got = V.leader(rows, self._candidates('bac'))
+    self.assertEqual(got.label, 'b')
+    self.assertFalse(got.resolved)
+
+  def test_diverged_seeds_drop_out_and_bad_input(self):
+    rows = self._rows({'a': 1.0, 'b': 2.0}, noise=0.1)
+    rows[0]['diverged'] = True  # seed 0 of a
+    got = V.leader(rows, self._candidates('ab'))
+    self.assertEqual((got.n, got.dropped), (SEEDS - 1, 1))
+    with self.assertRaisesRegex(ValueError, 'at least two'):
+      V.leader(rows, self._candidates('a'))
+    with self.assertRaisesRegex(ValueError, 'better'):
+      V.leader(rows, self._candidates('ab'), better='up')
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -459,6 +459,54 @@ def judge(claims: Sequence[Claim], rows, *, alpha: float = ALPHA) -> Sequence[Ve
   return out
 
 
+class Leader(NamedTuple):
+  """The best of several candidates at one point (a cell of a map of winners).
+
+  label: the candidate with the best mean over the seeds every candidate has (None: none).
+  resolved: it beats each other candidate, by the paired t-test of their per-seed
+    differences with Holm–Bonferroni over those k − 1 comparisons at α; a tie within the
+    intervals, or fewer than MIN_SEEDS seeds, is not resolved (no winner).
+  runner_up: the candidate with the next best mean.
+  margin: the mean paired difference runner-up − leader, in the better direction (≥ 0), and
+    margin_ci its 95% t-interval.
+  n, dropped: seeds that entered; seeds missing from (or diverged in) some candidate.
+  """
+  label: object
+  resolved: bool
+  runner_up: object
+  margin: float
+  margin_ci: Tuple[float, float]
+  n: int
+  dropped: int
+
+
+def leader(rows, candidates: Mapping[str, Select], *, better: str = 'lower',
+           alpha: float = ALPHA) -> Leader:
+  """The Leader among `candidates` ({label: Select of its per-seed values}) by the rule of
+  Leader's docstring; seeds pair across candidates (they share their keys)."""
+  if better not in ('lower', 'higher'):
+    raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
+  labels = list(candidates)
+  if len(labels) < 2:
+    raise ValueError('leader: at least two candidates')
+  table, dropped = _aligned(rows, [candidates[k] for k in labels])
+  n = table.shape[0]
+  if n == 0:
+    return Leader(None, False, None, math.nan, (math.nan, math.nan), 0, dropped)
+  score = table if better == 'lower' else -table  # lower is better from here on
+  order = np.argsort(score.mean(axis=0), kind='stable')
+  best = order[0]
+  found = [_t_evidence(score[:, j] - score[:, best], +1, dropped, len(labels) - 1, alpha)
+           for j in order[1:]]
+  ps = [min(1.0, 2 * min(e.p_for, e.p_against)) for e in found]
+  levels = holm_thresholds(ps, alpha)
+  resolved = all(level > 0 and p <= level and e.p_for < e.p_against
+                 for e, p, level in zip(found, ps, levels))
+  second = found[0]
+  return Leader(labels[best], resolved, labels[order[1]], second.estimate, second.ci, n,
+                dropped)
+
+
 # --------------------------------------------------------------------------- text
 
 def _num(x: float) -> str:
