@@ -447,15 +447,20 @@ def judge(claims: Sequence[Claim], rows, *, alpha: float = ALPHA) -> Sequence[Ve
     raise ValueError(f'claims: repeated name in {names}')
   m = len(claims)
   found = [evidence(c, rows, claims=m, alpha=alpha) for c in claims]
+  return [Verdict(claim, word, e, p, level, m)
+          for claim, e, (word, p, level) in zip(claims, found, _decide(found, alpha))]
+
+
+def _decide(found: Sequence[Evidence], alpha: float):
+  """[(verdict word, two-sided p, Holm level)] of one family's evidence."""
   ps = [min(1.0, 2 * min(e.p_for, e.p_against)) for e in found]
-  levels = holm_thresholds(ps, alpha)
   out = []
-  for claim, e, p, level in zip(claims, found, ps, levels):
+  for e, p, level in zip(found, ps, holm_thresholds(ps, alpha)):
     if level > 0 and p <= level:
       word = SUPPORTED if e.p_for < e.p_against else CONTRADICTED
     else:
       word = UNRESOLVED
-    out.append(Verdict(claim, word, e, p, level, m))
+    out.append((word, p, level))
   return out
 
 
@@ -498,10 +503,7 @@ def leader(rows, candidates: Mapping[str, Select], *, better: str = 'lower',
   best = order[0]
   found = [_t_evidence(score[:, j] - score[:, best], +1, dropped, len(labels) - 1, alpha)
            for j in order[1:]]
-  ps = [min(1.0, 2 * min(e.p_for, e.p_against)) for e in found]
-  levels = holm_thresholds(ps, alpha)
-  resolved = all(level > 0 and p <= level and e.p_for < e.p_against
-                 for e, p, level in zip(found, ps, levels))
+  resolved = all(word == SUPPORTED for word, _, _ in _decide(found, alpha))
   second = found[0]
   return Leader(labels[best], resolved, labels[order[1]], second.estimate, second.ci, n,
                 dropped)
