@@ -10,6 +10,7 @@ from benchmarks.experiments import fedus
 from benchmarks.experiments import gan_sweep
 from benchmarks.experiments import huszar_1d
 from benchmarks.experiments import pi_sweep
+from benchmarks.experiments import regime_map
 from benchmarks.experiments import scheduled_sampling
 from benchmarks.experiments import seqgan_table
 from benchmarks.experiments import temperature
@@ -23,4 +24,5 @@ REGISTRY = {e.name: e for e in (
     temperature.EXPERIMENT,
     seqgan_table.EXPERIMENT,
     distill.EXPERIMENT,
+    regime_map.EXPERIMENT,
 )}
