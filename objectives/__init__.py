@@ -14,6 +14,7 @@ from objectives import direct
 from objectives import distill
 from objectives import gan_pi
 from objectives import gumbel_gan
+from objectives import kl_estimator
 from objectives import mle
 from objectives import professor_forcing
 from objectives import scheduled_sampling
@@ -28,6 +29,7 @@ REGISTRY = {
     'distill': distill,
     'gan_pi': gan_pi,
     'gumbel_gan': gumbel_gan,
+    'kl_estimator': kl_estimator,
     'mle': mle,
     'professor_forcing': professor_forcing,
     'scheduled_sampling': scheduled_sampling,

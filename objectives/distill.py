@@ -85,6 +85,7 @@ from divergences import categorical
 from models import output_layer
 from objectives import base
 from objectives import footprint
+from objectives import token_terms
 
 DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
 PREFIXES = ('data', 'teacher', 'student')
@@ -120,57 +121,6 @@ def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergenc
                    f'{", ".join(DIVERGENCES)}')
 
 
-def _logits_from_hidden(module, hidden: jax.Array) -> jax.Array:
-  """An LSTMLM's output layer on given hidden states: [..., H] -> [..., V]."""
-  return hidden @ module.Wo + module.bo
-
-
-def _in_row_chunks(fn: Callable, num_chunks: int, *arrays: jax.Array):
-  """fn over row chunks of [N, ...] arrays under jax.checkpoint; outputs [N, ...] each."""
-  rows = arrays[0].shape[0]
-  size = -(-rows // num_chunks)
-
-  def split(x):  # zero rows pad the last chunk; their outputs are dropped below
-    x = jnp.pad(x, [(0, num_chunks * size - rows)] + [(0, 0)] * (x.ndim - 1))
-    return x.reshape((num_chunks, size) + x.shape[1:])
-
-  outs = jax.lax.map(jax.checkpoint(lambda args: fn(*args)), tuple(map(split, arrays)))
-  return jax.tree.map(lambda y: y.reshape((-1,) + y.shape[2:])[:rows], outs)
-
-
-def per_token_terms(teacher_logits_fn: Callable, teacher_hidden: jax.Array,
-                    student_logits_fn: Callable, student_hidden: jax.Array,
-                    tokens: jax.Array, beta=None, *, divergence: str, skew_alpha=0.1,
-                    chunk_bytes: int = output_layer.CHUNK_BYTES):
-  """Per-position divergences and the realised tokens' student log-probs, in row chunks.
-
-  Args:
-    teacher_logits_fn: hidden [n, Hp] -> the teacher's logits [n, V] (constants).
-    teacher_hidden: [B, T, Hp] the teacher's teacher-forced hidden states on `tokens`.
-    student_logits_fn: hidden [n, Hq] -> the student's logits [n, V] (differentiable).
-    student_hidden: [B, T, Hq] the student's hidden states on `tokens` (differentiable).
-    tokens: int [B, T], the prefixes' sequences (row t of a sequence is conditioned on x_<t).
-    beta, divergence, skew_alpha: as in `token_divergence`.
-    chunk_bytes: at most this many bytes of float32 logits per model and chunk.
-
-  Returns:
-    (d, log_q_tok), each [B, T]: d_t = D(P(·|x_<t), Q(·|x_<t)) and log Q(x_t | x_<t).
-  """
-  b, t = tokens.shape
-  vocab = jax.eval_shape(student_logits_fn, student_hidden[0, :1]).shape[-1]
-
-  def chunk(h_p, h_q, x):
-    log_p = jax.nn.log_softmax(teacher_logits_fn(h_p), axis=-1)
-    log_q = jax.nn.log_softmax(student_logits_fn(h_q), axis=-1)
-    d = token_divergence(log_p, log_q, beta, divergence=divergence, skew_alpha=skew_alpha)
-    return d, jnp.take_along_axis(log_q, x[:, None], axis=-1)[:, 0]
-
-  n = output_layer.num_chunks(b * t, vocab, chunk_bytes)
-  d, log_q_tok = _in_row_chunks(chunk, n, teacher_hidden.reshape(b * t, -1),
-                                student_hidden.reshape(b * t, -1), tokens.reshape(-1))
-  return d.reshape(b, t), log_q_tok.reshape(b, t)
-
-
 def student_baseline(costs: jax.Array, is_student: jax.Array, baseline) -> jax.Array:
   """The baseline b [B, T] subtracted from the cost-to-go `costs` [B, T] of student rows.
 
@@ -187,10 +137,7 @@ def student_baseline(costs: jax.Array, is_student: jax.Array, baseline) -> jax.A
     if baseline != 'loo':
       raise ValueError(f'--config.distill.baseline: unknown {baseline!r}; known: '
                        f'{", ".join(BASELINES)}')
-    mask = is_student.astype(costs.dtype)[:, None]
-    others = mask.sum(axis=0, keepdims=True) - mask  # student rows other than this one
-    total = (costs * mask).sum(axis=0, keepdims=True) - costs * mask
-    return jnp.where(others > 0, total / jnp.maximum(others, 1.0), 0.0)
+    return token_terms.leave_one_out(costs, is_student)
   return jnp.broadcast_to(jnp.asarray(baseline, costs.dtype), costs.shape)
 
 
@@ -215,9 +162,8 @@ def surrogate(d: jax.Array, log_q_tok: jax.Array, is_student: jax.Array, *, cost
   if cost_to_go != 'full':
     raise ValueError(f'--config.distill.cost_to_go: unknown {cost_to_go!r}; known: '
                      f'{", ".join(COSTS_TO_GO)}')
-  k = jax.lax.stop_gradient(d)
   # C_t = Σ_{s>t} d_s: the future divergences, those whose prefixes contain x_t.
-  cost = jnp.cumsum(k[:, ::-1], axis=1)[:, ::-1] - k
+  cost = token_terms.costs_to_go(jax.lax.stop_gradient(d), include_current=False)
   advantage = (cost - student_baseline(cost, is_student, baseline)) * is_student[:, None]
   advantage = jax.lax.stop_gradient(advantage)
   score = advantage * (log_q_tok - jax.lax.stop_gradient(log_q_tok))  # value 0
@@ -236,18 +182,16 @@ def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student
     is_student: bool [B], which rows are the student's samples.
     beta: β of 'jsd' (scalar, may be traced); unused otherwise.
     divergence, skew_alpha: see `token_divergence`; cost_to_go, baseline: see `surrogate`.
-    chunk_bytes: bound on the logits held at once (see `per_token_terms`).
+    chunk_bytes: bound on the logits held at once (`token_terms.per_token_terms`).
 
   Returns:
     [B]: (1/T) Σ_t D(P_t, Q_t) per row (value), with the configured gradient.
   """
-  h_p = jax.lax.stop_gradient(teacher.apply(teacher_params, tokens, method='hidden_states'))
-  h_q = student.apply(params, tokens, method='hidden_states')
-  d, log_q_tok = per_token_terms(
-      lambda h: jax.lax.stop_gradient(teacher.apply(teacher_params, h,
-                                                    method=_logits_from_hidden)), h_p,
-      lambda h: student.apply(params, h, method=_logits_from_hidden), h_q, tokens, beta,
-      divergence=divergence, skew_alpha=skew_alpha, chunk_bytes=chunk_bytes)
+  d, log_q_tok = token_terms.model_terms(
+      student, params, teacher, teacher_params, tokens,
+      lambda log_p, log_q, x: token_divergence(log_p, log_q, beta, divergence=divergence,
+                                               skew_alpha=skew_alpha),
+      chunk_bytes=chunk_bytes)
   return surrogate(d, log_q_tok, is_student, cost_to_go=cost_to_go, baseline=baseline)
 
 

@@ -98,10 +98,48 @@ class GradientFidelityTest(absltest.TestCase):
     skew = np.sum(p * np.log(p / (0.1 * p + 0.9 * q))) / 2
     np.testing.assert_allclose(value('skew_kl_pq'), skew, rtol=1e-4)
 
+  def test_direct_rows(self):
+    # Both sampled estimators of `direct` are unbiased (constant baseline): their expected
+    # updates are ∇KL(Q‖P) and ∇JS_π exactly. (Its 'exact' estimator takes no samples and
+    # has no row: this builder once crashed the command by looping over it.)
+    options = gradient_fidelity.Options(seq_len=2, num_inits=1, num_keys=20, batch_size=4,
+                                        pis=(0.5,))
+    out = gradient_fidelity.run(options, builders=[gradient_fidelity.direct_rows],
+                                log=lambda s: None)
+    exact = [r for r in out['rows'] if r['method'] == 'exact']
+    self.assertLen(exact, 2 * 2)  # score, per_step x kl_qp, js_pi at one π
+    for r in exact:
+      self.assertLess(r['rel_err_max'], 1e-4, msg=r['estimator'])
+
   def test_default_builders(self):
     names = [b.__name__ for b in gradient_fidelity.ROW_BUILDERS]
     self.assertEqual(names, ['mle_rows', 'direct_rows', 'cot_rows', 'gan_pi_rows',
-                             'seqgan_rows', 'distill_rows'])
+                             'seqgan_rows', 'distill_rows', 'kl_estimator_rows'])
+
+  def test_kl_estimator_rows(self):
+    # Each setting against both KLs; the provable cases (objectives/kl_estimator.py): k1 as
+    # a reward and k3 as both follow ∇KL(Q‖P) exactly, k1 as a loss has no expected update.
+    # (Three estimators and one Monte-Carlo row: every setting compiles its own gradient.)
+    options = gradient_fidelity.Options(seq_len=2, num_inits=2, num_keys=40, batch_size=4)
+    settings = [('k1', 0, False), ('k3', 0, False), ('analytic', 0, False), ('top_k', 4, True)]
+    mc = [('k1', 'reward', 'to_go')]
+
+    def builder(setup):
+      return gradient_fidelity.kl_estimator_rows(setup, settings, mc_settings=mc)
+
+    out = gradient_fidelity.run(options, builders=[builder], log=lambda s: None)
+    rows = {(r['estimator'], r['divergence'], r['method']): r for r in out['rows']}
+    self.assertLen(rows, 2 * 3 * len(gradient_fidelity.KL_USES) + 1)  # top-4 > V = 3: none
+    for name in ('k1 as reward (to_go)', 'k1 as reward (total)', 'k3 as both',
+                 'analytic as both'):
+      r = rows[(name, 'kl_qp', 'exact')]
+      self.assertLess(r['rel_err_max'], 1e-4, msg=name)
+      self.assertGreater(rows[(name, 'kl_pq', 'exact')]['rel_err'], 1e-2, msg=name)
+    self.assertLess(rows[('k1 as loss', 'kl_qp', 'exact')]['norm_ratio'], 1e-4)
+    mc = rows[('k1 as reward (to_go), loo baseline, B=4', 'kl_qp', 'mc')]
+    self.assertGreater(mc['cosine'], 0.5)  # 40 keys of 4 samples: noisy, but that direction
+    for r in out['rows']:
+      self.assertTrue(np.isfinite([r['cosine'], r['rel_err'], r['norm_ratio']]).all())
 
 
 if __name__ == '__main__':

@@ -176,6 +176,20 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill.grad_tol = 1e-3         # convergence rule: exact gradient norm ≤ this ('exact')
   c.distill.lbfgs_memory = 10       # L-BFGS: past updates kept (optax's default)
 
+  # KL penalties on the student's own samples (objectives/kl_estimator.py): an estimate of
+  # KL(Q_t ‖ P_t) per token (the oracle as teacher) used as a loss, a reward, or both.
+  # Defaults: GRPO's KL term (k3 differentiated as a loss).
+  c.kl_estimator = ml_collections.ConfigDict()
+  c.kl_estimator.estimator = 'k3'      # 'k1' | 'k2' | 'k3' (at the sampled token) | 'analytic'
+                                       # (full vocabulary) | 'top_k' (Q_t's top_k tokens)
+  c.kl_estimator.top_k = 5             # K of 'top_k'
+  c.kl_estimator.renormalise = False   # 'top_k': renormalise both over the K tokens
+  c.kl_estimator.use = 'loss'          # 'loss' (∇k) | 'reward' (score function) | 'both'
+  c.kl_estimator.returns = 'to_go'     # the reward's return: 'to_go' Σ_{s≥t} k_s | 'total' Σ_s k_s
+  c.kl_estimator.baseline = 'loo'      # 'loo' (the other rows' mean return) | 'none'
+  c.kl_estimator.learning_rate = 0.01  # Adam
+  c.kl_estimator.grad_clip = 5.0       # global-norm clipping
+
   # Discriminator sizes shared by gan_pi, gumbel_gan and seqgan (models/discriminator.py).
   c.discriminator = ml_collections.ConfigDict()
   c.discriminator.embed_dim = 16               # D's own token embedding (SeqGAN: 64)

@@ -58,6 +58,7 @@ from objectives import base
 from objectives import cot
 from objectives import direct
 from objectives import distill
+from objectives import kl_estimator
 from objectives import seqgan
 from objectives import teacher_forcing
 
@@ -260,7 +261,7 @@ def _direct_loss(setup: Setup, estimator: str, divergence: str, baseline):
 def direct_rows(setup: Setup) -> List[Estimate]:
   """Direct: both estimators, KL(Q ‖ P) and JS_π; exact (constant baseline 0) and MC (loo)."""
   rows = []
-  for estimator in direct.ESTIMATORS:
+  for estimator in direct.SAMPLED_ESTIMATORS:
     for divergence in direct.DIVERGENCES:
       grad = setup.expectation(_direct_loss(setup, estimator, divergence, 0.0))
       pis = setup.options.pis if divergence == 'js_pi' else (None,)
@@ -269,7 +270,7 @@ def direct_rows(setup: Setup) -> List[Estimate]:
         rows.append(Estimate('direct', f'{estimator}, constant baseline', divergence, pi,
                              'exact', [grad(p, pi_arg) for p in setup.inits]))
   key = jax.random.PRNGKey(setup.options.seed + 1)
-  for estimator in direct.ESTIMATORS:
+  for estimator in direct.SAMPLED_ESTIMATORS:
     for divergence, pi in (('kl_qp', None), ('js_pi', 0.5)):
       per_sample = _direct_loss(setup, estimator, divergence, 'loo')
       mc = setup.monte_carlo(lambda prm, xs, pi, f=per_sample: f(prm, xs, pi).mean())
@@ -475,10 +476,65 @@ def distill_rows(setup: Setup, names: Sequence[str] = distill.DIVERGENCES,
   return rows
 
 
+# kl_estimator's settings the rows compare: (estimator, top_k, renormalise) x (use, returns).
+KL_ESTIMATORS = (('k1', 0, False), ('k2', 0, False), ('k3', 0, False), ('analytic', 0, False),
+                 ('top_k', 1, False), ('top_k', 2, False), ('top_k', 2, True))
+KL_USES = (('loss', 'to_go'), ('reward', 'to_go'), ('reward', 'total'), ('both', 'to_go'))
+# Monte-Carlo rows (as trained: leave-one-out baseline, options.batch_size samples).
+KL_MC = (('k1', 'reward', 'to_go'), ('k3', 'loss', 'to_go'), ('k3', 'both', 'to_go'),
+         ('analytic', 'both', 'to_go'))
+
+
+def kl_estimator_label(estimator: str, top_k: int, renormalise: bool, use: str,
+                       returns: str) -> str:
+  """'k3 as loss', 'k1 as reward (total)', 'top-2 renormalised as both', ..."""
+  name = (estimator if estimator != 'top_k'
+          else f'top-{top_k}' + (' renormalised' if renormalise else ''))
+  return f'{name} as {use}' + (f' ({returns})' if use == 'reward' else '')
+
+
+def kl_estimator_rows(setup: Setup, estimators=KL_ESTIMATORS, uses=KL_USES,
+                      mc_settings=KL_MC) -> List[Estimate]:
+  """kl_estimator: each estimate of KL(Q_t‖P_t) on the student's samples (`estimators`) used
+  as a loss, a reward or both (`uses`), exact expected updates (Q held fixed, baseline 0)
+  against ∇KL[Q‖P] and against ∇KL[P‖Q] (which one does it follow?); plus Monte-Carlo rows
+  of `mc_settings` with the leave-one-out baseline. top_k > V is skipped."""
+  gen, oracle, v = setup.generator, setup.problem, setup.options.vocab_size
+
+  def per_sequence(estimator, top_k, renormalise, use, returns, baseline):
+    def loss(prm, xs, pi):
+      del pi
+      return kl_estimator.loss(gen, prm, oracle.model, oracle.params, xs, estimator=estimator,
+                               use=use, returns=returns, baseline=baseline,
+                               top_k=max(top_k, 1), renormalise=renormalise)
+    return loss
+
+  rows = []
+  for estimator, top_k, renormalise in estimators:
+    if top_k > v:
+      continue
+    for use, returns in uses:
+      grad = setup.expectation(per_sequence(estimator, top_k, renormalise, use, returns, 0.0))
+      per_init = [grad(p, jnp.float32(np.nan)) for p in setup.inits]
+      label = kl_estimator_label(estimator, top_k, renormalise, use, returns)
+      rows += [Estimate('kl_estimator', label, target, None, 'exact', per_init)
+               for target in ('kl_qp', 'kl_pq')]
+  key = jax.random.PRNGKey(setup.options.seed + 3)
+  for i, (estimator, use, returns) in enumerate(mc_settings):
+    f = per_sequence(estimator, 0, False, use, returns, 'loo')
+    mc = setup.monte_carlo(lambda prm, xs, pi, f=f: f(prm, xs, pi).mean())
+    rows.append(Estimate(
+        'kl_estimator', kl_estimator_label(estimator, 0, False, use, returns)
+        + f', loo baseline, B={setup.options.batch_size}', 'kl_qp', None, 'mc',
+        [mc(p, jnp.float32(np.nan), jax.random.fold_in(jax.random.fold_in(key, i), j))
+         for j, p in enumerate(setup.inits)]))
+  return rows
+
+
 # Append builders here: each returns Estimates for all of setup.inits.
 ROW_BUILDERS: List[Callable[[Setup], List[Estimate]]] = [mle_rows, direct_rows, cot_rows,
                                                          gan_pi_rows, seqgan_rows,
-                                                         distill_rows]
+                                                         distill_rows, kl_estimator_rows]
 
 
 # --- metrics -------------------------------------------------------------------------------------
