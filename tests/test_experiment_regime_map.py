@@ -181,12 +181,22 @@ class LeaderMapTest(absltest.TestCase):
     rows = self._cell_rows(run, clear)
     rows += exp.derive(rows)
     grids = exp.leaders(rows, FULL)
+    self.assertLen(grids, 3 * len(exp.KLS) * len(exp.VIEWS))
     for view in exp.VIEWS:
       lead = grids[('data_capacity', 'kl_pq', view)][(1000, 32)]
-      self.assertIn(lead.label, (exp.MLE, exp.MLE_ALPHA))  # (MLE at its best α = 1 too)
+      self.assertEqual(lead.label, exp.MLE)
+      self.assertTrue(lead.resolved)
       self.assertEqual(lead.n, 8)
-    # MLE and MLE at its best α tie exactly: no resolved winner.
-    self.assertFalse(grids[('data_capacity', 'kl_pq', 'all')][(1000, 32)].resolved)
+      self.assertAlmostEqual(lead.margin, 0.5, delta=0.05)
+    # CoT within the seeds' noise of MLE: a tie, no resolved winner.
+    rng = np.random.default_rng(7)
+    tie = dict(clear, cot={s: {m: v + 0.01 * rng.normal() for m, v in vals.items()}
+                           for s, vals in clear[exp.MLE].items()})
+    rows = self._cell_rows(run, tie)
+    rows += exp.derive(rows)
+    lead = exp.leaders(rows, FULL)[('data_capacity', 'kl_pq', 'samples')][(1000, 32)]
+    self.assertFalse(lead.resolved)
+    self.assertEqual({lead.label, lead.runner_up}, {exp.MLE, 'cot'})
     # A reference far below everything: the winner with the references, not without them.
     ref = dict(clear, fkl_teacher=_kls(0.1, noise=0.01))
     rows = self._cell_rows(run, ref)
@@ -196,8 +206,7 @@ class LeaderMapTest(absltest.TestCase):
     self.assertEqual(lead.label, 'fkl_teacher')
     self.assertTrue(lead.resolved)
     self.assertAlmostEqual(lead.margin, 0.4, delta=0.05)
-    self.assertNotEqual(grids[('data_capacity', 'kl_pq', 'samples')][(1000, 32)].label,
-                        'fkl_teacher')
+    self.assertEqual(grids[('data_capacity', 'kl_pq', 'samples')][(1000, 32)].label, exp.MLE)
     # The GAN is a candidate on its own slice's maps only (the length slice shares the point
     # n16000_w32_t20_v500 with it; every other cell of that map has no GAN).
     shared = 'n16000_w32_t20_v500'
@@ -206,14 +215,36 @@ class LeaderMapTest(absltest.TestCase):
     self.assertNotIn(exp.GAN, exp.candidates(exp.SLICES['data_capacity'],
                                              'n16000_w16_t20_v500', FULL))
 
+  def test_best_alpha_views_read_each_candidate_at_its_own_alpha(self):
+    # CoT is worse at α = 1 and better than MLE at α = 0.9 (its best): the α = 1 view and the
+    # best-α view name different leaders.
+    run = 'n1000_w32_t20_v500'
+    rows = _rows(run, exp.MLE, _kls(0.5, noise=0.01), alphas=(0.9, 1.0))
+    cot = _rows(run, 'cot', _kls(0.6, noise=0.01), alphas=(0.9, 1.0))
+    rows += [dict(r, kl_pq=r['kl_pq'] - 0.4) if r['alpha'] == 0.9 else r for r in cot]
+    rows += exp.derive(rows)
+    grids = exp.leaders(rows, FULL)
+    self.assertEqual(grids[('data_capacity', 'kl_pq', 'samples')][(1000, 32)].label, exp.MLE)
+    self.assertEqual(grids[('data_capacity', 'kl_pq', 'samples_best_alpha')][(1000, 32)].label,
+                     'cot')
+
+  def test_still_improving_at_the_last_evaluation(self):
+    run = 'n1000_w32_t20_v500'
+    rows = _rows(run, exp.MLE, _kls(0.5), step=300) + _rows(run, 'cot', _kls(0.6), step=200)
+    rows += [{'run': run, 'scheme': o, 'seed': 0, 'step': k, 'phase': 'train'}
+             for o in (exp.MLE, 'cot') for k in (0, 100, 200, 300)]
+    at = exp._at_point(rows + exp.derive(rows))  # pylint: disable=protected-access
+    self.assertTrue(exp.still_improving(at[(run, exp.MLE)]))
+    self.assertFalse(exp.still_improving(at[(run, 'cot')]))
+
   def test_the_page_draws_from_constructed_rows(self):
     run = 'n1000_w32_t20_v500'
     rows = self._cell_rows(run, {exp.MLE: _kls(0.5, noise=0.01), 'cot': _kls(0.9, noise=0.01)})
     rows += exp.derive(rows)
     out = tempfile.mkdtemp()
     md = exp.draw(rows, out, FULL)
-    self.assertIn('`data_capacity`, kl_pq, trained on samples alone (1 of 12 cells with rows)',
-                  md)
+    self.assertIn('`data_capacity`, kl_pq, trained on samples alone, at α = 1 (1 of 12 cells '
+                  'with rows): `mle` 1 resolved.', md)
     self.assertIn('| 1000 | 32 | mle | 8 |', md)
     self.assertTrue(os.path.exists(os.path.join(out, 'regime_data_capacity.png')))
 

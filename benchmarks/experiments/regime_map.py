@@ -20,13 +20,15 @@ experiment trains it) has a run of its own at the data slice's points at the ora
 (GAN_SLICE): the warm start is MLE for STEPS steps, then GAN_STEPS GAN steps, selected by
 the same rule.
 
-What is computed from the rows (`derive`): each objective's per-seed difference from MLE at
-its point (phase 'vs_mle'), the gain of student over data prefixes (phase 'prefix_gain') and
-each objective at the α with its lowest mean of each KL (phase 'best_alpha'; MLE's best α
-enters the maps as the candidate 'mle@α*', its α picked on the same fresh test samples that
-score it, an advantage the other candidates at α = 1 do not get). Per slice and KL, the map
-names each point's leader by `verdicts.leader`: the best mean, resolved only when its paired
-differences with every other candidate pass Holm's levels.
+What is computed from the rows (`derive`): each objective's selected generator under the
+label of every point it answers for (phase 'at_point'; 'best_at_point' at its best α: the α of
+ALPHAS with its lowest mean over seeds of that KL, picked on the same fresh test samples that
+score it, for every objective alike), whether it was still improving at its last evaluation,
+each objective's per-seed difference from MLE at its point (phase 'vs_mle') and the gain of
+student over data prefixes (phase 'prefix_gain'). Per slice, KL and view (VIEWS: with or
+without the objectives that read the oracle's density, at α = 1 or each at its best α), the
+map names each point's leader by `verdicts.leader`: the best mean, resolved only when its
+paired differences with every other candidate pass Holm's levels.
 """
 
 import math
@@ -45,7 +47,7 @@ GAN_STEPS = 600           # gan_pi's steps after the warm start (as the temperat
 ALPHAS = (0.8, 0.9, 1.0, 1.1, 1.25)
 NUM_VALID = 2_000         # the validation set that selects every objective's generator
 KLS = ('kl_pq', 'kl_qp')
-MLE, MLE_ALPHA, GAN = 'mle', 'mle@α*', 'gan_pi'
+MLE, GAN = 'mle', 'gan_pi'
 
 # Axis name -> the config fields its value sets (flattened).
 AXES = {'data': ('problem.num_train',), 'width': ('generator.embed_dim', 'generator.hidden_dim'),
@@ -73,7 +75,7 @@ def objectives(num_steps: int) -> Dict[str, Tuple[str, Dict[str, object]]]:
   }
 
 
-COLORS = {MLE: 'k', MLE_ALPHA: 'tab:gray', 'cot': 'tab:green',
+COLORS = {MLE: 'k', 'cot': 'tab:green',
           'scheduled_sampling': 'tab:orange', 'distill_data': 'tab:cyan',
           'distill_student': 'tab:blue', 'fkl_teacher': 'tab:purple', GAN: 'tab:red'}
 
@@ -118,9 +120,20 @@ GAN_PREFIX = 'gan_'         # a GAN run's label: GAN_PREFIX + its point's
 # prefixes): the same rows at every data size.
 DATA_FREE = ('distill_student', 'fkl_teacher')
 # The objectives that read the oracle's density (a teacher): references a user with samples
-# alone cannot train. The maps are drawn without them ('samples') and with them ('all').
+# alone cannot train. The maps are drawn without them ('samples') and with them ('all'), and
+# each with the generators as trained (α = 1) and each at its own best inverse temperature
+# (the α of ALPHAS with its lowest mean over seeds of that KL, picked on the same fresh test
+# samples that score it, for every candidate alike: Caccia et al.'s temperature tuning).
 DENSITY_AWARE = ('distill_data', 'distill_student', 'fkl_teacher')
-VIEWS = {'samples': 'trained on samples alone', 'all': 'with the density-aware references'}
+# view -> (its title, whether DENSITY_AWARE candidates enter, the rows: α = 1 or best α).
+VIEWS = {
+    'samples': ('trained on samples alone, at α = 1', False, 'at_point'),
+    'samples_best_alpha': ('trained on samples alone, each at its best α', False,
+                           'best_at_point'),
+    'all': ('with the density-aware references, at α = 1', True, 'at_point'),
+    'all_best_alpha': ('with the density-aware references, each at its best α', True,
+                       'best_at_point'),
+}
 
 
 def slices(options) -> Dict[str, Slice]:
@@ -280,32 +293,54 @@ def _best_alpha_rows(rows):
   return out
 
 
+def _last_steps(rows):
+  """{(run, scheme): the last evaluation step of its training rows}."""
+  out = {}
+  for r in rows:
+    if r.get('phase') == 'train':
+      key = (r['run'], r['scheme'])
+      out[key] = max(out.get(key, 0), r['step'])
+  return out
+
+
 def derive(rows):
   """Rows computed from the α rows.
 
   'at_point': every objective's selected generator at α = 1 under the label of each point
     it answers for (its own run's; a data-free objective's at every data size of its
-    (width, T, V); the GAN's from its warm run), with 'source' = the run it came from;
-  'vs_mle': objective − MLE at the point, per seed (kl_pq, kl_qp, exacc_err);
-  'prefix_gain': distill_data − distill_student at the point, per seed;
+    (width, T, V); the GAN's from its warm run), with 'source' = the run it came from and
+    'at_last' = whether the selection fell on the run's last evaluation (the objective was
+    still improving when its step budget ran out);
+  'best_at_point': the same for each objective at its best α (`_best_alpha_rows`);
+  'vs_mle': objective − MLE at the point (α = 1), per seed (kl_pq, kl_qp, exacc_err);
+  'prefix_gain': distill_data − distill_student at the point (α = 1), per seed;
   'best_alpha': each KL at the α of its lowest mean over seeds, per run and scheme.
   """
   sel = _selected(rows)
-  free = {(_without_data(run), scheme): (run, by_seed) for (run, scheme), by_seed in sel.items()
-          if scheme in DATA_FREE}
+  best_rows = _best_alpha_rows(rows)
+  best = {}
+  for r in best_rows:
+    best.setdefault((r['run'], r['scheme']), {})[r['seed']] = r
+  last = _last_steps(rows)
   points = sorted(run for run, scheme in sel if scheme == MLE)
   schemes = sorted({scheme for _, scheme in sel})
   at = {}
   out = []
-  for p in points:
-    for o in schemes:
-      source = next(((run, sel[(run, o)]) for run in (p, GAN_PREFIX + p) if (run, o) in sel),
-                    free.get((_without_data(p), o)))
-      if source is None:
-        continue
-      at[(p, o)] = source[1]
-      out += [dict(r, run=p, phase='at_point', source=source[0])
-              for _, r in sorted(source[1].items())]
+  for table, phase in ((sel, 'at_point'), (best, 'best_at_point')):
+    free = {(_without_data(run), o): (run, by_seed) for (run, o), by_seed in table.items()
+            if o in DATA_FREE}
+    for p in points:
+      for o in schemes:
+        source = next(((run, table[(run, o)]) for run in (p, GAN_PREFIX + p)
+                       if (run, o) in table), free.get((_without_data(p), o)))
+        if source is None:
+          continue
+        end = last.get((source[0], o))
+        if phase == 'at_point':
+          at[(p, o)] = source[1]
+        out += [dict(r, run=p, phase=phase, source=source[0],
+                     at_last=end is not None and r['step'] >= end)
+                for _, r in sorted(source[1].items())]
 
   metrics = KLS + ('exacc_err',)
 
@@ -322,45 +357,51 @@ def derive(rows):
       diff(p, o, MLE, o, 'vs_mle')
     if o == 'distill_data' and (p, 'distill_student') in at:
       diff(p, 'distill_data', 'distill_student', 'distill_student', 'prefix_gain')
-  return out + _best_alpha_rows(rows)
+  return out + best_rows
 
 
 # --- maps ------------------------------------------------------------------------------------
 
-def candidates(s: Slice, run_label: str, options) -> Dict[str, object]:
-  """{candidate: metric -> Select} at one point: the slice's objectives at α = 1, MLE at its
-  best α, the GAN where the point has a GAN run (rows of `derive`)."""
-  at = lambda o: (lambda m: verdicts.Select({'run': run_label, 'scheme': o,
-                                             'phase': 'at_point'}, m, step=None))
+def candidates(s: Slice, run_label: str, options, phase: str = 'at_point'):
+  """{candidate: metric -> Select} at one point: the slice's objectives, and the GAN where
+  the point has a GAN run, from `derive`'s rows of `phase` ('at_point': at α = 1;
+  'best_at_point': each at its best α)."""
+  at = lambda o: (lambda m: verdicts.Select({'run': run_label, 'scheme': o, 'phase': phase},
+                                            m, step=None))
   out = {o: at(o) for o in s.objectives}
-  out[MLE_ALPHA] = lambda m: verdicts.Select(
-      {'run': run_label, 'scheme': MLE, 'phase': 'best_alpha'}, m, step=None)
   if s is slices(options).get(GAN_SLICE) and run_label in gan_points(options):
     out[GAN] = at(GAN)
   return out
 
 
-def _at_point(rows):
-  """{(point, scheme): {seed: row}} of the 'at_point' rows (`derive`)."""
+def _at_point(rows, phase: str = 'at_point'):
+  """{(point, scheme): {seed: row}} of `derive`'s rows of `phase`."""
   out = {}
   for r in rows:
-    if r.get('phase') == 'at_point':
+    if r.get('phase') == phase:
       out.setdefault((r['run'], r['scheme']), {})[r['seed']] = r
   return out
 
 
+def still_improving(by_seed) -> bool:
+  """Whether most seeds' selected generator is the run's last evaluation: the objective was
+  still improving on the validation set when its step budget ran out."""
+  flags_ = [bool(r.get('at_last')) for r in by_seed.values()]
+  return bool(flags_) and 2 * sum(flags_) > len(flags_)
+
+
 def leaders(rows, options):
-  """{(slice, metric, view): {(x, y): Leader}} over every cell with rows of two candidates;
-  view 'samples': the candidates trained on samples alone, 'all': with the references that
-  read the oracle's density (DENSITY_AWARE)."""
+  """{(slice, metric, view): {(x, y): Leader}} over every cell with rows of two candidates,
+  for each view of VIEWS."""
   out = {}
   for name, s in slices(options).items():
     for m in KLS:
-      for view in VIEWS:
+      for view, (_, with_density, phase) in VIEWS.items():
         grid = {}
         for x, y, run_label in cells(s, options):
-          present = {c: make(m) for c, make in candidates(s, run_label, options).items()
-                     if view == 'all' or c not in DENSITY_AWARE}
+          present = {c: make(m)
+                     for c, make in candidates(s, run_label, options, phase).items()
+                     if with_density or c not in DENSITY_AWARE}
           present = {c: sel for c, sel in present.items() if verdicts.values(rows, sel)}
           if len(present) < 2:  # (a partial drawing: not yet trained)
             continue
@@ -371,22 +412,27 @@ def leaders(rows, options):
   return out
 
 
-def _heat_maps(grids, s: Slice, name: str, path: str) -> None:
+def _heat_maps(grids, rows, s: Slice, name: str, path: str, options) -> None:
   """A panel per KL (columns) and view (rows): each cell coloured by its leader (faded,
-  hatched and '?' when unresolved), the margin to the runner-up written in it."""
+  hatched and '?' when unresolved), the margin to the runner-up written in it, '†' when the
+  leader was still improving at its last evaluation."""
+  labels = {(x, y): run_label for x, y, run_label in cells(s, options)}
   plt = figures.pyplot()
   fig, axes = figures.subplots(len(VIEWS), len(KLS), width=1.35 * len(s.values[0]) + 2.2,
                                height=0.75 * len(s.values[1]) + 1.7)
   xs, ys = s.values
   for row, view in enumerate(VIEWS):
+    at = _at_point(rows, VIEWS[view][2])
     for ax, m in zip(axes[row], KLS):
       for (x, y), lead in grids[(name, m, view)].items():
         i, j = xs.index(x), ys.index(y)
+        dagger = ' †' if still_improving(at.get((labels[(x, y)], lead.label), {})) else ''
         ax.add_patch(plt.Rectangle((i - 0.5, j - 0.5), 1, 1,
                                    color=COLORS.get(lead.label, 'tab:gray'),
                                    alpha=0.8 if lead.resolved else 0.25,
                                    hatch=None if lead.resolved else '//'))
-        ax.text(i, j, f'{lead.label}{"" if lead.resolved else " ?"}\n+{lead.margin:.2g}',
+        ax.text(i, j, f'{lead.label}{"" if lead.resolved else " ?"}{dagger}'
+                f'\n+{lead.margin:.2g}',
                 ha='center', va='center', fontsize=6)
       ax.set_xlim(-0.5, len(xs) - 0.5)
       ax.set_ylim(-0.5, len(ys) - 0.5)
@@ -394,7 +440,8 @@ def _heat_maps(grids, s: Slice, name: str, path: str) -> None:
       ax.set_yticks(range(len(ys)), [f'{v:g}' for v in ys])
       ax.set_xlabel(TITLE[s.axes[0]])
       ax.set_ylabel(TITLE[s.axes[1]])
-      ax.set_title(f'lowest {m}: {VIEWS[view]}\n(? = unresolved; +margin to the runner-up)',
+      ax.set_title(f'lowest {m}: {VIEWS[view][0]}\n(? unresolved; † still improving at its '
+                   'last evaluation; +margin to the runner-up)',
                    fontsize=7)
   figures.save(fig, path)
 
@@ -434,12 +481,13 @@ def draw(rows, output_dir, options):
   grids = leaders(rows, options)
   sel = _at_point(rows)
   lines = ['## The map\'s answer', '',
-           'Counted from the maps below: per slice and KL, the cells each candidate leads '
-           '(resolved: it beats every other candidate by the paired tests; unresolved: the '
-           'best mean only).', '']
-  lines += answer(grids, options) + ['']
+           'Counted from the maps below: per slice, view and KL, the cells each candidate '
+           'leads (resolved: it beats every other candidate by the paired tests; unresolved: '
+           'the best mean only). A leader still improving at its last evaluation (selected '
+           'there in most seeds) was bounded by the step budget, not by the data.', '']
+  lines += answer(grids, rows, options) + ['']
   for name, s in slices(options).items():
-    _heat_maps(grids, s, name, f'{output_dir}/regime_{name}.png')
+    _heat_maps(grids, rows, s, name, f'{output_dir}/regime_{name}.png', options)
     if s.axes[0] == 'data':
       _trajectories(rows, s, options, f'{output_dir}/regime_{name}_kl_plane.png')
     fixed = dict(default_point(options), **s.fixed)
@@ -447,19 +495,24 @@ def draw(rows, output_dir, options):
               'Fixed: ' + ', '.join(f'{TITLE[a]} {v}' for a, v in fixed.items()
                                     if a not in s.axes) + '.', '']
     for view in VIEWS:
-      lines += [f'Leaders, {VIEWS[view]}:', ''] + _leader_table(grids, s, name, view)
+      lines += [f'Leaders, {VIEWS[view][0]}:', ''] + _leader_table(
+          grids, _at_point(rows, VIEWS[view][2]), s, name, view, options)
     lines += ['Each objective\'s selected generator at α = 1 (mean ± 95% CI over seeds):', '']
     lines += _metric_table(sel, s, options)
   return '\n'.join(lines) + '\n'
 
 
-def answer(grids, options):
-  """Markdown bullets: per slice, KL and view, how many cells each candidate leads."""
+def answer(grids, rows, options):
+  """Markdown bullets: per slice, KL and view, how many cells each candidate leads, and in
+  how many the leader was still improving at its last evaluation (a step budget, not the
+  data, bounded it there)."""
   out = []
   for name, s in slices(options).items():
     total = len(s.values[0]) * len(s.values[1])
-    for m in KLS:
-      for view in VIEWS:
+    labels = {(x, y): run_label for x, y, run_label in cells(s, options)}
+    for view, (title, _, phase) in VIEWS.items():
+      at = _at_point(rows, phase)
+      for m in KLS:
         grid = grids[(name, m, view)]
         counts = {}
         for lead in grid.values():
@@ -467,43 +520,53 @@ def answer(grids, options):
           won[0 if lead.resolved else 1] += 1
         parts = [f'`{c}` {r} resolved' + (f' + {u} unresolved' if u else '')
                  for c, (r, u) in sorted(counts.items(), key=lambda kv: (-sum(kv[1]), kv[0]))]
-        out.append(f'- `{name}`, {m}, {VIEWS[view]} ({len(grid)} of {total} cells with rows): '
-                   + ('; '.join(parts) if parts else 'no cells yet') + '.')
+        going = sum(still_improving(at.get((labels[xy], lead.label), {}))
+                    for xy, lead in grid.items())
+        out.append(f'- `{name}`, {m}, {title} ({len(grid)} of {total} cells with rows): '
+                   + ('; '.join(parts) if parts else 'no cells yet')
+                   + (f'; in {going} of them the leader was still improving at its last '
+                      'evaluation' if going else '') + '.')
   return out
 
 
-def _leader_table(grids, s: Slice, name: str, view: str):
+def _leader_table(grids, at, s: Slice, name: str, view: str, options):
+  """Markdown rows of one view's leaders per cell and KL; `at`: `_at_point` of the view's
+  phase, for the candidates still improving at their last evaluation."""
   lines = [f'| {s.axes[0]} | {s.axes[1]} | ' + ' | '.join(
-      f'leader of {m} (margin to runner-up [95% CI], n)' for m in KLS) + ' |',
-      '|---|---|' + '---|' * len(KLS)]
-  for y in s.values[1]:
-    for x in s.values[0]:
-      cellv = []
-      for m in KLS:
-        lead = grids[(name, m, view)].get((x, y))
-        if lead is None:
-          cellv.append('no rows')
-          continue
-        lo, hi = lead.margin_ci
-        who = f'**{lead.label}**' if lead.resolved else f'{lead.label} (unresolved)'
-        cellv.append(f'{who} by {lead.margin:.3g} [{lo:.3g}, {hi:.3g}] over '
-                     f'{lead.runner_up}, n = {lead.n}')
-      lines.append(f'| {x} | {y} | ' + ' | '.join(cellv) + ' |')
+      f'leader of {m} (margin to runner-up [95% CI], n)' for m in KLS)
+      + ' | still improving at the end |', '|---|---|' + '---|' * (len(KLS) + 1)]
+  for x, y, run_label in cells(s, options):
+    cellv = []
+    for m in KLS:
+      lead = grids[(name, m, view)].get((x, y))
+      if lead is None:
+        cellv.append('no rows')
+        continue
+      lo, hi = lead.margin_ci
+      who = f'**{lead.label}**' if lead.resolved else f'{lead.label} (unresolved)'
+      cellv.append(f'{who} by {lead.margin:.3g} [{lo:.3g}, {hi:.3g}] over '
+                   f'{lead.runner_up}, n = {lead.n}')
+    going = sorted(o for (p, o), by_seed in at.items() if p == run_label
+                   and still_improving(by_seed))
+    lines.append(f'| {x} | {y} | ' + ' | '.join(cellv) + f' | {", ".join(going) or "–"} |')
   return lines + ['']
 
 
 def _metric_table(sel, s: Slice, options):
   """Each objective's selected generator at α = 1 (mean ± 95% CI over seeds), per cell."""
   metrics = KLS + ('exacc_err', 'entropy_q')
-  lines = [f'| {s.axes[0]} | {s.axes[1]} | objective | seeds | selected step | '
-           + ' | '.join(metrics) + ' |', '|---|---|---|---|---|' + '---|' * len(metrics)]
+  lines = [f'| {s.axes[0]} | {s.axes[1]} | objective | seeds | selected step (seeds at the '
+           'last evaluation) | ' + ' | '.join(metrics) + ' |',
+           '|---|---|---|---|---|' + '---|' * len(metrics)]
   for x, y, run_label in cells(s, options):
     for o in list(s.objectives) + [GAN]:
       by_seed = sel.get((run_label, o))
       if not by_seed:
         continue
       rs = list(by_seed.values())
-      lines.append(f'| {x} | {y} | {o} | {len(rs)} | {stats.fmt_ci([r["step"] for r in rs])} | '
+      ends = sum(bool(r.get('at_last')) for r in rs)
+      lines.append(f'| {x} | {y} | {o} | {len(rs)} | {stats.fmt_ci([r["step"] for r in rs])} '
+                   f'({ends}) | '
                    + ' | '.join(stats.fmt_ci([r.get(m) for r in rs]) for m in metrics) + ' |')
   return lines + ['']
 
