@@ -9,6 +9,7 @@ from benchmarks.experiments import distill
 from benchmarks.experiments import fedus
 from benchmarks.experiments import gan_sweep
 from benchmarks.experiments import huszar_1d
+from benchmarks.experiments import kl_estimators
 from benchmarks.experiments import pi_sweep
 from benchmarks.experiments import regime_map
 from benchmarks.experiments import scheduled_sampling
@@ -25,4 +26,5 @@ REGISTRY = {e.name: e for e in (
     seqgan_table.EXPERIMENT,
     distill.EXPERIMENT,
     regime_map.EXPERIMENT,
+    kl_estimators.EXPERIMENT,
 )}
