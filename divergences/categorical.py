@@ -349,3 +349,56 @@ def total_variation(
   _check(log_p, log_q)
   # exp(−inf) = 0 with derivative 0: zero atoms need no special case.
   return 0.5 * jnp.sum(jnp.abs(jnp.exp(log_p) - jnp.exp(log_q)), axis=axis)
+
+
+def alpha_beta(
+    log_p: jax.typing.ArrayLike,
+    log_q: jax.typing.ArrayLike,
+    alpha: float,
+    beta: float,
+    *,
+    axis: int = -1,
+) -> jax.Array:
+  """The α-β divergence D_AB^{(α,β)}(P ‖ Q) (Cichocki, Cruces & Amari 2011; ABKD's loss).
+
+  For α, β, α + β ≠ 0:
+    −1/(αβ) Σ (p^α q^β − α/(α+β) p^{α+β} − β/(α+β) q^{α+β});
+  and its limits (static branches on the Python floats α, β):
+    β = 0:        1/α² Σ (p^α log(p^α/q^α) − p^α + q^α)   ((1, 0): KL(P‖Q))
+    α = 0:        1/β² Σ (q^β log(q^β/p^β) − q^β + p^β)   ((0, 1): KL(Q‖P))
+    α = −β ≠ 0:   1/α² Σ (log(q^α/p^α) + (q^α/p^α)^{−1} − 1)
+    α = β = 0:    ½ Σ (log p − log q)².
+  (α, β) = (½, ½) is 4× the squared Hellinger distance. ≥ 0, 0 iff P = Q.
+
+  Args:
+    log_p, log_q: log-probabilities (log-space), shape `[..., n]`, support on `axis`.
+    alpha, beta: Python floats (they select the branch).
+    axis: the support axis.
+
+  Returns:
+    D_AB^{(α,β)}(P ‖ Q), shape `[...]`.
+
+  References:
+    Cichocki, Cruces, Amari, Generalized Alpha-Beta Divergences and Their Application to
+    Robust Nonnegative Matrix Factorization, Entropy 13(1), 2011. Wang et al., ABKD:
+    Pursuing a Proper Allocation of the Probability Mass in Knowledge Distillation via
+    α-β-Divergence, ICML 2025.
+  """
+  log_p, log_q = jnp.asarray(log_p), jnp.asarray(log_q)
+  _check(log_p, log_q)
+  a, b = float(alpha), float(beta)
+  total = lambda x: jnp.sum(x, axis=axis)
+  if a == 0.0 and b == 0.0:
+    return 0.5 * total(jnp.square(log_p - log_q))
+  if b == 0.0:
+    pa, qa = jnp.exp(a * log_p), jnp.exp(a * log_q)
+    return total(pa * a * (log_p - log_q) - pa + qa) / a ** 2
+  if a == 0.0:
+    pb, qb = jnp.exp(b * log_p), jnp.exp(b * log_q)
+    return total(qb * b * (log_q - log_p) - qb + pb) / b ** 2
+  if a + b == 0.0:
+    d = a * (log_q - log_p)
+    return total(d + jnp.exp(-d) - 1.0) / a ** 2
+  s = a + b
+  return -total(jnp.exp(a * log_p + b * log_q) - a / s * jnp.exp(s * log_p)
+                - b / s * jnp.exp(s * log_q)) / (a * b)

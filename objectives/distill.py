@@ -16,6 +16,8 @@ with D (config.distill.divergence; TRL's names where it has them):
   skl   KL(P_t ‖ αP_t + (1−α)Q_t)          (DistiLLM's skew KL, α = skew_alpha)
   srkl  KL(Q_t ‖ (1−α)P_t + αQ_t)          (DistiLLM's skew reverse KL)
   tvd   ½ ‖P_t − Q_t‖₁                     (TaiLr's total variation; the gradient of |·|)
+  abkd  D_AB^{(α,β)}(P_t ‖ Q_t)            (ABKD's α-β divergence, α, β = ab_alpha, ab_beta;
+                                           (1, 0) is fkl, (0, 1) rkl: categorical.alpha_beta)
 
 Prefixes (config.distill.prefix, lmbda): each row of the batch is, independently with
 probability λ = lmbda (a Bernoulli per row, keyed), a fresh sample of the student (GKD's
@@ -76,6 +78,7 @@ References:
 """
 
 import functools
+import math
 from typing import Callable
 
 import jax
@@ -87,7 +90,7 @@ from objectives import base
 from objectives import footprint
 from objectives import token_terms
 
-DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd')
+DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd', 'abkd')
 PREFIXES = ('data', 'teacher', 'student')
 COSTS_TO_GO = ('none', 'full')
 BASELINES = ('loo', 'none')
@@ -95,7 +98,7 @@ ESTIMATORS = ('sampled', 'exact')
 
 
 def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergence: str,
-                     skew_alpha=0.1) -> jax.Array:
+                     skew_alpha=0.1, ab=(0.5, 0.5)) -> jax.Array:
   """D(P_t, Q_t) of next-token distributions: [..., V] log-probs (log-space) -> [...].
 
   Args:
@@ -104,6 +107,7 @@ def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergenc
     beta: β ∈ [0, 1] of 'jsd' (scalar, may be traced); unused otherwise.
     divergence: one of DIVERGENCES (module docstring).
     skew_alpha: α of 'skl' / 'srkl'.
+    ab: (α, β) of 'abkd' (Python floats: they pick the formula's branch).
   """
   if divergence == 'fkl':
     return categorical.kl(log_p, log_q)
@@ -117,6 +121,8 @@ def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergenc
     return categorical.skew_kl(log_q, log_p, skew_alpha)
   if divergence == 'tvd':
     return categorical.total_variation(log_p, log_q)
+  if divergence == 'abkd':
+    return categorical.alpha_beta(log_p, log_q, *ab)
   raise ValueError(f'--config.distill.divergence: unknown {divergence!r}; known: '
                    f'{", ".join(DIVERGENCES)}')
 
@@ -171,7 +177,8 @@ def surrogate(d: jax.Array, log_q_tok: jax.Array, is_student: jax.Array, *, cost
 
 
 def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student: jax.Array,
-         beta=None, *, divergence: str, skew_alpha=0.1, cost_to_go: str = 'none',
+         beta=None, *, divergence: str, skew_alpha=0.1, ab=(0.5, 0.5),
+         cost_to_go: str = 'none',
          baseline='loo', chunk_bytes: int = output_layer.CHUNK_BYTES) -> jax.Array:
   """The distillation loss of each row of a batch of prefixes.
 
@@ -181,7 +188,7 @@ def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student
     tokens: int32 [B, T] prefixes (constants), from `prefixes`.
     is_student: bool [B], which rows are the student's samples.
     beta: β of 'jsd' (scalar, may be traced); unused otherwise.
-    divergence, skew_alpha: see `token_divergence`; cost_to_go, baseline: see `surrogate`.
+    divergence, skew_alpha, ab: see `token_divergence`; cost_to_go, baseline: see `surrogate`.
     chunk_bytes: bound on the logits held at once (`token_terms.per_token_terms`).
 
   Returns:
@@ -190,7 +197,7 @@ def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student
   d, log_q_tok = token_terms.model_terms(
       student, params, teacher, teacher_params, tokens,
       lambda log_p, log_q, x: token_divergence(log_p, log_q, beta, divergence=divergence,
-                                               skew_alpha=skew_alpha),
+                                               skew_alpha=skew_alpha, ab=ab),
       chunk_bytes=chunk_bytes)
   return surrogate(d, log_q_tok, is_student, cost_to_go=cost_to_go, baseline=baseline)
 
@@ -236,7 +243,8 @@ def _check_exact_prefix(prefix: str) -> None:
 
 
 def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
-               skew_alpha=0.1, prefix: str, lmbda: float, cost_to_go: str = 'none',
+               skew_alpha=0.1, ab=(0.5, 0.5), prefix: str, lmbda: float,
+               cost_to_go: str = 'none',
                temperature: float = 1.0) -> jax.Array:
   """The sampled loss's expectation over every prefix (the 'exact' estimator): a scalar.
 
@@ -244,7 +252,7 @@ def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
     teacher_logits: the teacher's next-token logits of every prefix, level by level
       (`LSTMLM.prefix_tree_logits`: T arrays, level t [V^t, V]; constants).
     student_logits: the student's, same shapes (differentiable).
-    beta, divergence, skew_alpha: as in `token_divergence`.
+    beta, divergence, skew_alpha, ab: as in `token_divergence`.
     prefix: 'teacher' or 'student' (the law of the rows that are not the student's own when
       'teacher'); lmbda: the student's share of rows (1 for 'student').
     cost_to_go: 'none' (Q's prefix weights held fixed: the per-token surrogate's expected
@@ -262,7 +270,8 @@ def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
   for lp_logits, lq_logits in zip(teacher_logits, student_logits):
     log_p = jax.nn.log_softmax(lp_logits, axis=-1)
     log_q = jax.nn.log_softmax(lq_logits, axis=-1)
-    d = token_divergence(log_p, log_q, beta, divergence=divergence, skew_alpha=skew_alpha)
+    d = token_divergence(log_p, log_q, beta, divergence=divergence, skew_alpha=skew_alpha,
+                         ab=ab)
     w_q = jnp.exp(log_w_q)
     if cost_to_go == 'none':
       w_q = jax.lax.stop_gradient(w_q)
@@ -292,6 +301,11 @@ def check_config(config) -> None:
       raise ValueError(f'--config.distill.{field}: must be a number in [0, 1], got {value!r}')
   for field in ('temperature', 'learning_rate', 'grad_clip'):
     base.check_positive('distill', field, dc[field])
+  for field in ('ab_alpha', 'ab_beta'):
+    value = dc[field]
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value)):
+      raise ValueError(f'--config.distill.{field}: must be a finite number, got {value!r}')
   if dc.temperature != 1 and dc.cost_to_go == 'full':
     raise ValueError(f"--config.distill.temperature: cost_to_go='full' needs prefixes drawn "
                      f'from Q itself (temperature 1): its score-function term is that of '
@@ -321,6 +335,7 @@ def make(config, problem) -> base.Scheme:
   def loss_fn(params, tokens, is_student, beta):
     return loss(model, params, teacher, teacher_params, tokens, is_student, beta,
                 divergence=dc.divergence, skew_alpha=dc.skew_alpha,
+                ab=(float(dc.ab_alpha), float(dc.ab_beta)),
                 cost_to_go=dc.cost_to_go, baseline=dc.baseline,
                 chunk_bytes=chunk_bytes).mean()
 
@@ -334,6 +349,7 @@ def make(config, problem) -> base.Scheme:
     def exact_fn(params, beta):
       return exact_loss(teacher_tree(), model.apply(params, method='prefix_tree_logits'),
                         beta, divergence=dc.divergence, skew_alpha=dc.skew_alpha,
+                        ab=(float(dc.ab_alpha), float(dc.ab_beta)),
                         prefix=dc.prefix, lmbda=dc.lmbda, cost_to_go=dc.cost_to_go,
                         temperature=dc.temperature)
 

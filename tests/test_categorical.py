@@ -296,5 +296,51 @@ class CategoricalTest(parameterized.TestCase):
     self.assertFalse(np.isnan(_scaled(log_p, log_q, 0.5)))
 
 
+class AlphaBetaTest(absltest.TestCase):
+  """categorical.alpha_beta: the general formula against numpy, its limits against the
+  closed-form branches (the general formula near each limit) and the KLs they give."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(0)
+    self.lp = jax.nn.log_softmax(jnp.asarray(rng.normal(size=6) * 2, jnp.float32))
+    self.lq = jax.nn.log_softmax(jnp.asarray(rng.normal(size=6) * 2, jnp.float32))
+    self.p = np.exp(np.asarray(self.lp, np.float64))
+    self.q = np.exp(np.asarray(self.lq, np.float64))
+
+  def ab(self, a, b):
+    return float(categorical.alpha_beta(self.lp, self.lq, a, b))
+
+  def test_general_formula_against_numpy(self):
+    p, q = self.p, self.q
+    for a, b in ((0.5, 0.5), (0.3, 0.9), (2.0, -0.5), (-0.4, 1.2)):
+      want = -np.sum(p ** a * q ** b - a / (a + b) * p ** (a + b)
+                     - b / (a + b) * q ** (a + b)) / (a * b)
+      self.assertAlmostEqual(self.ab(a, b), want, delta=1e-4 * max(1.0, abs(want)))
+    self.assertAlmostEqual(self.ab(0.5, 0.5), 2 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2),
+                           places=5)  # 4× the squared Hellinger distance
+
+  def test_limits_are_the_kls_and_the_branches_are_the_limits(self):
+    kl = lambda a, b: float(np.sum(a * np.log(a / b)))
+    self.assertAlmostEqual(self.ab(1.0, 0.0), kl(self.p, self.q), places=5)
+    self.assertAlmostEqual(self.ab(0.0, 1.0), kl(self.q, self.p), places=5)
+    p, q = self.p, self.q
+
+    def general(a, b):  # the general formula in float64, near a limit
+      return -np.sum(p ** a * q ** b - a / (a + b) * p ** (a + b)
+                     - b / (a + b) * q ** (a + b)) / (a * b)
+    eps = 1e-5
+    for (a, b), near in (((1.0, 0.0), (1.0, eps)), ((0.0, 1.0), (eps, 1.0)),
+                         ((0.5, 0.0), (0.5, eps)), ((0.0, 0.5), (eps, 0.5)),
+                         ((0.5, -0.5), (0.5, -0.5 + eps)), ((0.0, 0.0), (eps, 2 * eps))):
+      branch = self.ab(a, b)
+      self.assertAlmostEqual(branch, general(*near), delta=1e-3 * max(1.0, abs(branch)),
+                             msg=(a, b))
+    for a, b in ((0.5, 0.5), (1.0, 0.0), (0.0, 0.0), (0.5, -0.5)):
+      self.assertAlmostEqual(float(categorical.alpha_beta(self.lp, self.lp, a, b)), 0.0,
+                             places=5)
+      self.assertGreater(self.ab(a, b), 0.0)
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -157,6 +157,15 @@ class TokenDivergenceTest(parameterized.TestCase):
     # d KL(P‖softmax z)/dz = softmax z − p, also where P has zeros.
     np.testing.assert_allclose(out['fkl_all_rows'], jax.nn.softmax(logits) - self.p, atol=1e-6)
 
+  def test_abkd_ends_are_the_two_kls(self):
+    # Rows 2, 3 (where every divergence is finite): (α, β) = (1, 0) is fkl, (0, 1) rkl.
+    lp, lq = self.log_p[2:], self.log_q[2:]
+    abkd = lambda a, b: distill.token_divergence(lp, lq, divergence='abkd', ab=(a, b))
+    np.testing.assert_allclose(abkd(1.0, 0.0), distill.token_divergence(lp, lq, divergence='fkl'),
+                               rtol=1e-5)
+    np.testing.assert_allclose(abkd(0.0, 1.0), distill.token_divergence(lp, lq, divergence='rkl'),
+                               rtol=1e-5)
+
   def test_unknown_divergence_names_the_flag(self):
     with self.assertRaisesRegex(ValueError, '--config.distill.divergence'):
       distill.token_divergence(self.log_p, self.log_q, divergence='kl')
@@ -415,6 +424,7 @@ class ConfigTest(parameterized.TestCase):
       ({'prefix': 'mixed'}, 'prefix'),
       ({'lmbda': 1.5}, 'lmbda'),
       ({'skew_alpha': -0.1}, 'skew_alpha'),
+      ({'ab_alpha': float('inf')}, 'ab_alpha'),
       ({'cost_to_go': 'partial'}, 'cost_to_go'),
       ({'baseline': 'mean'}, 'baseline'),
       ({'temperature': 0.0}, 'temperature'),

@@ -149,7 +149,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill = ml_collections.ConfigDict()
   # 'fkl' KL(P‖Q) | 'rkl' KL(Q‖P) | 'jsd' JS_β/(β(1−β)) with β = the run's π (swept by --pis;
   # β = 0, 1 give fkl, rkl exactly) | 'skl' KL(P‖αP+(1−α)Q) | 'srkl' KL(Q‖(1−α)P+αQ) |
-  # 'tvd' ½‖P−Q‖₁
+  # 'tvd' ½‖P−Q‖₁ | 'abkd' ABKD's α-β divergence (ab_alpha, ab_beta)
   c.distill.divergence = 'jsd'
   # Source of the rows that are not the student's own: 'data' (the training batch) |
   # 'teacher' (fresh oracle samples, sequence-level KD) | 'student' (every row is the
@@ -157,6 +157,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill.prefix = 'data'
   c.distill.lmbda = 0.5             # P(a row is the student's own sample), a Bernoulli per row
   c.distill.skew_alpha = 0.1        # α of skl / srkl (DistiLLM)
+  c.distill.ab_alpha = 0.5          # α of abkd (ABKD's α-β divergence; (1, 0) = fkl, (0, 1) = rkl)
+  c.distill.ab_beta = 0.5           # β of abkd ((½, ½): 4× the squared Hellinger distance)
   # 'none': per-token surrogate, no gradient through the prefixes (the papers, TRL) |
   # 'full': + the score-function term of the student rows' own law (cost-to-go Σ_{s>t} D_s),
   # so the expected update is ∇E_Q[Σ_t D_t] (rkl: exactly ∇KL(Q‖P), as `direct`).

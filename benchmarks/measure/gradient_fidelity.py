@@ -66,9 +66,10 @@ PyTree = Any
 # The targets g* can be the gradient of (per token): by `divergences.exact`, then whole-sequence
 # divergences of the enumerated distributions (a categorical over V^T sequences):
 # js_pi_scaled = JS_π/(π(1−π)), skew_kl_pq = KL(P ‖ αP + (1−α)Q), skew_kl_qp =
-# KL(Q ‖ (1−α)P + αQ) (α = config.distill.skew_alpha), tv = ½ Σ_x |P(x) − Q(x)|.
+# KL(Q ‖ (1−α)P + αQ) (α = config.distill.skew_alpha), tv = ½ Σ_x |P(x) − Q(x)|,
+# alpha_beta = D_AB^{(α,β)}(P ‖ Q) (α, β = config.distill.ab_alpha, ab_beta).
 EXACT_DIVERGENCES = ('kl_pq', 'kl_qp', 'js_pi')
-SEQUENCE_DIVERGENCES = ('js_pi_scaled', 'skew_kl_pq', 'skew_kl_qp', 'tv')
+SEQUENCE_DIVERGENCES = ('js_pi_scaled', 'skew_kl_pq', 'skew_kl_qp', 'tv', 'alpha_beta')
 DIVERGENCES = EXACT_DIVERGENCES + SEQUENCE_DIVERGENCES
 PIS = (0.1, 0.5, 0.9)
 JACKKNIFE_GROUPS = 20
@@ -207,11 +208,13 @@ def sequence_divergence(setup: Setup, name: str) -> Callable:
   categorical divergences apply to them directly.
   """
   alpha = setup.config.distill.skew_alpha
+  ab = (float(setup.config.distill.ab_alpha), float(setup.config.distill.ab_beta))
   fns = {
       'js_pi_scaled': lambda lp, lq, pi: categorical.js_pi_scaled(lp, lq, pi),
       'skew_kl_pq': lambda lp, lq, pi: categorical.skew_kl(lp, lq, alpha),
       'skew_kl_qp': lambda lp, lq, pi: categorical.skew_kl(lq, lp, alpha),
       'tv': lambda lp, lq, pi: categorical.total_variation(lp, lq),
+      'alpha_beta': lambda lp, lq, pi: categorical.alpha_beta(lp, lq, *ab),
   }
 
   def fn(params, pi):
@@ -391,7 +394,7 @@ def seqgan_rows(setup: Setup) -> List[Estimate]:
 
 # distill's divergence -> the sequence-level divergence of the same name (DIVERGENCES).
 DISTILL_TARGETS = {'fkl': 'kl_pq', 'rkl': 'kl_qp', 'jsd': 'js_pi_scaled', 'skl': 'skew_kl_pq',
-                   'srkl': 'skew_kl_qp', 'tvd': 'tv'}
+                   'srkl': 'skew_kl_qp', 'tvd': 'tv', 'abkd': 'alpha_beta'}
 DISTILL_LAMBDA = 0.5  # the share of student rows of the mixed-prefix rows
 
 
@@ -407,12 +410,13 @@ def distill_updates(setup: Setup, divergence: str) -> Callable:
   gen, oracle = setup.generator, setup.problem
   xs, data, p = setup.sequences, setup.problem.train, jnp.exp(setup.log_p_all)
   alpha = setup.config.distill.skew_alpha
+  ab = (float(setup.config.distill.ab_alpha), float(setup.config.distill.ab_beta))
 
   def loss(prm, tokens, student, beta, cost_to_go):
     rows = jnp.full(tokens.shape[:1], student)
     return distill.loss(gen, prm, oracle.model, oracle.params, tokens, rows,
                         beta if divergence == 'jsd' else None, divergence=divergence,
-                        skew_alpha=alpha, cost_to_go=cost_to_go, baseline=0.0)
+                        skew_alpha=alpha, ab=ab, cost_to_go=cost_to_go, baseline=0.0)
 
   @jax.jit
   def updates(params, beta):
@@ -618,7 +622,9 @@ def markdown(rows: Sequence[dict], info: dict) -> str:
       'estimator shows from Monte-Carlo noise alone). Over inits: cosine mean [min], rel. '
       'error mean [max], norm ratio mean. Sequence-level targets (per token): js_pi_scaled = '
       'JS_π/(π(1−π)), skew_kl_pq = KL(P‖αP+(1−α)Q), skew_kl_qp = KL(Q‖(1−α)P+αQ) '
-      f"(α = {info.get('skew_alpha', 0.1):g}), tv = ½Σ_x|P(x)−Q(x)|.",
+      f"(α = {info.get('skew_alpha', 0.1):g}), tv = ½Σ_x|P(x)−Q(x)|, alpha_beta = "
+      f"D_AB^(α,β)(P‖Q) (α, β = {info.get('ab', (0.5, 0.5))[0]:g}, "
+      f"{info.get('ab', (0.5, 0.5))[1]:g}).",
       '',
       '| scheme | estimator | divergence | π | method | cosine | rel. error | ‖g‖/‖g*‖ | noise |',
       '|---|---|---|---|---|---|---|---|---|',
@@ -644,6 +650,7 @@ def run(options: Options = Options(), builders=None, log=print) -> dict:
   exact_gradient = exact_gradient_fn(setup)
   at_inits = [jax.device_get(values(p, jnp.float32(0.5))) for p in setup.inits]
   info = dict(options=options._asdict(), skew_alpha=setup.config.distill.skew_alpha,
+              ab=(float(setup.config.distill.ab_alpha), float(setup.config.distill.ab_beta)),
               kl_pq=float(np.mean([v['kl_pq'] for v in at_inits])),
               kl_qp=float(np.mean([v['kl_qp'] for v in at_inits])),
               **{'js_0.5': float(np.mean([v['js_pi'][0] for v in at_inits]))})
