@@ -348,6 +348,17 @@ class ComputedTrendTest(absltest.TestCase):
                      V.CONTRADICTED)
 
 
+class LineTest(absltest.TestCase):
+
+  def test_p_and_its_level_never_print_alike(self):
+    claim = V.Difference('d', 'a below b', V.Select({}, 'x'), V.Select({}, 'y'), -1)
+    evidence = V.Evidence(-0.01, (-0.02, 0.0), 16, 0, 0.012, 0.99, 0.011)
+    line = V.line(V.Verdict(claim, V.UNRESOLVED, evidence, 0.02528, 0.025, 4))
+    self.assertIn('p = 0.0253 > 0.025 ', line)
+    line = V.line(V.Verdict(claim, V.SUPPORTED, evidence, 0.0012, 0.0125, 4))
+    self.assertIn('p = 0.0012 ≤ 0.013 ', line)  # (two digits where they differ)
+
+
 class FamilyTest(absltest.TestCase):
 
   def test_repeated_names_refused(self):

@@ -554,10 +554,15 @@ def line(v: Verdict) -> str:
   seeds = f'{e.n} seeds' + (f' ({e.dropped} dropped: diverged or missing)' if e.dropped else '')
   if e.n < MIN_SEEDS and not isinstance(v.claim, (Frontier, Dominance)):
     seeds += f' (fewer than {MIN_SEEDS}: no verdict)'
-  level = (f'≤ {v.threshold:.2g}' if v.word != UNRESOLVED else
-           f'> {v.threshold:.2g}' if v.threshold > 0 else 'not tested: an earlier claim failed')
+  # Two significant digits, more where p and its level would print alike ('0.025 > 0.025').
+  digits = 2
+  while digits < 6 and f'{v.p:.{digits}g}' == f'{v.threshold:.{digits}g}' and v.p != v.threshold:
+    digits += 1
+  level = (f'≤ {v.threshold:.{digits}g}' if v.word != UNRESOLVED else
+           f'> {v.threshold:.{digits}g}' if v.threshold > 0 else
+           'not tested: an earlier claim failed')
   text = (f'**{v.word}** — {v.claim.text}: {_estimate_text(v)}, {seeds}; '
-          f'p = {v.p:.2g} {level} (Holm, {v.claims} claims)')
+          f'p = {v.p:.{digits}g} {level} (Holm, {v.claims} claims)')
   if v.word == UNRESOLVED and math.isfinite(e.resolvable):
     text += f'; these seeds resolve effects ≥ {_num(e.resolvable)}'
   return text
