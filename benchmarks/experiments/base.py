@@ -1,6 +1,6 @@
 """Sizes and schedules several experiments share (the types are in `benchmarks.engine.experiment`)."""
 
-from typing import Dict
+from typing import Dict, List, Optional
 
 from benchmarks import configs
 
@@ -63,3 +63,18 @@ def tiny_sizes(**changes) -> Dict[str, object]:
            'discriminator.hidden_dim': 4, 'num_seeds': 2}
   sizes.update(changes)
   return sizes
+
+
+def warm_rows(rows, run: Optional[str] = None) -> List[dict]:
+  """The last warm-start evaluation (phase 'warm_start'; of `run` when given), one row per
+  seed that did not diverge."""
+  ws = [r for r in rows if r.get('phase') == 'warm_start' and (run is None or r.get('run') == run)]
+  if not ws:
+    return []
+  last = max(r['step'] for r in ws)
+  return [r for r in ws if r['step'] == last and not r.get('diverged')]
+
+
+def exact_prefix(rows) -> str:
+  """'exact_' when the rows have enumeration-exact divergences, else ''."""
+  return 'exact_' if any('exact_kl_pq' in r for r in rows) else ''

@@ -160,20 +160,6 @@ def final_rows(rows):
   return out
 
 
-def warm_rows(rows, run):
-  """The last warm-start evaluation of `run` (one row per seed)."""
-  ws = [r for r in rows if r.get('phase') == 'warm_start' and r.get('run') == run]
-  if not ws:
-    return []
-  last = max(r['step'] for r in ws)
-  return [r for r in ws if r['step'] == last and not r['diverged']]
-
-
-def exact_prefix(rows) -> str:
-  """'exact_' when the rows have enumeration-exact divergences, else ''."""
-  return 'exact_' if any('exact_kl_pq' in r for r in rows) else ''
-
-
 def value(row, metric: str, pi=None, prefix: str = ''):
   """A row's metric; 'js_scaled' = JS_π / (π(1−π)) at π (the scaled jsd's sequence level)."""
   if metric == 'js_scaled':
@@ -211,7 +197,7 @@ def _name(label, pi):
 
 def findings(rows, final, run):
   """Sentences computed from the rows of one run (never a hard-coded conclusion)."""
-  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  pre = base.exact_prefix([r for r in rows if r.get('run') == run])
   kind = 'exact' if pre else 'Monte-Carlo'
   objs = objectives(final, run)
   if not objs:
@@ -244,7 +230,7 @@ def findings(rows, final, run):
     lines.append(f'- `{run}`: student prefixes minus data prefixes, paired by seed (95% CI): '
                  + '; '.join(on_policy) + '.')
   # Do the surrogates descend the divergences they are named after?
-  warm = warm_rows(rows, run)
+  warm = base.warm_rows(rows, run)
   descent = []
   for label, pi, rs in objs:
     d, setting = split_label(label)
@@ -291,8 +277,8 @@ def _point(label, pi, rs, pre, **kw):
 
 def draw_plane(ax, rows, final, run):
   """Every objective of `run` on the KL[Q‖P]–KL[P‖Q] plane (jsd at β = ½ and its β curve)."""
-  pre = exact_prefix([r for r in rows if r.get('run') == run])
-  warm = warm_rows(rows, run)
+  pre = base.exact_prefix([r for r in rows if r.get('run') == run])
+  warm = base.warm_rows(rows, run)
   points = []
   if warm:
     points.append({'label': 'warm start', 'color': COLORS['warm start'], 'marker': '*',
@@ -328,7 +314,7 @@ def draw_paired(axes, rows, final, run):
   """Two panels for `run`: each objective's paired difference (per seed, mean ± 95% CI) from
   the KL[P‖Q] reference in KL[P‖Q] and from the KL[Q‖P] reference in KL[Q‖P] — what the
   verdicts compare — jsd at β = ½; one row per objective, a zero line."""
-  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  pre = base.exact_prefix([r for r in rows if r.get('run') == run])
   refs = PAIRED_REFERENCES.get(run, DEFAULT_REFERENCES)
   items = [(label, pi, rs) for label, pi, rs in objectives(final, run)
            if pi is None or abs(pi - 0.5) < 1e-9]
@@ -369,7 +355,7 @@ def draw(rows, output_dir, options):
 
   # The β sweep of jsd (each prefix setting), on the enumerable run (or the first present).
   run = plane_runs[0] if plane_runs else (runs_present[0] if runs_present else None)
-  pre = exact_prefix([r for r in rows if r.get('run') == run])
+  pre = base.exact_prefix([r for r in rows if r.get('run') == run])
   fig, axes = figures.subplots(1, 2, width=4.6, height=3.6)
   for ax, metric, title in zip(axes.flat, ('kl_pq', 'kl_qp'), ('KL[P‖Q]', 'KL[Q‖P]')):
     for s in SETTINGS:
@@ -389,8 +375,8 @@ def draw(rows, output_dir, options):
   # Exposure bias by objective (ExAccErr; jsd at β = ½).
   fig, axes = figures.subplots(1, max(1, len(plane_runs)), width=5.5, height=7.0)
   for ax, run in zip(axes.flat, plane_runs):
-    pre = exact_prefix([r for r in rows if r.get('run') == run])
-    items = [('warm start', warm_rows(rows, run))] + [
+    pre = base.exact_prefix([r for r in rows if r.get('run') == run])
+    items = [('warm start', base.warm_rows(rows, run))] + [
         (label, rs) for label, pi, rs in objectives(final, run)
         if pi is None or abs(pi - 0.5) < 1e-9]
     m, h, _ = figures.mean_ci_arrays([values(rs, 'exacc_err', prefix=pre) for _, rs in items])
@@ -415,7 +401,7 @@ def draw(rows, output_dir, options):
       for label in CAPACITY:
         pi = 0.5 if label.startswith('jsd') else None
         groups = [values(final.get((r, label, pi), []), metric,
-                         prefix=exact_prefix([x for x in rows if x.get('run') == r]))
+                         prefix=base.exact_prefix([x for x in rows if x.get('run') == r]))
                   for _, r in cap_runs]
         if any(groups):
           d, s = split_label(label)
@@ -437,8 +423,8 @@ def draw(rows, output_dir, options):
 
 def table(rows, final, run):
   """The markdown table of one run: every objective's KLs, entropy and ExAccErr."""
-  pre = exact_prefix([r for r in rows if r.get('run') == run])
-  warm = warm_rows(rows, run)
+  pre = base.exact_prefix([r for r in rows if r.get('run') == run])
+  warm = base.warm_rows(rows, run)
   lbfgs = any('train_converged' in r for r in rows if r.get('run') == run)
   last = ('converged (L-BFGS) |' if lbfgs else 'named divergence Δ from warm start |')
   lines = [f'### {run} ({"exact, by enumeration" if pre else "Monte-Carlo"}; per token, '

@@ -35,6 +35,7 @@ from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.analysis import verdicts
 from benchmarks.engine import experiment as experiment_lib
+from benchmarks.experiments import base
 from benchmarks.measure import gradient_fidelity
 from objectives import kl_estimator
 
@@ -144,20 +145,12 @@ def _final(rows, label, metric):
 
 
 def _warm(rows, metric):
-  rs = [r for r in rows if r.get('phase') == 'warm_start']
-  if not rs:
-    return []
-  last = max(r['step'] for r in rs)
-  return [r.get(metric) for r in rs if r['step'] == last and not r.get('diverged')]
-
-
-def _prefix(rows) -> str:
-  return 'exact_' if any('exact_kl_pq' in r for r in rows) else ''
+  return [r.get(metric) for r in base.warm_rows(rows)]
 
 
 def draw(rows, output_dir, options):
   del options
-  px = _prefix(rows)
+  px = base.exact_prefix(rows)
   labels = [l for l in list(REFERENCES) + list(SETTINGS)
             if any(r.get('scheme') == l for r in rows)]
   points = [{'label': 'warm start', 'kl_qp': _warm(rows, px + 'kl_qp'),
@@ -221,7 +214,7 @@ def draw(rows, output_dir, options):
 def derive(rows):
   """Per seed, each setting's last evaluation minus that of `analytic_both` (the exact
   reverse-KL gradient), in the exact (or Monte-Carlo) KLs: phase 'vs_analytic_both'."""
-  px = _prefix(rows)
+  px = base.exact_prefix(rows)
   last = {}
   for r in rows:
     if r.get('phase') == 'train' and not r.get('diverged'):

@@ -130,14 +130,6 @@ def _values(rs, metric, pi=None):
   return [r.get(metric) for r in rs]
 
 
-def _warm_rows(rows):
-  ws = [r for r in rows if r.get('phase') == 'warm_start']
-  if not ws:
-    return []
-  last = max(r['step'] for r in ws)
-  return [r for r in ws if r['step'] == last and not r['diverged']]
-
-
 def _paired_distances(rows, reference):
   """Per seed present in both: the distance between the two (KL[Q‖P], KL[P‖Q]) points."""
   ref = {r['seed']: r for r in reference}
@@ -493,7 +485,7 @@ def draw(rows, output_dir, options):
   del options
   final = _final(rows)
   pis = sorted({p for (v, p) in final if p is not None and v in SWEPT})
-  warm = _warm_rows(rows)
+  warm = base.warm_rows(rows)
 
   fig, axes = figures.subplots(1, 1, width=6.4, height=5.0)
   ax = axes[0, 0]
