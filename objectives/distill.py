@@ -93,7 +93,7 @@ from objectives import token_terms
 DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd', 'abkd')
 PREFIXES = ('data', 'teacher', 'student')
 COSTS_TO_GO = ('none', 'full')
-BASELINES = ('loo', 'none')
+BASELINES = token_terms.BASELINES
 ESTIMATORS = ('sampled', 'exact')
 
 
@@ -128,23 +128,10 @@ def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergenc
 
 
 def student_baseline(costs: jax.Array, is_student: jax.Array, baseline) -> jax.Array:
-  """The baseline b [B, T] subtracted from the cost-to-go `costs` [B, T] of student rows.
-
-  Args:
-    costs: C_t of every row, [B, T].
-    is_student: bool [B], the rows that are the student's samples.
-    baseline: 'loo' (for each student row, the mean of the other student rows' costs at the
-      same position; 0 if it is the only one), 'none' (0) or a constant broadcastable to
-      [B, T]. Entries of non-student rows are unused.
-  """
-  if isinstance(baseline, str):
-    if baseline == 'none':
-      return jnp.zeros_like(costs)
-    if baseline != 'loo':
-      raise ValueError(f'--config.distill.baseline: unknown {baseline!r}; known: '
-                       f'{", ".join(BASELINES)}')
-    return token_terms.leave_one_out(costs, is_student)
-  return jnp.broadcast_to(jnp.asarray(baseline, costs.dtype), costs.shape)
+  """The baseline b [B, T] subtracted from the cost-to-go `costs` [B, T] of student rows
+  (`token_terms.baseline`: 'loo' over the other student rows at the same position, 'none',
+  or a constant). Entries of non-student rows are unused."""
+  return token_terms.baseline(costs, is_student, baseline, flag='--config.distill.baseline')
 
 
 def surrogate(d: jax.Array, log_q_tok: jax.Array, is_student: jax.Array, *, cost_to_go: str,
@@ -330,12 +317,13 @@ def make(config, problem) -> base.Scheme:
   optimizer = base.exact_optimizer(dc)
   teacher, teacher_params = problem.model, problem.params
   uses_beta = dc.divergence == 'jsd'
+  ab = (float(dc.ab_alpha), float(dc.ab_beta))  # Python floats: they pick the branch
   chunk_bytes = config.generator.logits_chunk_bytes
 
   def loss_fn(params, tokens, is_student, beta):
     return loss(model, params, teacher, teacher_params, tokens, is_student, beta,
                 divergence=dc.divergence, skew_alpha=dc.skew_alpha,
-                ab=(float(dc.ab_alpha), float(dc.ab_beta)),
+                ab=ab,
                 cost_to_go=dc.cost_to_go, baseline=dc.baseline,
                 chunk_bytes=chunk_bytes).mean()
 
@@ -349,7 +337,7 @@ def make(config, problem) -> base.Scheme:
     def exact_fn(params, beta):
       return exact_loss(teacher_tree(), model.apply(params, method='prefix_tree_logits'),
                         beta, divergence=dc.divergence, skew_alpha=dc.skew_alpha,
-                        ab=(float(dc.ab_alpha), float(dc.ab_beta)),
+                        ab=ab,
                         prefix=dc.prefix, lmbda=dc.lmbda, cost_to_go=dc.cost_to_go,
                         temperature=dc.temperature)
 

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from divergences import kl_estimators
+from models import output_layer
 from objectives import base
 from objectives import footprint
 from objectives import token_terms
@@ -48,7 +49,7 @@ from objectives import token_terms
 ESTIMATORS = kl_estimators.SAMPLED + ('analytic', 'top_k')
 USES = ('loss', 'reward', 'both')
 RETURNS = ('to_go', 'total')
-BASELINES = ('loo', 'none')
+BASELINES = token_terms.BASELINES
 
 
 def token_fn(estimator: str, top_k: int = 5, renormalise: bool = False):
@@ -95,14 +96,8 @@ def surrogate(k: jax.Array, log_q_tok: jax.Array, *, use: str, returns: str = 't
     g = token_terms.costs_to_go(fixed, include_current=True)
   else:
     g = jnp.broadcast_to(fixed.sum(axis=-1, keepdims=True), fixed.shape)
-  if isinstance(baseline, str):
-    if baseline not in BASELINES:
-      raise ValueError(f'--config.kl_estimator.baseline: unknown {baseline!r}; known: '
-                       f'{", ".join(BASELINES)}')
-    b = (token_terms.leave_one_out(g, jnp.ones(g.shape[0], bool)) if baseline == 'loo'
-         else jnp.zeros_like(g))
-  else:
-    b = jnp.broadcast_to(jnp.asarray(baseline, g.dtype), g.shape)
+  b = token_terms.baseline(g, jnp.ones(g.shape[0], bool), baseline,
+                           flag='--config.kl_estimator.baseline')
   advantage = jax.lax.stop_gradient(g - b)
   score = advantage * (log_q_tok - jax.lax.stop_gradient(log_q_tok))  # value 0
   return (pathwise + score).sum(axis=-1) / seq_len
@@ -110,7 +105,8 @@ def surrogate(k: jax.Array, log_q_tok: jax.Array, *, use: str, returns: str = 't
 
 def loss(student, params, teacher, teacher_params, tokens: jax.Array, *, estimator: str,
          use: str, returns: str = 'to_go', baseline='loo', top_k: int = 5,
-         renormalise: bool = False, chunk_bytes: int = 4 * 2 ** 20) -> jax.Array:
+         renormalise: bool = False,
+         chunk_bytes: int = output_layer.CHUNK_BYTES) -> jax.Array:
   """The loss of each row of the student's samples `tokens` int [B, T] (constants): [B]."""
   k, log_q_tok = token_terms.model_terms(student, params, teacher, teacher_params, tokens,
                                          token_fn(estimator, top_k, renormalise),

@@ -89,6 +89,21 @@ def leave_one_out(costs: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.where(others > 0, total / jnp.maximum(others, 1.0), 0.0)
 
 
+BASELINES = ('loo', 'none')
+
+
+def baseline(costs: jax.Array, mask: jax.Array, kind, *, flag: str) -> jax.Array:
+  """The baseline [B, T] subtracted from the score-function returns `costs` [B, T] of the
+  rows `mask` (bool [B]): 'loo' (`leave_one_out`), 'none' (0), or a constant broadcastable
+  to [B, T] (e.g. 0.0 for an expectation by enumeration). ValueError naming `flag` (the
+  config field) for an unknown name."""
+  if isinstance(kind, str):
+    if kind not in BASELINES:
+      raise ValueError(f'{flag}: unknown {kind!r}; known: {", ".join(BASELINES)}')
+    return leave_one_out(costs, mask) if kind == 'loo' else jnp.zeros_like(costs)
+  return jnp.broadcast_to(jnp.asarray(kind, costs.dtype), costs.shape)
+
+
 def costs_to_go(k: jax.Array, *, include_current: bool) -> jax.Array:
   """Σ_{s≥t} k_s (include_current) or Σ_{s>t} k_s along the last axis: [..., T] -> [..., T]."""
   total = jnp.cumsum(k[..., ::-1], axis=-1)[..., ::-1]
