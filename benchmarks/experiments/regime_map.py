@@ -393,19 +393,25 @@ def still_improving(by_seed) -> bool:
 def leaders(rows, options):
   """{(slice, metric, view): {(x, y): Leader}} over every cell with rows of two candidates,
   for each view of VIEWS."""
+  # Every candidate's Select names its point and phase: each cell reads only the rows of
+  # those (one pass over the rows, not one per candidate, cell, view and KL).
+  by_cell = {}
+  for r in rows:
+    by_cell.setdefault((r.get('phase'), r.get('run')), []).append(r)
   out = {}
   for name, s in slices(options).items():
     for m in KLS:
       for view, (_, with_density, phase) in VIEWS.items():
         grid = {}
         for x, y, run_label in cells(s, options):
+          cell_rows = by_cell.get((phase, run_label), [])
           present = {c: make(m)
                      for c, make in candidates(s, run_label, options, phase).items()
                      if with_density or c not in DENSITY_AWARE}
-          present = {c: sel for c, sel in present.items() if verdicts.values(rows, sel)}
+          present = {c: sel for c, sel in present.items() if verdicts.values(cell_rows, sel)}
           if len(present) < 2:  # (a partial drawing: not yet trained)
             continue
-          lead = verdicts.leader(rows, present)
+          lead = verdicts.leader(cell_rows, present)
           if lead.label is not None:
             grid[(x, y)] = lead
         out[(name, m, view)] = grid
