@@ -47,18 +47,7 @@ def chosen(fv=flags.FLAGS):
   if (fv.adapter is None) == (fv.loss is None):
     raise ValueError('--adapter, --loss: give exactly one')
   if fv.adapter is not None:
-    if fv.adapter not in conformance.ADAPTERS:
-      raise ValueError(f'--adapter: unknown {fv.adapter!r}; known: '
-                       f'{", ".join(conformance.ADAPTERS)}')
-    make, spec = conformance.ADAPTERS[fv.adapter]
-    conformance.check_spec(spec)
-    if spec.framework == 'torch':
-      conformance._torch()  # pylint: disable=protected-access  (its one-line error first)
-    try:
-      return fv.adapter, make(), spec
-    except ImportError as e:
-      raise ValueError(f'--adapter: {fv.adapter} needs a package that is not installed: '
-                       f'{e}') from None
+    return (fv.adapter,) + conformance.load_adapter(fv.adapter)
   if fv.divergence is None:
     raise ValueError('--divergence: say what --loss claims to compute')
   spec = conformance.Spec(fv.divergence, fv.convention, fv.reduction, fv.temperature,
@@ -70,12 +59,10 @@ def chosen(fv=flags.FLAGS):
 def run_all(output):
   """Every adapter whose package imports; the summary to `output`; the number failed."""
   reports, failed = [], 0
-  for name, (make, spec) in conformance.ADAPTERS.items():
+  for name, (_, spec) in conformance.ADAPTERS.items():
     try:
-      loss = make()
-      if spec.framework == 'torch':
-        conformance._torch()  # pylint: disable=protected-access
-    except (ImportError, ValueError) as e:
+      loss, _ = conformance.load_adapter(name)
+    except ValueError as e:
       print(f'SKIP {name}: {str(e).splitlines()[0]}', flush=True)
       reports.append((name, conformance.version(name), spec, None))
       continue

@@ -345,6 +345,21 @@ ADAPTERS = {
 }
 
 
+def load_adapter(name: str):
+  """(loss, Spec) of adapter `name`; ValueError naming --adapter when it is unknown or its
+  package (PyTorch first: its one-line error) is not installed."""
+  if name not in ADAPTERS:
+    raise ValueError(f'--adapter: unknown {name!r}; known: {", ".join(ADAPTERS)}')
+  make, spec = ADAPTERS[name]
+  check_spec(spec)
+  if spec.framework == 'torch':
+    _torch()
+  try:
+    return make(), spec
+  except ImportError as e:
+    raise ValueError(f'--adapter: {name} needs a package that is not installed: {e}') from None
+
+
 def resolve_loss(path: str) -> Callable:
   """'module.sub:function' -> the function; ValueError naming --loss when it cannot be had."""
   module_name, sep, attr = path.partition(':')
