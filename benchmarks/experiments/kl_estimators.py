@@ -24,6 +24,7 @@ Claims (derived in objectives/kl_estimator.py; the practitioners' beliefs they t
   exactly in expectation): a Match within MATCH_TOLERANCE.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -114,8 +115,7 @@ def compute(options, runs_dir):
     estimator, use, *_ = SETTINGS[label]
     for b in batches:
       so = o._replace(batch_size=b, num_keys=5 if options.quick else NOISE_KEYS)
-      sub = gradient_fidelity.Setup(so, setup.config, setup.problem, gen, setup.inits, xs,
-                                    setup.log_p_all)
+      sub = dataclasses.replace(setup, options=so)
 
       def per_batch(prm, samples, pi, estimator=estimator, use=use):
         del pi
