@@ -402,3 +402,36 @@ def alpha_beta(
   s = a + b
   return -total(jnp.exp(a * log_p + b * log_q) - a / s * jnp.exp(s * log_p)
                 - b / s * jnp.exp(s * log_q)) / (a * b)
+
+
+def head_tail_gaps(
+    log_p: jax.typing.ArrayLike,
+    log_q: jax.typing.ArrayLike,
+    mu: float = 0.5,
+    *,
+    axis: int = -1,
+) -> tuple[jax.Array, jax.Array]:
+  """The gaps Σ |p − q| over P's head and over its tail (AKL's weights; Wu et al. 2024).
+
+  With P's atoms in decreasing order p_(1) ≥ p_(2) ≥ … and c_k = Σ_{j≤k} p_(j), the tail is
+  {k : c_k > μ} and the head the rest, the top atom always in the head (AKL's code: the atom
+  whose cumulative mass crosses μ is in the tail). Ties in p are ordered by index.
+
+  Args:
+    log_p, log_q: log-probabilities (log-space), shape `[..., n]`, support on `axis`.
+    mu: the head's mass μ ∈ [0, 1].
+    axis: the support axis.
+
+  Returns:
+    (g_head, g_tail), each shape `[...]`; g_head + g_tail = 2 TV(P, Q).
+  """
+  log_p, log_q = jnp.asarray(log_p), jnp.asarray(log_q)
+  _check(log_p, log_q)
+  log_p, log_q = jnp.moveaxis(log_p, axis, -1), jnp.moveaxis(log_q, axis, -1)
+  order = jnp.argsort(-log_p, axis=-1, stable=True)
+  p = jnp.exp(jnp.take_along_axis(log_p, order, axis=-1))
+  q = jnp.exp(jnp.take_along_axis(log_q, order, axis=-1))
+  gap = jnp.abs(p - q)
+  tail = jnp.cumsum(p, axis=-1) > mu
+  tail = tail.at[..., 0].set(False)
+  return jnp.sum(jnp.where(tail, 0.0, gap), -1), jnp.sum(jnp.where(tail, gap, 0.0), -1)

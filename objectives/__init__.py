@@ -19,6 +19,7 @@ from objectives import mle
 from objectives import professor_forcing
 from objectives import scheduled_sampling
 from objectives import seqgan
+from objectives import tailr
 from objectives.base import Scheme
 
 # name -> module with `make(config, problem) -> Scheme` and `check_config(config)`. The
@@ -34,6 +35,7 @@ REGISTRY = {
     'professor_forcing': professor_forcing,
     'scheduled_sampling': scheduled_sampling,
     'seqgan': seqgan,
+    'tailr': tailr,
 }
 
 # What a scheme module must define (all callables), and what it may.

@@ -18,6 +18,15 @@ with D (config.distill.divergence; TRL's names where it has them):
   tvd   ½ ‖P_t − Q_t‖₁                     (TaiLr's total variation; the gradient of |·|)
   abkd  D_AB^{(α,β)}(P_t ‖ Q_t)            (ABKD's α-β divergence, α, β = ab_alpha, ab_beta;
                                            (1, 0) is fkl, (0, 1) rkl: categorical.alpha_beta)
+  akl   w KL(P_t‖Q_t) + (1−w) KL(Q_t‖P_t)  (AKL, Wu et al. 2024: w = g_head/(g_head + g_tail),
+        the gaps Σ|p − q| over the teacher's head (its top atoms up to mass μ = akl_mu, the
+        top atom always) and its tail (categorical.head_tail_gaps); w held fixed, ½ at P = Q)
+  eopd  KL(Q_t‖P_t) + c·1[H(P_t) > τ]·KL(P_t‖Q_t)  (entropy-aware on-policy distillation:
+        τ = eopd_threshold nats, c = eopd_coef; both KLs analytic over the full vocabulary)
+  taid  KL(P_t^(t) ‖ Q_t), P_t^(t) = softmax((1−t)·sg(log Q_t) + t·log P_t)  (TAID: the
+        target interpolates, in logit space, from the detached student to the teacher; t
+        rises linearly from taid_t_start to taid_t_end over config.train.num_steps, `taid_t`;
+        the same gradient as TAID's cross-entropy H(P^(t), Q), value 0 at t = 0)
 
 Prefixes (config.distill.prefix, lmbda): each row of the batch is, independently with
 probability λ = lmbda (a Bernoulli per row, keyed), a fresh sample of the student (GKD's
@@ -66,15 +75,21 @@ Differences from the papers' own methods (README maps settings to methods): GKD'
 temperature (0.9 in TRL, scored at 1) is temperature=1 here unless configured; MiniLLM
 optimises a length-normalised reward-to-go with PPO-style clipping and a teacher-mixed
 sampler, here plain score-function with exact per-token costs; DistiLLM's adaptive
-off-policy schedule and replay buffer are not implemented (a fixed λ); TaiLr's weighted NLL
-is replaced by the TV distance itself.
+off-policy schedule and replay buffer are not implemented (a fixed λ); 'tvd' is the TV
+distance itself (TaiLr's own data-only weighted NLL is the scheme `tailr`); TAID's adaptive
+increment of t (a momentum of the loss's relative change) is not implemented, only its linear
+floor; entropy-aware OPD's reverse-KL term is here the analytic per-token KL, not the paper's
+PPO-clipped single-sample (k1) reward, and its forward KL the full vocabulary, not the top 16.
 
 References:
   Agarwal et al., On-Policy Distillation of Language Models: Learning from Self-Generated
   Mistakes (GKD), ICLR 2024. Gu et al., MiniLLM: Knowledge Distillation of Large Language
   Models, ICLR 2024. Ko et al., DistiLLM, ICML 2024. Ji et al., Tailoring Language Generation
   Models under Total Variation Distance (TaiLr), ICLR 2023. Kim & Rush, Sequence-Level
-  Knowledge Distillation, EMNLP 2016.
+  Knowledge Distillation, EMNLP 2016. Wu et al., Rethinking Kullback-Leibler Divergence in
+  Knowledge Distillation for Large Language Models (AKL), COLING 2025. Shing et al., TAID:
+  Temporally Adaptive Interpolated Distillation, ICLR 2025. Jin et al., Entropy-Aware
+  On-Policy Distillation of Language Models, 2026.
 """
 
 import functools
@@ -90,7 +105,7 @@ from objectives import base
 from objectives import footprint
 from objectives import token_terms
 
-DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd', 'abkd')
+DIVERGENCES = ('fkl', 'rkl', 'jsd', 'skl', 'srkl', 'tvd', 'abkd', 'akl', 'eopd', 'taid')
 PREFIXES = ('data', 'teacher', 'student')
 COSTS_TO_GO = ('none', 'full')
 BASELINES = token_terms.BASELINES
@@ -98,7 +113,8 @@ ESTIMATORS = ('sampled', 'exact')
 
 
 def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergence: str,
-                     skew_alpha=0.1, ab=(0.5, 0.5)) -> jax.Array:
+                     skew_alpha=0.1, ab=(0.5, 0.5), akl_mu=0.5, eopd_threshold=0.8,
+                     eopd_coef=1.0, taid_t=1.0) -> jax.Array:
   """D(P_t, Q_t) of next-token distributions: [..., V] log-probs (log-space) -> [...].
 
   Args:
@@ -108,6 +124,9 @@ def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergenc
     divergence: one of DIVERGENCES (module docstring).
     skew_alpha: α of 'skl' / 'srkl'.
     ab: (α, β) of 'abkd' (Python floats: they pick the formula's branch).
+    akl_mu: μ of 'akl' (the teacher's head mass).
+    eopd_threshold, eopd_coef: τ (nats) and the forward-KL coefficient of 'eopd'.
+    taid_t: t ∈ [0, 1] of 'taid' (scalar, may be traced; `taid_t`).
   """
   if divergence == 'fkl':
     return categorical.kl(log_p, log_q)
@@ -123,6 +142,19 @@ def token_divergence(log_p: jax.Array, log_q: jax.Array, beta=None, *, divergenc
     return categorical.total_variation(log_p, log_q)
   if divergence == 'abkd':
     return categorical.alpha_beta(log_p, log_q, *ab)
+  if divergence == 'akl':
+    head, tail = jax.lax.stop_gradient(categorical.head_tail_gaps(log_p, log_q, akl_mu))
+    total = head + tail
+    w_head = jnp.where(total > 0, head / jnp.where(total > 0, total, 1.0), 0.5)  # P = Q: ½
+    return w_head * categorical.kl(log_p, log_q) + (1.0 - w_head) * categorical.kl(log_q,
+                                                                                   log_p)
+  if divergence == 'eopd':
+    gate = categorical.entropy(log_p) > eopd_threshold
+    return categorical.kl(log_q, log_p) + eopd_coef * gate * categorical.kl(log_p, log_q)
+  if divergence == 'taid':
+    target = jax.nn.log_softmax((1.0 - taid_t) * jax.lax.stop_gradient(log_q)
+                                + taid_t * log_p, axis=-1)
+    return categorical.kl(target, log_q)
   raise ValueError(f'--config.distill.divergence: unknown {divergence!r}; known: '
                    f'{", ".join(DIVERGENCES)}')
 
@@ -164,9 +196,8 @@ def surrogate(d: jax.Array, log_q_tok: jax.Array, is_student: jax.Array, *, cost
 
 
 def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student: jax.Array,
-         beta=None, *, divergence: str, skew_alpha=0.1, ab=(0.5, 0.5),
-         cost_to_go: str = 'none',
-         baseline='loo', chunk_bytes: int = output_layer.CHUNK_BYTES) -> jax.Array:
+         beta=None, *, divergence: str, cost_to_go: str = 'none', baseline='loo',
+         chunk_bytes: int = output_layer.CHUNK_BYTES, **options) -> jax.Array:
   """The distillation loss of each row of a batch of prefixes.
 
   Args:
@@ -175,8 +206,9 @@ def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student
     tokens: int32 [B, T] prefixes (constants), from `prefixes`.
     is_student: bool [B], which rows are the student's samples.
     beta: β of 'jsd' (scalar, may be traced); unused otherwise.
-    divergence, skew_alpha, ab: see `token_divergence`; cost_to_go, baseline: see `surrogate`.
+    divergence: see `token_divergence`; cost_to_go, baseline: see `surrogate`.
     chunk_bytes: bound on the logits held at once (`token_terms.per_token_terms`).
+    **options: the divergence's own parameters (`token_divergence`; `options_from_config`).
 
   Returns:
     [B]: (1/T) Σ_t D(P_t, Q_t) per row (value), with the configured gradient.
@@ -184,7 +216,7 @@ def loss(student, params, teacher, teacher_params, tokens: jax.Array, is_student
   d, log_q_tok = token_terms.model_terms(
       student, params, teacher, teacher_params, tokens,
       lambda log_p, log_q, x: token_divergence(log_p, log_q, beta, divergence=divergence,
-                                               skew_alpha=skew_alpha, ab=ab),
+                                               **options),
       chunk_bytes=chunk_bytes)
   return surrogate(d, log_q_tok, is_student, cost_to_go=cost_to_go, baseline=baseline)
 
@@ -229,17 +261,16 @@ def _check_exact_prefix(prefix: str) -> None:
                      f'{prefix!r}')
 
 
-def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
-               skew_alpha=0.1, ab=(0.5, 0.5), prefix: str, lmbda: float,
-               cost_to_go: str = 'none',
-               temperature: float = 1.0) -> jax.Array:
+def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str, prefix: str,
+               lmbda: float, cost_to_go: str = 'none', temperature: float = 1.0,
+               **options) -> jax.Array:
   """The sampled loss's expectation over every prefix (the 'exact' estimator): a scalar.
 
   Args:
     teacher_logits: the teacher's next-token logits of every prefix, level by level
       (`LSTMLM.prefix_tree_logits`: T arrays, level t [V^t, V]; constants).
     student_logits: the student's, same shapes (differentiable).
-    beta, divergence, skew_alpha, ab: as in `token_divergence`.
+    beta, divergence, **options: as in `token_divergence`.
     prefix: 'teacher' or 'student' (the law of the rows that are not the student's own when
       'teacher'); lmbda: the student's share of rows (1 for 'student').
     cost_to_go: 'none' (Q's prefix weights held fixed: the per-token surrogate's expected
@@ -257,8 +288,7 @@ def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
   for lp_logits, lq_logits in zip(teacher_logits, student_logits):
     log_p = jax.nn.log_softmax(lp_logits, axis=-1)
     log_q = jax.nn.log_softmax(lq_logits, axis=-1)
-    d = token_divergence(log_p, log_q, beta, divergence=divergence, skew_alpha=skew_alpha,
-                         ab=ab)
+    d = token_divergence(log_p, log_q, beta, divergence=divergence, **options)
     w_q = jnp.exp(log_w_q)
     if cost_to_go == 'none':
       w_q = jax.lax.stop_gradient(w_q)
@@ -273,6 +303,21 @@ def exact_loss(teacher_logits, student_logits, beta=None, *, divergence: str,
   return total / seq_len
 
 
+def options_from_config(dc) -> dict:
+  """The keyword parameters of `token_divergence` set by config.distill (all but TAID's t,
+  which moves with the step: `taid_t`)."""
+  return dict(skew_alpha=dc.skew_alpha,
+              ab=(float(dc.ab_alpha), float(dc.ab_beta)),  # Python floats: pick the branch
+              akl_mu=dc.akl_mu, eopd_threshold=dc.eopd_threshold, eopd_coef=dc.eopd_coef)
+
+
+def taid_t(dc, step, num_steps: int) -> jax.Array:
+  """TAID's t at update `step` (may be traced) of `num_steps`: linear from taid_t_start to
+  taid_t_end over the run (TAID's schedule without its adaptive increment), then held."""
+  frac = jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / max(int(num_steps), 1))
+  return dc.taid_t_start + (dc.taid_t_end - dc.taid_t_start) * frac
+
+
 def check_config(config) -> None:
   """ValueError naming the first invalid --config.distill.* field; no compute."""
   dc = config.distill
@@ -281,13 +326,25 @@ def check_config(config) -> None:
   base.check_choice('distill', 'cost_to_go', dc.cost_to_go, COSTS_TO_GO)
   base.check_choice('distill', 'baseline', dc.baseline, BASELINES)
   base.check_choice('distill', 'estimator', dc.estimator, ESTIMATORS)
-  for field in ('lmbda', 'skew_alpha'):
+  for field in ('lmbda', 'skew_alpha', 'akl_mu', 'taid_t_start', 'taid_t_end'):
     value = dc[field]
     if not (isinstance(value, (int, float)) and not isinstance(value, bool)
             and 0 <= value <= 1):
       raise ValueError(f'--config.distill.{field}: must be a number in [0, 1], got {value!r}')
   for field in ('temperature', 'learning_rate', 'grad_clip'):
     base.check_positive('distill', field, dc[field])
+  if dc.taid_t_start > dc.taid_t_end:
+    raise ValueError(f'--config.distill.taid_t_start: must not exceed taid_t_end '
+                     f'({dc.taid_t_end!r}), got {dc.taid_t_start!r}')
+  for field in ('eopd_threshold', 'eopd_coef'):
+    value = dc[field]
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0):
+      raise ValueError(f'--config.distill.{field}: must be a finite number ≥ 0, got {value!r}')
+  if dc.optimizer == 'lbfgs' and dc.divergence in ('akl', 'taid'):
+    raise ValueError(f"--config.distill.optimizer: 'lbfgs' needs a loss whose gradient is its "
+                     f"value's; {dc.divergence!r} holds part of its loss fixed (its weights or "
+                     f'target), so use adam')
   for field in ('ab_alpha', 'ab_beta'):
     value = dc[field]
     if not (isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -317,15 +374,14 @@ def make(config, problem) -> base.Scheme:
   optimizer = base.exact_optimizer(dc)
   teacher, teacher_params = problem.model, problem.params
   uses_beta = dc.divergence == 'jsd'
-  ab = (float(dc.ab_alpha), float(dc.ab_beta))  # Python floats: they pick the branch
+  options = options_from_config(dc)
   chunk_bytes = config.generator.logits_chunk_bytes
+  num_steps = config.train.num_steps
 
-  def loss_fn(params, tokens, is_student, beta):
+  def loss_fn(params, tokens, is_student, beta, t):
     return loss(model, params, teacher, teacher_params, tokens, is_student, beta,
-                divergence=dc.divergence, skew_alpha=dc.skew_alpha,
-                ab=ab,
-                cost_to_go=dc.cost_to_go, baseline=dc.baseline,
-                chunk_bytes=chunk_bytes).mean()
+                divergence=dc.divergence, cost_to_go=dc.cost_to_go, baseline=dc.baseline,
+                chunk_bytes=chunk_bytes, taid_t=t, **options).mean()
 
   def init(key, generator_params=None):
     return base.init_network(model, optimizer, key, generator_params)
@@ -334,18 +390,22 @@ def make(config, problem) -> base.Scheme:
     teacher_tree = base.compile_time_constant(
         lambda: teacher.apply(teacher_params, method='prefix_tree_logits'))
 
-    def exact_fn(params, beta):
+    def exact_fn(params, beta, t):
       return exact_loss(teacher_tree(), model.apply(params, method='prefix_tree_logits'),
-                        beta, divergence=dc.divergence, skew_alpha=dc.skew_alpha,
-                        ab=ab,
-                        prefix=dc.prefix, lmbda=dc.lmbda, cost_to_go=dc.cost_to_go,
-                        temperature=dc.temperature)
+                        beta, divergence=dc.divergence, prefix=dc.prefix, lmbda=dc.lmbda,
+                        cost_to_go=dc.cost_to_go, temperature=dc.temperature, taid_t=t,
+                        **options)
 
     def exact_step(state, batch, key, pi):
       del batch, key  # deterministic: every prefix, no data, no sampling
       beta = pi if uses_beta else None
-      return base.exact_step(optimizer, functools.partial(exact_fn, beta=beta), state,
-                             lbfgs=dc.optimizer == 'lbfgs', grad_tol=dc.grad_tol)
+      t = taid_t(dc, state.count, num_steps)
+      state, metrics = base.exact_step(optimizer, functools.partial(exact_fn, beta=beta, t=t),
+                                       state, lbfgs=dc.optimizer == 'lbfgs',
+                                       grad_tol=dc.grad_tol)
+      if dc.divergence == 'taid':
+        metrics['taid_t'] = t
+      return state, metrics
 
     return base.Scheme(init=init, step=exact_step, generator_params=lambda s: s.params,
                        generator=model, uses_pi=uses_beta)
@@ -359,8 +419,11 @@ def make(config, problem) -> base.Scheme:
         lambda k, n: teacher.apply(teacher_params, k, n, method='sample'),
         prefix=dc.prefix, lmbda=dc.lmbda)
     beta = pi if uses_beta else None  # π is NaN in runs of a scheme that takes none
-    value, grads = jax.value_and_grad(loss_fn)(params, tokens, is_student, beta)
+    t = taid_t(dc, state.count, num_steps)
+    value, grads = jax.value_and_grad(loss_fn)(params, tokens, is_student, beta, t)
     metrics = {'loss': value, 'student_share': is_student.mean(dtype=jnp.float32)}
+    if dc.divergence == 'taid':
+      metrics['taid_t'] = t
     return base.apply_gradients(optimizer, state, grads), metrics
 
   return base.Scheme(init=init, step=step, generator_params=lambda s: s.params,

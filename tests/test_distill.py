@@ -166,6 +166,91 @@ class TokenDivergenceTest(parameterized.TestCase):
     np.testing.assert_allclose(abkd(0.0, 1.0), distill.token_divergence(lp, lq, divergence='rkl'),
                                rtol=1e-5)
 
+  def _head_tail_numpy(self, p, q, mu):
+    order = np.argsort(-p, axis=-1, kind='stable')
+    ps, qs = np.take_along_axis(p, order, -1), np.take_along_axis(q, order, -1)
+    tail = np.cumsum(ps, -1) > mu
+    tail[..., 0] = False
+    gap = np.abs(ps - qs)
+    return (gap * ~tail).sum(-1), (gap * tail).sum(-1)
+
+  @parameterized.parameters(0.0, 0.3, 0.5, 0.9)
+  def test_head_tail_gaps_against_numpy(self, mu):
+    head, tail = categorical.head_tail_gaps(self.log_p, self.log_q, mu)
+    want_head, want_tail = self._head_tail_numpy(self.p, self.q, mu)
+    np.testing.assert_allclose(head, want_head, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(tail, want_tail, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(head + tail, np.abs(self.p - self.q).sum(-1), rtol=1e-5)
+
+  def test_head_tail_gaps_top_atom_always_in_the_head(self):
+    p = np.array([[0.6, 0.3, 0.1]])
+    q = np.array([[0.2, 0.5, 0.3]])  # gaps 0.4, 0.2, 0.2
+    gaps = lambda mu: [float(g[0]) for g in categorical.head_tail_gaps(_log(p), _log(q), mu)]
+    # μ = 0: every cumulative mass exceeds μ, yet the top atom stays in the head.
+    np.testing.assert_allclose(gaps(0.0), [0.4, 0.4], rtol=1e-6)
+    # μ = 0.95: only the last atom's cumulative mass (1.0) exceeds μ.
+    np.testing.assert_allclose(gaps(0.95), [0.6, 0.2], rtol=1e-6)
+
+  @parameterized.parameters(0.3, 0.5)
+  def test_akl_is_the_head_weighted_fkl_plus_the_tail_weighted_rkl(self, mu):
+    # Rows 2, 3 (both KLs finite). AKL (Wu et al. 2024): head gap → fkl, tail gap → rkl, the
+    # weights held fixed in the gradient.
+    p, q, lp, lq = self.p[2:], self.q[2:], self.log_p[2:], self.log_q[2:]
+    head, tail = self._head_tail_numpy(p, q, mu)
+    w = head / (head + tail)
+    fkl = scipy.special.rel_entr(p, q).sum(-1)
+    rkl = scipy.special.rel_entr(q, p).sum(-1)
+    got = distill.token_divergence(lp, lq, divergence='akl', akl_mu=mu)
+    np.testing.assert_allclose(got, w * fkl + (1 - w) * rkl, rtol=1e-5)
+    z = jnp.asarray(lq)
+    grad = jax.grad(lambda z: distill.token_divergence(
+        lp, jax.nn.log_softmax(z), divergence='akl', akl_mu=mu).sum())(z)
+    fixed = jax.grad(lambda z: (w * categorical.kl(lp, jax.nn.log_softmax(z)) + (1 - w)
+                                * categorical.kl(jax.nn.log_softmax(z), lp)).sum())(z)
+    np.testing.assert_allclose(grad, fixed, rtol=1e-5, atol=1e-7)
+    # P = Q: value 0, no NaN from the 0/0 weights.
+    same = distill.token_divergence(lp, lp, divergence='akl', akl_mu=mu)
+    np.testing.assert_allclose(same, 0.0, atol=1e-7)
+
+  def test_eopd_adds_fkl_only_where_the_teacher_entropy_exceeds_tau(self):
+    lp, lq = self.log_p[2:], self.log_q[2:]
+    h = -(self.p[2:] * np.log(self.p[2:])).sum(-1)
+    tau = float(h.mean())  # between the two rows' entropies
+    self.assertNotEqual(h[0] > tau, h[1] > tau)
+    fkl = scipy.special.rel_entr(self.p[2:], self.q[2:]).sum(-1)
+    rkl = scipy.special.rel_entr(self.q[2:], self.p[2:]).sum(-1)
+    got = distill.token_divergence(lp, lq, divergence='eopd', eopd_threshold=tau,
+                                   eopd_coef=0.7)
+    np.testing.assert_allclose(got, rkl + 0.7 * (h > tau) * fkl, rtol=1e-5)
+    np.testing.assert_allclose(
+        distill.token_divergence(lp, lq, divergence='eopd', eopd_threshold=1e9), rkl,
+        rtol=1e-5)
+
+  def test_taid_interpolates_from_the_detached_student_to_the_teacher(self):
+    lp, lq = self.log_p[2:], self.log_q[2:]
+    z = jnp.asarray(lq)
+    taid = lambda z, t: distill.token_divergence(lp, jax.nn.log_softmax(z), divergence='taid',
+                                                 taid_t=t).sum()
+    # t = 1: fkl, value and gradient; t = 0: the target is Q itself: value and gradient 0.
+    fkl = lambda z: categorical.kl(lp, jax.nn.log_softmax(z)).sum()
+    np.testing.assert_allclose(taid(z, 1.0), fkl(z), rtol=1e-5)
+    np.testing.assert_allclose(jax.grad(taid)(z, 1.0), jax.grad(fkl)(z), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(taid(z, 0.0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(jax.grad(taid)(z, 0.0), 0.0, atol=1e-6)
+    # 0 < t < 1: KL(P_t ‖ Q), P_t ∝ q^(1−t) p^t (logit interpolation); the gradient is Q − P_t.
+    t = 0.4
+    pt = self.q[2:] ** (1 - t) * self.p[2:] ** t
+    pt /= pt.sum(-1, keepdims=True)
+    np.testing.assert_allclose(taid(z, t), scipy.special.rel_entr(pt, self.q[2:]).sum(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(jax.grad(taid)(z, t), self.q[2:] - pt, atol=1e-6)
+
+  def test_taid_schedule_is_linear_then_held(self):
+    config = configs.get_preset('smoke')
+    config.distill.update(taid_t_start=0.2, taid_t_end=0.8)
+    got = [float(distill.taid_t(config.distill, s, 10)) for s in (0, 5, 10, 20)]
+    np.testing.assert_allclose(got, [0.2, 0.5, 0.8, 0.8], rtol=1e-6)
+
   def test_unknown_divergence_names_the_flag(self):
     with self.assertRaisesRegex(ValueError, '--config.distill.divergence'):
       distill.token_divergence(self.log_p, self.log_q, divergence='kl')
@@ -358,12 +443,36 @@ class ExactEstimatorTest(parameterized.TestCase):
       ({'optimizer': 'lbfgs', 'lbfgs_memory': 0}, 'lbfgs_memory', 'an integer > 0'),
       ({'estimator': 'exact', 'prefix': 'student', 'optimizer': 'lbfgs'}, 'optimizer',
        'surrogate'),
+      ({'estimator': 'exact', 'prefix': 'teacher', 'optimizer': 'lbfgs',
+        'divergence': 'taid'}, 'optimizer', 'target'),
+      ({'estimator': 'exact', 'prefix': 'teacher', 'optimizer': 'lbfgs',
+        'divergence': 'akl'}, 'optimizer', 'weights'),
   )
   def test_refusals_name_the_field(self, fields, flag, words):
     config = _setup()[0].copy_and_resolve_references()  # enumerable: 27 sequences
     config.distill.update(fields)
     with self.assertRaisesRegex(ValueError, f'--config.distill.{flag}: .*{words}'):
       objectives.check_config('distill', config)
+
+  def test_taid_steps_move_t_on_the_schedule_in_both_estimators(self):
+    # The step reads t from the update count: 0.4 at the first update, +0.6/num_steps each.
+    config, problem, _, _ = _setup()
+    config = config.copy_and_resolve_references()
+    config.distill.update(divergence='taid', prefix='teacher', taid_t_start=0.4,
+                          taid_t_end=1.0)
+    config.train.num_steps = 4
+    for estimator in ('sampled', 'exact'):
+      config.distill.estimator = estimator
+      scheme = objectives.make('distill', config, problem)
+      state = scheme.init(jax.random.PRNGKey(0))
+      step = jax.jit(scheme.step)
+      ts, losses = [], []
+      for i in range(3):
+        state, metrics = step(state, problem.train[:16], jax.random.PRNGKey(i), jnp.nan)
+        ts.append(float(metrics.get('taid_t', jnp.nan)))
+        losses.append(float(metrics['loss']))
+      self.assertTrue(np.isfinite(losses).all(), estimator)
+      np.testing.assert_allclose(ts, [0.4, 0.55, 0.7], rtol=1e-6, err_msg=estimator)
 
   def test_too_many_sequences_is_refused(self):
     config = configs.get_preset('smoke')
@@ -430,6 +539,11 @@ class ConfigTest(parameterized.TestCase):
       ({'temperature': 0.0}, 'temperature'),
       ({'temperature': 0.9, 'cost_to_go': 'full'}, 'temperature'),
       ({'learning_rate': -1.0}, 'learning_rate'),
+      ({'akl_mu': 1.5}, 'akl_mu'),
+      ({'eopd_threshold': -0.1}, 'eopd_threshold'),
+      ({'eopd_coef': float('nan')}, 'eopd_coef'),
+      ({'taid_t_start': 0.9, 'taid_t_end': 0.5}, 'taid_t_start'),
+      ({'taid_t_end': 1.2}, 'taid_t_end'),
   )
   def test_bad_field_names_its_flag(self, fields, flag):
     config = configs.get_preset('smoke')

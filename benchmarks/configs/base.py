@@ -149,7 +149,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill = ml_collections.ConfigDict()
   # 'fkl' KL(P‖Q) | 'rkl' KL(Q‖P) | 'jsd' JS_β/(β(1−β)) with β = the run's π (swept by --pis;
   # β = 0, 1 give fkl, rkl exactly) | 'skl' KL(P‖αP+(1−α)Q) | 'srkl' KL(Q‖(1−α)P+αQ) |
-  # 'tvd' ½‖P−Q‖₁ | 'abkd' ABKD's α-β divergence (ab_alpha, ab_beta)
+  # 'tvd' ½‖P−Q‖₁ | 'abkd' ABKD's α-β divergence (ab_alpha, ab_beta) | 'akl' AKL's adaptive
+  # mix of fkl (head weight) and rkl (tail weight) | 'eopd' rkl + fkl where H(P_t) > τ |
+  # 'taid' KL(P_t^(t)‖Q) towards TAID's interpolation of sg(Q) and P
   c.distill.divergence = 'jsd'
   # Source of the rows that are not the student's own: 'data' (the training batch) |
   # 'teacher' (fresh oracle samples, sequence-level KD) | 'student' (every row is the
@@ -159,6 +161,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.distill.skew_alpha = 0.1        # α of skl / srkl (DistiLLM)
   c.distill.ab_alpha = 0.5          # α of abkd (ABKD's α-β divergence; (1, 0) = fkl, (0, 1) = rkl)
   c.distill.ab_beta = 0.5           # β of abkd ((½, ½): 4× the squared Hellinger distance)
+  c.distill.akl_mu = 0.5            # akl: the teacher's head mass μ (AKL's default)
+  c.distill.eopd_threshold = 0.8    # eopd: teacher entropy τ in nats above which fkl is added
+  c.distill.eopd_coef = 1.0         # eopd: the added fkl's coefficient
+  c.distill.taid_t_start = 0.4      # taid: t at the first update (TAID's default) ...
+  c.distill.taid_t_end = 1.0        # ... rising linearly to this at the last
   # 'none': per-token surrogate, no gradient through the prefixes (the papers, TRL) |
   # 'full': + the score-function term of the student rows' own law (cost-to-go Σ_{s>t} D_s),
   # so the expected update is ∇E_Q[Σ_t D_t] (rkl: exactly ∇KL(Q‖P), as `direct`).
@@ -191,6 +198,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.kl_estimator.baseline = 'loo'      # 'loo' (the other rows' mean return) | 'none'
   c.kl_estimator.learning_rate = 0.01  # Adam
   c.kl_estimator.grad_clip = 5.0       # global-norm clipping
+
+  # TaiLr (objectives/tailr.py): data NLL weighted by sg[clamp(q/(γ + (1−γ) q), min_weight, 1)]
+  # of the model's own q of each data token; config.train's optimiser. γ = 0 is MLE.
+  c.tailr = ml_collections.ConfigDict()
+  c.tailr.gamma = 0.1               # γ (the paper's IWSLT setting; synthetic data: 1e-7)
+  c.tailr.min_weight = 0.3          # lower clamp of the weight (IWSLT: 0.3; synthetic: 0.2)
 
   # Discriminator sizes shared by gan_pi, gumbel_gan and seqgan (models/discriminator.py).
   c.discriminator = ml_collections.ConfigDict()

@@ -409,14 +409,13 @@ def distill_updates(setup: Setup, divergence: str) -> Callable:
   """
   gen, oracle = setup.generator, setup.problem
   xs, data, p = setup.sequences, setup.problem.train, jnp.exp(setup.log_p_all)
-  alpha = setup.config.distill.skew_alpha
-  ab = (float(setup.config.distill.ab_alpha), float(setup.config.distill.ab_beta))
+  options = distill.options_from_config(setup.config.distill)
 
   def loss(prm, tokens, student, beta, cost_to_go):
     rows = jnp.full(tokens.shape[:1], student)
     return distill.loss(gen, prm, oracle.model, oracle.params, tokens, rows,
                         beta if divergence == 'jsd' else None, divergence=divergence,
-                        skew_alpha=alpha, ab=ab, cost_to_go=cost_to_go, baseline=0.0)
+                        cost_to_go=cost_to_go, baseline=0.0, **options)
 
   @jax.jit
   def updates(params, beta):
@@ -431,7 +430,7 @@ def distill_updates(setup: Setup, divergence: str) -> Callable:
   return updates
 
 
-def distill_rows(setup: Setup, names: Sequence[str] = distill.DIVERGENCES,
+def distill_rows(setup: Setup, names: Sequence[str] = tuple(DISTILL_TARGETS),
                  with_mc: bool = True) -> List[Estimate]:
   """distill: each divergence of `names` × prefix source × cost_to_go, exact expected updates,
   against the gradient of the sequence-level divergence of the same name (DISTILL_TARGETS;
