@@ -6,6 +6,7 @@ benchmarks.experiment NAME` runs it. To add one: a module with
 """
 
 from benchmarks.experiments import distill
+from benchmarks.experiments import distill_objectives
 from benchmarks.experiments import fedus
 from benchmarks.experiments import gan_sweep
 from benchmarks.experiments import huszar_1d
@@ -27,4 +28,5 @@ REGISTRY = {e.name: e for e in (
     distill.EXPERIMENT,
     regime_map.EXPERIMENT,
     kl_estimators.EXPERIMENT,
+    distill_objectives.EXPERIMENT,
 )}
