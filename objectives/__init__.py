@@ -9,6 +9,7 @@ docs/own_scheme.md): `module(name)` resolves both, and everything else goes thro
 import importlib
 import types
 
+from objectives import bond
 from objectives import cot
 from objectives import direct
 from objectives import distill
@@ -25,6 +26,7 @@ from objectives.base import Scheme
 # name -> module with `make(config, problem) -> Scheme` and `check_config(config)`. The
 # runner's --schemes reads this.
 REGISTRY = {
+    'bond': bond,
     'cot': cot,
     'direct': direct,
     'distill': distill,

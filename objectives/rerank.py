@@ -33,17 +33,31 @@ def reranked_probs(log_q: jax.Array, scores: jax.Array, num_candidates: int) -> 
   Returns:
     R(x), [N] (module docstring), summing to 1.
   """
-  if num_candidates < 1:
-    raise ValueError(f'num_candidates must be >= 1, got {num_candidates}')
   if log_q.shape != scores.shape or log_q.ndim != 1:
     raise ValueError(f'log_q and scores must be 1-D of one shape; got {log_q.shape} and '
                      f'{scores.shape}')
-  q = jnp.exp(log_q)
+  return reranked_probs_ranked(log_q, score_ranks(scores), num_candidates)
+
+
+def score_ranks(scores: jax.Array):
+  """What best-of-K needs of the scores [N] alone: (order, below, at_or_below), the
+  permutation sorting them and, per x, the number of scores < S(x) and ≤ S(x) [N] each.
+  Fixed scores (a reward) need it once: `reranked_probs_ranked` then sorts nothing."""
   order = jnp.argsort(scores)
   sorted_scores = scores[order]
+  return (order, jnp.searchsorted(sorted_scores, scores, side='left'),
+          jnp.searchsorted(sorted_scores, scores, side='right'))
+
+
+def reranked_probs_ranked(log_q: jax.Array, ranks, num_candidates: int) -> jax.Array:
+  """`reranked_probs` from the scores' `score_ranks` (log_q [N] -> R [N])."""
+  if num_candidates < 1:
+    raise ValueError(f'num_candidates must be >= 1, got {num_candidates}')
+  order, below, at_or_below = ranks
+  q = jnp.exp(log_q)
   cum = jnp.concatenate([jnp.zeros((1,), q.dtype), jnp.cumsum(q[order])])  # cum[i] = Σ first i
-  f_lt = cum[jnp.searchsorted(sorted_scores, scores, side='left')]  # Q(S < s)
-  f_le = cum[jnp.searchsorted(sorted_scores, scores, side='right')]  # Q(S ≤ s)
+  f_lt = cum[below]  # Q(S < s)
+  f_le = cum[at_or_below]  # Q(S ≤ s)
   k = jnp.arange(num_candidates, dtype=q.dtype)
   # Σ_k F_≤^k F_<^{K−1−k}; jnp.power(0, 0) = 1, so F_< = 0 (the lowest level) is exact.
   series = jnp.sum(jnp.power(f_le[:, None], k) * jnp.power(f_lt[:, None], k[::-1]), axis=-1)

@@ -199,6 +199,21 @@ def get_config() -> ml_collections.ConfigDict:
   c.kl_estimator.learning_rate = 0.01  # Adam
   c.kl_estimator.grad_clip = 5.0       # global-norm clipping
 
+  # BOND (objectives/bond.py): Q towards the best of num_candidates samples of the frozen
+  # reference (the generator where training starts) by log P, by the Jeffreys divergence
+  # (1−β) KL(π_BoN‖Q) + β KL(Q‖π_BoN).
+  c.bond = ml_collections.ConfigDict()
+  c.bond.num_candidates = 4         # N of best-of-N
+  c.bond.beta = 0.5                 # β: the backward KL's weight (J-BOND's ½)
+  c.bond.estimator = 'sampled'      # 'sampled' (BOND's Monte-Carlo form) | 'exact' (enumerable)
+  c.bond.quantile_samples = 64      # 'sampled': reference samples of the reward quantile p̂_≤
+  c.bond.baseline = 'loo'           # 'sampled': the backward term's baseline, 'loo' | 'none'
+  c.bond.learning_rate = 0.01       # Adam
+  c.bond.grad_clip = 5.0            # global-norm clipping
+  c.bond.optimizer = 'adam'         # 'adam' | 'lbfgs' (estimator 'exact' only)
+  c.bond.grad_tol = 1e-3            # 'exact': convergence rule on the exact gradient norm
+  c.bond.lbfgs_memory = 10          # L-BFGS: past updates kept
+
   # TaiLr (objectives/tailr.py): data NLL weighted by sg[clamp(q/(γ + (1−γ) q), min_weight, 1)]
   # of the model's own q of each data token; config.train's optimiser. γ = 0 is MLE.
   c.tailr = ml_collections.ConfigDict()

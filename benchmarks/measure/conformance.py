@@ -329,9 +329,21 @@ def trl_distillation() -> Callable:
   return loss
 
 
+def easydel_gkd() -> Callable:
+  """EasyDeL's `generalized_jsd_loss` (JAX; the loss of its GKD trainer), the mask given as
+  `mask`. Its docstring claims GKD's generalised JSD (Agarwal et al. 2024). Spec: jsd,
+  convention 'gkd', token_mean (its sum over the mask over the mask's count), divide."""
+  fn = importlib.import_module(
+      'easydel.trainers.generalized_knowledge_distillation_trainer._fn').generalized_jsd_loss
+
+  def loss(student, teacher, mask, *, beta=None, temperature=1.0):
+    return fn(student, teacher, mask=mask, beta=beta, temperature=temperature)
+  return loss
+
+
 # name -> (make the loss, its Spec): what `--adapter` offers.
 # The distribution whose version a page states for each adapter.
-PACKAGES = {'trl_gkd': 'trl', 'trl_distillation': 'trl'}
+PACKAGES = {'trl_gkd': 'trl', 'trl_distillation': 'trl', 'easydel_gkd': 'easydel'}
 ADAPTERS = {
     'divbench_distill_jsd': (lambda: divbench_distill('jsd'), Spec('jsd', 'scaled')),
     'divbench_distill_fkl': (lambda: divbench_distill('fkl'), Spec('fkl')),
@@ -342,6 +354,7 @@ ADAPTERS = {
     'trl_gkd': (trl_gkd, Spec('jsd', 'gkd', 'token_mean', 'divide', framework='torch')),
     'trl_distillation': (trl_distillation,
                          Spec('jsd', 'gkd', 'token_mean', 'divide', framework='torch')),
+    'easydel_gkd': (easydel_gkd, Spec('jsd', 'gkd', 'token_mean', 'divide')),
 }
 
 
