@@ -15,12 +15,19 @@ objectives/distill.py or the scheme `tailr`):
                           KL[P‖Q] than rkl on the student's own prefixes;
   TaiLr (Ji et al. 2023)  down-weighting data tokens the model finds unlikely (TV instead of
                           KL) lowers KL[Q‖P], the precision side, below MLE's.
+  BOND (Sessa et al. 2024) distilling the best of N = 4 samples of the reference (the warm
+                          start) by the oracle's log-likelihood raises that reward; the
+                          Jeffreys divergence at β = ½ keeps more coverage (KL[P‖Q]) than the
+                          backward KL alone and more quality (NLL_oracle) than the forward KL
+                          alone; and its Monte-Carlo form (BOND's quantile estimate) ends where
+                          the exact one does.
 These are the papers' claims in the form the exact divergences can judge them; the papers
-measured ROUGE and accuracy on language models.
+measured ROUGE, accuracy and reward-model scores on language models.
 
 Runs: `gap`, the misspecified enumerable problem (a student E = H = 4 against an E = H = 16
 teacher, V = 6, T = 6: exact divergences by enumeration), and `no_gap` (the student as wide
-as the teacher). Every objective trains 1,000 Adam steps from the same per-seed MLE warm
+as the teacher), and `bond` (the `gap` problem: BOND by its exact estimator at β ∈ {0, ½,
+1} and its Monte-Carlo form at ½). Every objective trains 1,000 Adam steps from the same per-seed MLE warm
 start (16 seeds), so differences pair runs of one seed; where 1,000 steps got, not
 minimisers. Data-prefix objectives (fkl, rkl, akl, abkd, taid) read the training set's
 prefixes (the papers' supervised setting); rkl and eopd the student's own samples (λ = 1,
@@ -47,9 +54,18 @@ VARIANTS = {
     **{f'{d}_student': ('distill', {'distill.divergence': d, 'distill.prefix': 'student'})
        for d in ('rkl', 'eopd')},
 }
+# BOND (its own run: the policy's reference is the warm start): the exact Jeffreys divergence
+# at β = 0 (forward only), ½ (J-BOND) and 1 (backward only), and the Monte-Carlo form at ½.
+BOND_VARIANTS = {
+    **{f'bond_b{b:g}': ('bond', {'bond.estimator': 'exact', 'bond.beta': b})
+       for b in (0.0, 0.5, 1.0)},
+    'bond_sampled_b0.5': ('bond', {'bond.estimator': 'sampled', 'bond.beta': 0.5}),
+}
+BOND_MATCH = 0.01  # nats per token: "the Monte-Carlo form ends where the exact one does"
 WIDTHS = {'gap': 4, 'no_gap': 16}  # the student's E = H (the teacher's: 16)
 QUICK = ('fkl_data', 'akl_data', 'taid_data', 'eopd_student', 'tailr')
 QUICK_WIDTH = 2
+METRICS = ('kl_pq', 'kl_qp', 'entropy_q', 'nll_oracle', 'exacc_err')  # the tables' columns
 COLORS = {'mle': 'k', 'direct_kl_qp': 'tab:gray', 'tailr': 'tab:olive', 'fkl_data': 'tab:red',
           'rkl_data': 'tab:purple', 'akl_data': 'tab:blue', 'abkd_data': 'tab:cyan',
           'taid_data': 'tab:orange', 'rkl_student': 'tab:pink', 'eopd_student': 'tab:green'}
@@ -66,14 +82,20 @@ def runs(options):
             'train.batch_size': 16, 'train.num_steps': 10, 'train.eval_every': 10,
             'train.warm_start_steps': 10, 'eval.num_samples': 64, 'eval.batch_size': 64,
             'pis': (0.5,), 'num_seeds': 2}
-    return {'gap': experiment_lib.Run('enumerable', tiny, {k: VARIANTS[k] for k in QUICK})}
+    return {'gap': experiment_lib.Run('enumerable', tiny, {k: VARIANTS[k] for k in QUICK}),
+            'bond': experiment_lib.Run('enumerable', tiny, {
+                'bond_b0.5': BOND_VARIANTS['bond_b0.5']})}
   out = {}
   for run, width in WIDTHS.items():
-    out[run] = experiment_lib.Run('enumerable', {
-        'generator.embed_dim': width, 'generator.hidden_dim': width,
-        'train.num_steps': 1_000, 'train.eval_every': 250, 'train.warm_start_steps': 500,
-        'eval.num_samples': 2_000, 'pis': (0.5,), 'num_seeds': 16}, dict(VARIANTS))
+    out[run] = experiment_lib.Run('enumerable', _sizes(width), dict(VARIANTS))
+  out['bond'] = experiment_lib.Run('enumerable', _sizes(WIDTHS['gap']), dict(BOND_VARIANTS))
   return out
+
+
+def _sizes(width):
+  return {'generator.embed_dim': width, 'generator.hidden_dim': width,
+          'train.num_steps': 1_000, 'train.eval_every': 250, 'train.warm_start_steps': 500,
+          'eval.num_samples': 2_000, 'pis': (0.5,), 'num_seeds': 16}
 
 
 # --- rows -> numbers ----------------------------------------------------------------------------
@@ -89,8 +111,8 @@ def _final(rows, run, label, metric):
 
 
 def _labels(rows, run):
-  return [l for l in VARIANTS if any(r.get('scheme') == l and r.get('run') == run
-                                     for r in rows)]
+  return [l for l in {**VARIANTS, **BOND_VARIANTS}
+          if any(r.get('scheme') == l and r.get('run') == run for r in rows)]
 
 
 def draw(rows, output_dir, options):
@@ -111,21 +133,20 @@ def draw(rows, output_dir, options):
                      'kl_pq': _final(rows, run, label, px + 'kl_pq'),
                      'color': COLORS.get(label, 'k'), 'text': label})
     figures.kl_plane(ax, points)
-    width = QUICK_WIDTH if options.quick else WIDTHS.get(run, '?')
+    width = QUICK_WIDTH if options.quick else WIDTHS.get('gap' if run == 'bond' else run)
     ax.set_title(f'{run}: student E = H = {width} (teacher 16); '
                  f'{"exact" if px else "Monte-Carlo"}', fontsize=8)
     figures.dedupe_legend(ax, fontsize=6)
     lines += [f'### {run} ({"exact, by enumeration" if px else "Monte-Carlo"}; per token, '
               'mean ± 95% CI over seeds)', '',
-              '| objective | seeds | KL[P‖Q] | KL[Q‖P] | H(Q) | ExAccErr |',
-              '|---|---|---|---|---|---|',
+              '| objective | seeds | KL[P‖Q] | KL[Q‖P] | H(Q) | NLL_oracle | ExAccErr |',
+              '|---|---|---|---|---|---|---|',
               f'| warm start | {len(warm)} | '
-              + ' | '.join(stats.fmt_ci([r.get(px + m) for r in warm])
-                           for m in ('kl_pq', 'kl_qp', 'entropy_q', 'exacc_err')) + ' |']
+              + ' | '.join(stats.fmt_ci([r.get(px + m) for r in warm]) for m in METRICS) + ' |']
     for label in _labels(rows, run):
       lines.append(f'| {label} | {len(_final(rows, run, label, px + "kl_pq"))} | '
                    + ' | '.join(stats.fmt_ci(_final(rows, run, label, px + m))
-                                for m in ('kl_pq', 'kl_qp', 'entropy_q', 'exacc_err')) + ' |')
+                                for m in METRICS) + ' |')
     lines.append('')
   figures.save(fig, f'{output_dir}/distill_objectives_plane.png')
   return '\n'.join(lines) + '\n'
@@ -164,6 +185,47 @@ def claims(options):
        "student's own prefixes", 'gap', 'eopd_student', 'rkl_student', pq, -1)
   diff('tailr_below_mle_in_kl_qp', 'TaiLr ends lower in KL[Q‖P] than MLE', 'gap', 'tailr',
        'mle', qp, -1)
+  nll = 'exact_nll_oracle'
+  bond = present.get('bond', set())
+  if 'bond_b0.5' in bond:
+    out.append(verdicts.Difference(
+        'bond_improves_quality', '`bond`: BOND (J-BOND, β = ½) lowers NLL_oracle (raises the '
+        'reward log P) below its reference, the warm start',
+        verdicts.Select({'run': 'bond', 'scheme': 'bond_b0.5', 'phase': 'train'}, nll),
+        verdicts.Select({'run': 'bond', 'phase': 'warm_start'}, nll), -1))
+  diff('jeffreys_below_backward_in_kl_pq', 'BOND at β = ½ ends lower in KL[P‖Q] than the '
+       'backward KL alone (β = 1): the forward term keeps coverage', 'bond', 'bond_b0.5',
+       'bond_b1', pq, -1)
+  diff('jeffreys_below_forward_in_nll', 'BOND at β = ½ ends lower in NLL_oracle than the '
+       'forward KL alone (β = 0): the backward term seeks quality', 'bond', 'bond_b0.5',
+       'bond_b0', nll, -1)
+  if {'bond_b0.5', 'bond_sampled_b0.5'} <= bond:
+    out.append(verdicts.Match(
+        'bond_sampled_matches_exact', f'`bond`: the Monte-Carlo BOND (β = ½; quantile '
+        f'estimate) ends within {BOND_MATCH} nats per token of the exact one in KL[P‖Q]',
+        verdicts.Select({'run': 'bond', 'scheme': 'bond_sampled_b0.5',
+                         'phase': 'vs_bond_exact'}, pq, step=None), 0.0, BOND_MATCH))
+  return out
+
+
+def derive(rows):
+  """Per seed, the Monte-Carlo BOND's last evaluation minus the exact one's (β = ½) in the
+  exact KLs and NLL_oracle: phase 'vs_bond_exact'."""
+  last = {}
+  for r in rows:
+    if (r.get('run') == 'bond' and r.get('phase') == 'train' and not r.get('diverged')
+        and r.get('scheme') in ('bond_b0.5', 'bond_sampled_b0.5')):
+      key = (r['scheme'], r['seed'])
+      if key not in last or r['step'] > last[key]['step']:
+        last[key] = r
+  out = []
+  for (label, seed), r in sorted(last.items()):
+    ref = last.get(('bond_b0.5', seed))
+    if label == 'bond_sampled_b0.5' and ref is not None:
+      out.append({'run': 'bond', 'scheme': label, 'seed': seed, 'step': r['step'],
+                  'phase': 'vs_bond_exact',
+                  **{m: r[m] - ref[m] for m in ('exact_kl_pq', 'exact_kl_qp',
+                                                 'exact_nll_oracle') if m in r and m in ref}})
   return out
 
 
@@ -172,7 +234,7 @@ EXPERIMENT = experiment_lib.Experiment(
     claim=('The distillation objectives since 2023 — AKL, ABKD, TAID, entropy-aware on-policy '
            'distillation and TaiLr — each claim to fix a failure of forward or reverse KL; with '
            'a teacher of known density we judge each headline claim in the exact divergences.'),
-    runs=runs, draw=draw, claims=claims,
+    runs=runs, draw=draw, claims=claims, derive=derive,
     explanation=(
         'How to read them. Every objective starts from the same MLE warm start of its seed '
         'and trains 1,000 Adam steps, so each difference pairs runs of one seed; the '
@@ -182,7 +244,9 @@ EXPERIMENT = experiment_lib.Experiment(
         f'{_SMALL.distill.ab_beta:g}; TAID t from {_SMALL.distill.taid_t_start:g} to '
         f'{_SMALL.distill.taid_t_end:g}, linear; entropy-aware OPD τ = '
         f'{_SMALL.distill.eopd_threshold:g} nats, coefficient {_SMALL.distill.eopd_coef:g}; '
-        f'TaiLr γ = {_SMALL.tailr.gamma:g}, weight floor {_SMALL.tailr.min_weight:g}), and '
+        f'TaiLr γ = {_SMALL.tailr.gamma:g}, weight floor {_SMALL.tailr.min_weight:g}; BOND '
+        f'N = {_SMALL.bond.num_candidates}, {_SMALL.bond.quantile_samples} reference samples '
+        f'for its quantile, Adam at {_SMALL.bond.learning_rate:g}), and '
         f'every distillation objective at one learning rate ({_SMALL.distill.learning_rate:g}),'
         ' tuned for none of them. Where the papers\' methods differ from these losses '
         '(TAID\'s adaptive schedule, OPD\'s sampled PPO-clipped reward, AKL\'s and TAID\'s '
