@@ -67,14 +67,20 @@ class BondState:
 def bon_log_probs(log_ref_all: jax.Array, reward_ranks, n: int) -> jax.Array:
   """log π_BoN of every sequence [V^T] from log π_ref [V^T] and the rewards' ranks
   (`rerank.score_ranks` of the rewards [V^T]), exactly."""
-  return jnp.log(rerank.reranked_probs_ranked(log_ref_all, reward_ranks, n))
+  return rerank.reranked_log_probs_ranked(log_ref_all, reward_ranks, n)
 
 
 def jeffreys(log_target: jax.Array, log_q: jax.Array, beta) -> jax.Array:
   """(1 − β) KL(target ‖ Q) + β KL(Q ‖ target) of two distributions over one enumerated
-  support [N] (log-space; 0·log 0 = 0): a scalar."""
-  return ((1.0 - beta) * categorical.kl(log_target, log_q)
-          + beta * categorical.kl(log_q, log_target))
+  support [N] (log-space; 0·log 0 = 0): a scalar. β is a Python float: at β = 0 or 1 the
+  other KL is not formed (0 · ∞ would be NaN where it is infinite)."""
+  beta = float(beta)
+  out = 0.0
+  if beta < 1.0:
+    out += (1.0 - beta) * categorical.kl(log_target, log_q)
+  if beta > 0.0:
+    out += beta * categorical.kl(log_q, log_target)
+  return out
 
 
 def quantile_log_prob(rewards: jax.Array, reference_rewards: jax.Array) -> jax.Array:

@@ -49,6 +49,24 @@ def score_ranks(scores: jax.Array):
           jnp.searchsorted(sorted_scores, scores, side='right'))
 
 
+def reranked_log_probs_ranked(log_q: jax.Array, ranks, num_candidates: int) -> jax.Array:
+  """log R [N] from log Q [N] and the scores' `score_ranks`, in log-space throughout: the
+  cumulative masses by a cumulative log-sum-exp and the series by a log-sum-exp, so
+  R(x) ≈ Q(x)^K at the lowest score (float32 underflows there for Q(x)^K < 1e-38) stays
+  finite: log R is −inf only where log Q is."""
+  if num_candidates < 1:
+    raise ValueError(f'num_candidates must be >= 1, got {num_candidates}')
+  order, below, at_or_below = ranks
+  log_cum = jnp.concatenate([jnp.full((1,), -jnp.inf, log_q.dtype),
+                             jax.lax.cumlogsumexp(log_q[order])])
+  log_lt, log_le = log_cum[below], log_cum[at_or_below]  # log Q(S < s), log Q(S ≤ s)
+  k = jnp.arange(num_candidates, dtype=log_q.dtype)
+  # k·log F_≤ + (K−1−k)·log F_<, with 0·(−inf) = 0 (F^0 = 1).
+  term = lambda power, log_f: jnp.where(power == 0, 0.0, power * log_f[:, None])
+  terms = term(k, log_le) + term(k[::-1], log_lt)
+  return log_q + jax.scipy.special.logsumexp(terms, axis=-1)
+
+
 def reranked_probs_ranked(log_q: jax.Array, ranks, num_candidates: int) -> jax.Array:
   """`reranked_probs` from the scores' `score_ranks` (log_q [N] -> R [N])."""
   if num_candidates < 1:

@@ -48,6 +48,26 @@ class BondTest(parameterized.TestCase):
     np.testing.assert_allclose(jnp.exp(bond.bon_log_probs(log_q, rerank.score_ranks(scores),
                                                           1)), jnp.exp(log_q), rtol=1e-6)
 
+  def test_bon_law_in_log_space_where_probabilities_underflow(self):
+    # The lowest-scored sequence has R = Q^K: e^-240 at K = 4, below float32's range; its
+    # log stays finite (−240 + log of the series' one term) and the law still sums to 1.
+    log_q = jnp.array([-60.0, np.log(0.5), np.log(0.5)], jnp.float32)
+    log_q = log_q - jax.scipy.special.logsumexp(log_q)
+    scores = jnp.array([0.0, 1.0, 2.0])
+    got = bond.bon_log_probs(log_q, rerank.score_ranks(scores), 4)
+    self.assertTrue(np.isfinite(np.asarray(got)).all())
+    np.testing.assert_allclose(float(got[0]), 4 * float(log_q[0]), rtol=1e-6)
+    np.testing.assert_allclose(float(jnp.exp(got).sum()), 1.0, rtol=1e-5)
+    self.assertEqual(float(rerank.reranked_probs(log_q, scores, 4)[0]), 0.0)  # underflows
+
+  def test_jeffreys_at_an_end_ignores_the_other_infinite_kl(self):
+    # A target with a zero atom: KL(Q ‖ target) = ∞, so only β = 0 is finite — not NaN.
+    la = jnp.log(jnp.array([0.5, 0.5, 0.0]))
+    lb = jnp.log(jnp.array([0.2, 0.3, 0.5]))
+    self.assertTrue(np.isfinite(float(bond.jeffreys(la, lb, 0.0))))
+    self.assertTrue(np.isfinite(np.asarray(jax.grad(lambda l: bond.jeffreys(la, l, 0.0))(lb))).all())
+    self.assertEqual(float(bond.jeffreys(la, lb, 0.5)), np.inf)
+
   def test_jeffreys_ends_and_middle_against_numpy(self):
     rng = np.random.default_rng(1)
     a, b = rng.dirichlet(np.ones(6)), rng.dirichlet(np.ones(6))

@@ -42,13 +42,17 @@ def gkd_jsd(student, teacher, mask, *, beta, temperature, bug=None):
   log_p, log_q = _log_probs(student.astype(compute), teacher.astype(compute), temperature)
   if bug == 'clamped_beta':  # verl-recipe #151: β clamped below 1, the unscaled JSD ~ 0
     beta = min(beta, 0.999)
-  if beta == 0.0 and bug not in ('swapped_weights', 'clamped_beta'):
+  if bug == 'mixture_reversed' and beta in (0.0, 1.0):  # β's ends exchanged as well
+    d = _kl(log_q, log_p) if beta == 0.0 else _kl(log_p, log_q)
+  elif beta == 0.0 and bug not in ('swapped_weights', 'clamped_beta'):
     d = _kl(log_p, log_q)
   elif beta == 1.0 and bug not in ('swapped_weights', 'clamped_beta'):
     d = _kl(log_q, log_p)
   else:
     b = beta
-    if bug == 'swapped_weights':  # TRL #3043: the mixture's weights swapped, no end points
+    if bug in ('swapped_weights', 'mixture_reversed'):
+      # TRL #3043: the mixture's weights swapped (M = (1−β)P + βQ), no end points; with
+      # the ends exchanged too (a JAX library's convention) it agrees with GKD at β = ½ only.
       log_m = jnp.logaddexp(log_p + jnp.log1p(-b + 1e-12), log_q + jnp.log(b + 1e-12))
     elif bug == 'log_mixture':  # TRL #2202: the mixture of log-probabilities
       log_m = b * log_p + (1 - b) * log_q
@@ -81,13 +85,14 @@ class BatteryTest(parameterized.TestCase):
 
   def test_a_correct_loss_passes_every_case(self):
     results = conformance.run(gkd_jsd, JSD)
-    self.assertLen(results, 5 * 3 * 2 * 2 * 2)
+    self.assertLen(results, 5 * len(conformance.BETAS) * 2 * 2 * 2)
     failed = [conformance.line(r) for r in results if not r.passed]
     self.assertEqual(failed, [])
 
   @parameterized.named_parameters(
       ('log_mixture', 'log_mixture', 'β=0.5', 'β=0,'),
       ('swapped_weights', 'swapped_weights', 'β=1', None),
+      ('mixture_reversed', 'mixture_reversed', 'β=0.25', 'β=0.5'),
       ('length_times_vocab', 'length_times_vocab', 'random', None),
       ('clamped_beta', 'clamped_beta', 'β=1', 'β=0.5'),
       ('mask_ignored', 'mask_ignored', 'mask=partial', 'mask=all'),

@@ -8,7 +8,7 @@ PyTorch; a small adapter (ADAPTERS, or a function of the user's) fits another si
 it. A `Spec` states what the loss claims to be: the divergence of each position's next-token
 distributions P (teacher) and Q (student), the convention of its β, how the positions are
 reduced and how the temperature enters. The battery (`cases`) runs it on random, peaked,
-flat, near-equal and disjoint-support distributions, β at the ends and in the middle, masked
+flat, near-equal and disjoint-support distributions, β at the ends, in the middle and off it (¼: a mixture weighted β ↔ 1 − β agrees at ½), masked
 positions, two temperatures, float32 and bfloat16, and compares the value and the gradient
 with respect to the student's logits with the reference below (JAX autodiff, float32, from
 the same rounded inputs). Each case passes, or fails with the measured error; a value below
@@ -47,7 +47,7 @@ REDUCTIONS = ('token_mean', 'sequence_mean', 'sum')
 TEMPERATURES = ('divide', 'divide_t2')
 FRAMEWORKS = ('jax', 'torch')
 NONNEGATIVE = DIVERGENCES  # every divergence here is ≥ 0
-BETAS = (0.0, 0.5, 1.0)
+BETAS = (0.0, 0.25, 0.5, 1.0)  # ½ cannot tell a swapped mixture weight (β ↔ 1 − β) from the right one
 DISTRIBUTIONS = ('random', 'peaked', 'flat', 'near', 'disjoint')
 MASKS = ('all', 'partial')
 TAUS = (1.0, 2.0)
@@ -428,7 +428,9 @@ def summary(reports) -> str:
           f'{len(cases(Spec("fkl")))} for the others — and the tolerances).', '',
           'Command: `python -m benchmarks.conformance --adapter=all '
           '--output=docs/findings/conformance.md`  ',
-          f'Date: {datetime.date.today().isoformat()}; on the CPU. A loss whose package is not '
-          'installed is listed as not run (`pip install \'.[conformance]\'` installs them). '
-          'EasyDeL\'s GKD loss has no adapter yet.', '']
+          f'Date: {datetime.date.today().isoformat()}; on the CPU, JAX {jax.__version__}. A loss whose package is not '
+          'installed is listed as not run (`pip install \'.[conformance]\'` installs TRL and '
+          'PyTorch; EasyDeL, whose dependencies pin their own flax and transformers, goes in '
+          'an environment of its own: `pip install easydel torch` there, then this package).',
+          '']
   return '\n'.join(head + lines) + '\n\n## Every case\n\n' + '\n'.join(tables)
