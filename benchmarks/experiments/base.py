@@ -65,6 +65,20 @@ def tiny_sizes(**changes) -> Dict[str, object]:
   return sizes
 
 
+def tiny_enumerable(width: int, **changes) -> Dict[str, object]:
+  """The `--quick` problem of the experiments on `enumerable` (V = 3, T = 3: 27 sequences, an
+  8-unit oracle, a student `width` wide, 2 seeds, 10 steps after a 10-step warm start), with
+  `changes` (flattened fields) on top."""
+  sizes = {'problem.vocab_size': 3, 'problem.seq_len': 3, 'problem.embed_dim': 8,
+           'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
+           'generator.embed_dim': width, 'generator.hidden_dim': width,
+           'train.batch_size': 16, 'train.num_steps': 10, 'train.eval_every': 10,
+           'train.warm_start_steps': 10, 'eval.num_samples': 64, 'eval.batch_size': 64,
+           'pis': (0.5,), 'num_seeds': 2}
+  sizes.update(changes)
+  return sizes
+
+
 def warm_rows(rows, run: Optional[str] = None) -> List[dict]:
   """The last warm-start evaluation (phase 'warm_start'; of `run` when given), one row per
   seed that did not diverge."""

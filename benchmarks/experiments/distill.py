@@ -114,13 +114,7 @@ def runs(options):
   """The enumerable run, the capacity runs and the `small` run (see the module docstring)."""
   every = all_variants()
   if options.quick:
-    tiny = {'problem.vocab_size': 3, 'problem.seq_len': 3, 'problem.embed_dim': 8,
-            'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
-            'generator.embed_dim': QUICK_WIDTH, 'generator.hidden_dim': QUICK_WIDTH,
-            'train.batch_size': 16,
-            'train.num_steps': 10, 'train.eval_every': 10, 'train.warm_start_steps': 10,
-            'eval.num_samples': 64, 'eval.batch_size': 64, 'pis': (0.1, 0.9),
-            'num_seeds': 2}
+    tiny = base.tiny_enumerable(QUICK_WIDTH, pis=(0.1, 0.9))
     exact = dict(tiny, **{'train.warm_start_steps': 0, 'pis': (0.5,)})
     return {
         'enumerable': experiment_lib.Run('enumerable', tiny, {k: every[k] for k in QUICK}),

@@ -76,12 +76,7 @@ _SMALL = configs.get_preset('small')  # the defaults the page states
 def runs(options):
   """`gap` and `no_gap` (module docstring); --quick: one tiny run of QUICK's objectives."""
   if options.quick:
-    tiny = {'problem.vocab_size': 3, 'problem.seq_len': 3, 'problem.embed_dim': 8,
-            'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
-            'generator.embed_dim': QUICK_WIDTH, 'generator.hidden_dim': QUICK_WIDTH,
-            'train.batch_size': 16, 'train.num_steps': 10, 'train.eval_every': 10,
-            'train.warm_start_steps': 10, 'eval.num_samples': 64, 'eval.batch_size': 64,
-            'pis': (0.5,), 'num_seeds': 2}
+    tiny = base.tiny_enumerable(QUICK_WIDTH)
     return {'gap': experiment_lib.Run('enumerable', tiny, {k: VARIANTS[k] for k in QUICK}),
             'bond': experiment_lib.Run('enumerable', tiny, {
                 'bond_b0.5': BOND_VARIANTS['bond_b0.5']})}

@@ -66,12 +66,7 @@ def variant(label: str):
 
 def runs(options):
   if options.quick:
-    overrides = {'problem.vocab_size': 3, 'problem.seq_len': 3, 'problem.embed_dim': 8,
-                 'problem.hidden_dim': 8, 'problem.num_train': 256, 'problem.num_test': 128,
-                 'generator.embed_dim': QUICK_WIDTH, 'generator.hidden_dim': QUICK_WIDTH,
-                 'train.batch_size': 16, 'train.num_steps': 10, 'train.eval_every': 10,
-                 'train.warm_start_steps': 10, 'eval.num_samples': 64, 'eval.batch_size': 64,
-                 'pis': (0.5,), 'num_seeds': 2}
+    overrides = base.tiny_enumerable(QUICK_WIDTH)
     labels = QUICK
   else:
     overrides = {'generator.embed_dim': WIDTH, 'generator.hidden_dim': WIDTH,
