@@ -27,8 +27,8 @@ measured ROUGE, accuracy and reward-model scores on language models.
 Runs: `gap`, the misspecified enumerable problem (a student E = H = 4 against an E = H = 16
 teacher, V = 6, T = 6: exact divergences by enumeration), and `no_gap` (the student as wide
 as the teacher), and `bond` (the `gap` problem: BOND by its exact estimator at β ∈ {0, ½,
-1} and its Monte-Carlo form at ½). Every objective trains 1,000 Adam steps from the same per-seed MLE warm
-start (16 seeds), so differences pair runs of one seed; where 1,000 steps got, not
+1} and its Monte-Carlo form at ½). Every objective trains 1,000 Adam steps from the same
+per-seed MLE warm start (16 seeds), so differences pair runs of one seed; where 1,000 steps got, not
 minimisers. Data-prefix objectives (fkl, rkl, akl, abkd, taid) read the training set's
 prefixes (the papers' supervised setting); rkl and eopd the student's own samples (λ = 1,
 the per-token surrogate, as on-policy distillation trains). Hyper-parameters are the
