@@ -129,7 +129,13 @@ class LSTMLM(nn.Module):
 
   def logits(self, tokens: jax.Array) -> jax.Array:
     """Teacher-forced next-token logits: int [B, T] -> [B, T, V] (row t predicts x_t)."""
-    return self.hidden_states(tokens) @ self.Wo + self.bo
+    return self.logits_from_hidden(self.hidden_states(tokens))
+
+  def logits_from_hidden(self, hidden: jax.Array) -> jax.Array:
+    """The output layer: hidden states [..., H] (from `hidden_states`) -> logits [..., V].
+    With `hidden_states`, the interface through which the schemes read a teacher's
+    next-token distributions in row chunks (objectives/token_terms.py)."""
+    return hidden @ self.Wo + self.bo
 
   def token_log_probs(self, tokens: jax.Array, temperature: float = 1.0) -> jax.Array:
     """log p(x_t | x_<t) for each position: int [B, T] -> [B, T].

@@ -14,11 +14,6 @@ import jax.numpy as jnp
 from models import output_layer
 
 
-def logits_from_hidden(module, hidden: jax.Array) -> jax.Array:
-  """An LSTMLM's output layer on given hidden states: [..., H] -> [..., V]."""
-  return hidden @ module.Wo + module.bo
-
-
 def in_row_chunks(fn: Callable, num_chunks: int, *arrays: jax.Array):
   """fn over row chunks of [N, ...] arrays under jax.checkpoint; outputs [N, ...] each."""
   rows = arrays[0].shape[0]
@@ -73,8 +68,8 @@ def model_terms(student, params, teacher, teacher_params, tokens: jax.Array,
   h_q = student.apply(params, tokens, method='hidden_states')
   return per_token_terms(
       lambda h: jax.lax.stop_gradient(teacher.apply(teacher_params, h,
-                                                    method=logits_from_hidden)), h_p,
-      lambda h: student.apply(params, h, method=logits_from_hidden), h_q, tokens, token_fn,
+                                                    method='logits_from_hidden')), h_p,
+      lambda h: student.apply(params, h, method='logits_from_hidden'), h_q, tokens, token_fn,
       chunk_bytes=chunk_bytes)
 
 

@@ -36,11 +36,6 @@ def sample_chunked(model, params, key: jax.Array, num: int, batch_size: int, seq
   return xs.reshape(num_chunks * batch_size, seq_len)[:num]
 
 
-def _output_logits(module, hidden: jax.Array) -> jax.Array:
-  """An LSTMLM's output layer as an `apply` method: hidden [..., H] -> logits [..., V]."""
-  return hidden @ module.Wo + module.bo
-
-
 def next_token_log_probs(model, params, tokens: jax.Array, temperature=1.0) -> jax.Array:
   """Teacher-forced log softmax(logits / τ) at every prefix: int [n, T] -> [n, T, V].
 
@@ -70,9 +65,9 @@ def accumulated_kl(oracle, oracle_params, generator, params, tokens: jax.Array, 
 
   def one(h):  # [chunk, T, H_p + H_q] -> [chunk]
     lp = jax.nn.log_softmax(oracle.apply(oracle_params, h[..., :width_p],
-                                         method=_output_logits))
+                                         method='logits_from_hidden'))
     lq = jax.nn.log_softmax(generator.apply(params, h[..., width_p:],
-                                            method=_output_logits) / temperature)
+                                            method='logits_from_hidden') / temperature)
     return sequence_lib.accumulated_kl(lp, lq)
 
   return batched(one, jnp.concatenate([h_p, h_q], axis=-1), chunk)
