@@ -2,6 +2,7 @@
 
 import collections
 import json
+import math
 import os
 from typing import Any, NamedTuple
 
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.lstm import LSTMLM
+from models.ngram import NGramLM
 
 SEQGAN_ORACLE_FILE = os.path.join(os.path.dirname(__file__), 'data', 'seqgan_oracle.npz')
 SEQGAN_SIZES = dict(vocab_size=5000, embed_dim=32, hidden_dim=32, seq_len=20)
@@ -19,7 +21,7 @@ class Problem(NamedTuple):
   """Everything a scheme and the evaluator share across seeds.
 
   Attributes:
-    model: the oracle's LSTMLM.
+    model: the oracle's module (an LSTMLM, or an NGramLM: source 'ngram').
     params: the oracle's variables ({'params': ...}).
     train: int32 [N, T] oracle samples, the training data.
     test: int32 [M, T] held-out oracle samples.
@@ -27,7 +29,7 @@ class Problem(NamedTuple):
     valid: int32 [K, T] held-out oracle samples for model selection, apart from the test set
       (config.problem.num_valid; None when 0).
   """
-  model: LSTMLM
+  model: Any  # LSTMLM | NGramLM
   params: Any
   train: jax.Array
   test: jax.Array
@@ -52,16 +54,43 @@ def seqgan_oracle(path: str = SEQGAN_ORACLE_FILE):
   return model, {'params': params}
 
 
+SOURCES = ('random', 'seqgan', 'ngram')
+NGRAM_MAX_ENTRIES = 2 * 10**7  # (V+1)^k · V table entries: 80 MB of float32
+
+
+def ngram_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, order: int,
+                 concentration: float):
+  """A random order-k n-gram oracle (models/ngram.py): returns (model, variables)."""
+  model = NGramLM(vocab_size=vocab_size, seq_len=seq_len, order=order,
+                  concentration=concentration)
+  return model, model.init(key, jnp.zeros((1, seq_len), jnp.int32))
+
+
 def check_config(cfg) -> None:
   """ValueError naming --config.problem.<field> when the oracle cannot be built: an unknown
-  source, or sizes other than SeqGAN's for its oracle; no compute."""
+  source, sizes other than SeqGAN's for its oracle, an n-gram order or concentration out of
+  range or a table too large; no compute."""
   if cfg.source == 'seqgan':
     for field, value in SEQGAN_SIZES.items():
       if cfg[field] != value:
         raise ValueError(f'--config.problem.{field}: the SeqGAN oracle has {field}={value}, '
                          f'got {cfg[field]}')
-  elif cfg.source != 'random':
-    raise ValueError(f"--config.problem.source: {cfg.source!r} is not 'random' or 'seqgan'")
+  elif cfg.source == 'ngram':
+    order, alpha = cfg.ngram_order, cfg.ngram_concentration
+    if not (isinstance(order, int) and not isinstance(order, bool) and order >= 1):
+      raise ValueError(f'--config.problem.ngram_order: must be an integer ≥ 1, got {order!r}')
+    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+            and math.isfinite(alpha) and alpha > 0):
+      raise ValueError(f'--config.problem.ngram_concentration: must be a number > 0, got '
+                       f'{alpha!r}')
+    entries = (cfg.vocab_size + 1) ** order * cfg.vocab_size
+    if entries > NGRAM_MAX_ENTRIES:
+      raise ValueError(f'--config.problem.ngram_order: an order-{order} table over V = '
+                       f'{cfg.vocab_size} has (V+1)^{order}·V = {entries:,} entries, more than '
+                       f'{NGRAM_MAX_ENTRIES:,}; lower the order or the vocabulary')
+  elif cfg.source not in SOURCES:
+    raise ValueError(f'--config.problem.source: {cfg.source!r} is not one of '
+                     f'{", ".join(SOURCES)}')
 
 
 VALID_SALT = 3  # the validation set's key: fold_in(PRNGKey(problem.seed), VALID_SALT)
@@ -93,8 +122,9 @@ def build_problem(cfg) -> Problem:
   `config.problem` (make_problem keeps what it builds).
 
   Args:
-    cfg: a ConfigDict with fields source ('random' | 'seqgan'), vocab_size, seq_len,
-      embed_dim, hidden_dim, init_scale, seed, num_train, num_test, num_valid (0: none).
+    cfg: a ConfigDict with fields source ('random' | 'seqgan' | 'ngram'), vocab_size, seq_len,
+      embed_dim, hidden_dim, init_scale (the LSTM oracles), ngram_order, ngram_concentration
+      (the n-gram oracle), seed, num_train, num_test, num_valid (0: none).
   """
   key = jax.random.PRNGKey(cfg.seed)
   k_init, k_train, k_test = jax.random.split(key, 3)
@@ -104,6 +134,9 @@ def build_problem(cfg) -> Problem:
     model, params = random_oracle(k_init, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
                                   embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
                                   init_scale=cfg.init_scale)
+  elif cfg.source == 'ngram':
+    model, params = ngram_oracle(k_init, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
+                                 order=cfg.ngram_order, concentration=cfg.ngram_concentration)
   else:
     raise ValueError(f'config.problem.source: unknown oracle source {cfg.source!r}')
 

@@ -15,7 +15,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.pis = (0.1, 0.5, 0.9)         # π grid: js_pi metrics, and the sweep of π-dependent schemes
 
   c.problem = ml_collections.ConfigDict()
-  c.problem.source = 'random'     # 'random': N(0, init_scale²) LSTM; 'seqgan': the SeqGAN oracle
+  c.problem.source = 'random'     # 'random': N(0, init_scale²) LSTM; 'seqgan': the SeqGAN oracle;
+                                  # 'ngram': a random order-k Markov chain (models/ngram.py)
+  c.problem.ngram_order = 2         # 'ngram': k, the tokens of context
+  c.problem.ngram_concentration = 1.0  # 'ngram': each context's row ~ Dirichlet(α · 1)
   c.problem.vocab_size = 500      # V
   c.problem.seq_len = 20          # T
   c.problem.embed_dim = 32        # oracle E

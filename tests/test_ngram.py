@@ -1,0 +1,98 @@
+"""Tests of models/ngram.py (the n-gram oracle): exact probabilities, sampling frequencies,
+the entropy's closed form, the context ids, and its configuration's refusals."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.stats
+
+import _smoke
+from benchmarks import configs
+import divergences
+from models import ngram
+from models import oracle as oracle_lib
+
+V, T = 3, 4
+
+
+def _model(order=2, concentration=0.5, seed=0):
+  model = ngram.NGramLM(vocab_size=V, seq_len=T, order=order, concentration=concentration)
+  return model, model.init(jax.random.PRNGKey(seed), jnp.zeros((1, T), jnp.int32))
+
+
+class NGramTest(parameterized.TestCase):
+
+  @parameterized.parameters(1, 2, 3)
+  def test_probabilities_sum_to_one_and_both_paths_agree(self, order):
+    model, params = _model(order)
+    log_p = model.apply(params, method='all_log_probs')
+    np.testing.assert_allclose(float(jnp.exp(log_p).sum()), 1.0, rtol=1e-5)
+    xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+    np.testing.assert_allclose(model.apply(params, xs, method='log_prob'), log_p, atol=1e-5)
+
+  def test_the_next_token_depends_on_exactly_the_last_k_tokens(self):
+    model, params = _model(order=2)
+    table = np.asarray(params['params']['log_table'])
+    x = jnp.array([[2, 0, 1, 2]])
+    got = np.asarray(model.apply(params, x, method='logits'))[0]
+    # Digits d = token + 1, newest least significant, base V + 1; 0 before the start.
+    contexts = [0, 2 + 1, (0 + 1) + (2 + 1) * (V + 1), (1 + 1) + (0 + 1) * (V + 1)]
+    np.testing.assert_array_equal(got, table[contexts])
+    # A change three tokens back changes nothing at order 2.
+    y = x.at[0, 0].set(0)
+    np.testing.assert_array_equal(np.asarray(model.apply(params, y, method='logits'))[0, 3],
+                                  got[3])
+
+  def test_sampled_frequencies_match_the_exact_law(self):
+    model, params = _model(order=1, concentration=1.0)
+    draws = np.asarray(model.apply(params, jax.random.PRNGKey(3), 40_000, method='sample'))
+    codes = (draws * V ** np.arange(T - 1, -1, -1)).sum(-1)  # lexicographic index
+    counts = np.bincount(codes, minlength=V ** T)
+    expected = np.asarray(jnp.exp(model.apply(params, method='all_log_probs'))) * len(codes)
+    keep = expected >= 5  # chi-square on the cells with enough mass
+    chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    self.assertLess(chi2, scipy.stats.chi2.ppf(0.999, keep.sum() - 1))
+
+  @parameterized.parameters((1, 0.3), (2, 1.0), (3, 0.5))
+  def test_entropy_closed_form_equals_enumeration(self, order, alpha):
+    model, params = _model(order, alpha, seed=order)
+    log_p = model.apply(params, method='all_log_probs')
+    by_enumeration = -float(jnp.sum(jnp.exp(log_p) * log_p))
+    np.testing.assert_allclose(float(model.apply(params, method='entropy')), by_enumeration,
+                               rtol=1e-5)
+
+  def test_the_problem_builds_and_its_data_are_its_samples(self):
+    config = configs.get_preset('smoke')
+    config.problem.update(source='ngram', vocab_size=V, seq_len=T, num_train=64, num_test=32)
+    oracle_lib.check_config(config.problem)
+    problem = oracle_lib.make_problem(config.problem)
+    self.assertIsInstance(problem.model, ngram.NGramLM)
+    np.testing.assert_allclose(problem.test_logp,
+                               problem.model.apply(problem.params, problem.test,
+                                                   method='log_prob'), rtol=1e-6)
+
+  def test_distillation_from_the_ngram_teacher_trains_through_train_scheme(self):
+    # The teacher is read through its hidden_states / logits_from_hidden, as the LSTM is.
+    config = _smoke.smoke_config()
+    config.problem.update(source='ngram', vocab_size=V, seq_len=T, num_train=64, num_test=32)
+    config.distill.update(divergence='fkl', prefix='student')
+    config.train.update(num_steps=10, eval_every=10)
+    _, rows = _smoke.final_rows('distill', config)
+    self.assertTrue(all(np.isfinite(r['kl_pq']) and np.isfinite(r['exposure_oracle'])
+                        and not r['diverged'] for r in rows))
+
+  @parameterized.parameters(({'ngram_order': 0}, 'ngram_order', 'integer'),
+                            ({'ngram_concentration': 0.0}, 'ngram_concentration', '> 0'),
+                            ({'ngram_order': 4, 'vocab_size': 500}, 'ngram_order', 'entries'),
+                            ({'source': 'automaton'}, 'source', 'not one of'))
+  def test_refusals_name_the_field(self, fields, flag, words):
+    config = configs.get_preset('smoke')
+    config.problem.update({'source': 'ngram', **fields})
+    with self.assertRaisesRegex(ValueError, f'--config.problem.{flag}: .*{words}'):
+      oracle_lib.check_config(config.problem)
+
+
+if __name__ == '__main__':
+  absltest.main()
