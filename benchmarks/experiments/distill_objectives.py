@@ -227,8 +227,9 @@ def derive(rows):
 EXPERIMENT = experiment_lib.Experiment(
     name='distill_objectives',
     claim=('The distillation objectives since 2023 — AKL, ABKD, TAID, entropy-aware on-policy '
-           'distillation and TaiLr — each claim to fix a failure of forward or reverse KL; with '
-           'a teacher of known density we judge each headline claim in the exact divergences.'),
+           'distillation, TaiLr and BOND — each claim to fix a failure of forward or reverse '
+           'KL; with a teacher of known density we judge each headline claim in the exact '
+           'divergences.'),
     runs=runs, draw=draw, claims=claims, derive=derive,
     explanation=(
         'How to read them. Every objective starts from the same MLE warm start of its seed '
