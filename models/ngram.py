@@ -1,4 +1,5 @@
-"""An order-k n-gram (Markov) oracle: P(x_t | x_<t) = θ[c_t], c_t the previous k tokens.
+"""Finite-state oracles: an order-k n-gram (Markov) model, P(x_t | x_<t) = θ[c_t] with c_t the
+previous k tokens, and a random probabilistic deterministic finite automaton (`AutomatonLM`).
 
 The context of position t is its k previous tokens, padded at the start with a begin symbol:
 with digits d = token + 1 (0 for "before the start"), c_t = Σ_{j=1..k} d_{t−j} (V+1)^{j−1},
@@ -30,28 +31,24 @@ def random_log_table(key: jax.Array, num_contexts: int, vocab_size: int,
   return g - jax.scipy.special.logsumexp(g, axis=-1, keepdims=True)
 
 
-class NGramLM(nn.Module):
-  """An order-k Markov model over V tokens, sequences of length T (module docstring)."""
+class FiniteStateLM(nn.Module):
+  """A language model whose next-token law depends on a finite state (a context id) that
+  each token moves deterministically: `log_table` [num_contexts, V] the next-token
+  log-probabilities of each state, `next_context` the move, state 0 at the start. Subclasses
+  give the states' meaning (module docstring)."""
   vocab_size: int
   seq_len: int
-  order: int
-  concentration: float = 1.0
-
-  def setup(self):
-    self.log_table = self.param(
-        'log_table', lambda key: random_log_table(key, self.num_contexts, self.vocab_size,
-                                                  self.concentration))
 
   @property
   def num_contexts(self) -> int:
-    return (self.vocab_size + 1) ** self.order
+    raise NotImplementedError
+
+  def next_context(self, context: jax.Array, token: jax.Array) -> jax.Array:
+    """The state after `token` follows `context` (int arrays of one shape)."""
+    raise NotImplementedError
 
   def __call__(self, tokens: jax.Array) -> jax.Array:
     return self.logits(tokens)
-
-  def next_context(self, context: jax.Array, token: jax.Array) -> jax.Array:
-    """The context after `token` follows `context` (int arrays of one shape)."""
-    return (context * (self.vocab_size + 1) + token + 1) % self.num_contexts
 
   def hidden_states(self, tokens: jax.Array) -> jax.Array:
     """The context id of each position: int [B, T] -> int32 [B, T, 1] (c_t predicts x_t)."""
@@ -126,3 +123,47 @@ class NGramLM(nn.Module):
       law = jnp.zeros_like(law).at[successor.reshape(-1)].add(
           (law[:, None] * p_table).reshape(-1))
     return total
+
+
+class NGramLM(FiniteStateLM):
+  """An order-k Markov model over V tokens, sequences of length T (module docstring)."""
+  order: int = 2
+  concentration: float = 1.0
+
+  def setup(self):
+    self.log_table = self.param(
+        'log_table', lambda key: random_log_table(key, self.num_contexts, self.vocab_size,
+                                                  self.concentration))
+
+  @property
+  def num_contexts(self) -> int:
+    return (self.vocab_size + 1) ** self.order
+
+  def next_context(self, context: jax.Array, token: jax.Array) -> jax.Array:
+    return (context * (self.vocab_size + 1) + token + 1) % self.num_contexts
+
+
+class AutomatonLM(FiniteStateLM):
+  """A random probabilistic deterministic finite automaton: `num_states` states, state 0 at
+  the start; in state s the next token is drawn from θ_s ~ Dirichlet(concentration · 1) and
+  moves the automaton to δ(s, token), drawn uniformly among the states (the `transitions`
+  parameter, int32 [S, V]). An order-k n-gram is the automaton whose states are contexts."""
+  num_states: int = 8
+  concentration: float = 1.0
+
+  def setup(self):
+    def init(key):
+      k_emit, k_move = jax.random.split(key)
+      return {'log_table': random_log_table(k_emit, self.num_states, self.vocab_size,
+                                            self.concentration),
+              'transitions': jax.random.randint(k_move, (self.num_states, self.vocab_size),
+                                                0, self.num_states, jnp.int32)}
+    tables = self.param('automaton', init)
+    self.log_table, self.transitions = tables['log_table'], tables['transitions']
+
+  @property
+  def num_contexts(self) -> int:
+    return self.num_states
+
+  def next_context(self, context: jax.Array, token: jax.Array) -> jax.Array:
+    return self.transitions[context, token]

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.lstm import LSTMLM
+from models.ngram import AutomatonLM
 from models.ngram import NGramLM
 
 SEQGAN_ORACLE_FILE = os.path.join(os.path.dirname(__file__), 'data', 'seqgan_oracle.npz')
@@ -21,7 +22,8 @@ class Problem(NamedTuple):
   """Everything a scheme and the evaluator share across seeds.
 
   Attributes:
-    model: the oracle's module (an LSTMLM, or an NGramLM: source 'ngram').
+    model: the oracle's module (an LSTMLM; an NGramLM or AutomatonLM: sources 'ngram',
+      'automaton').
     params: the oracle's variables ({'params': ...}).
     train: int32 [N, T] oracle samples, the training data.
     test: int32 [M, T] held-out oracle samples.
@@ -29,7 +31,7 @@ class Problem(NamedTuple):
     valid: int32 [K, T] held-out oracle samples for model selection, apart from the test set
       (config.problem.num_valid; None when 0).
   """
-  model: Any  # LSTMLM | NGramLM
+  model: Any  # LSTMLM | NGramLM | AutomatonLM
   params: Any
   train: jax.Array
   test: jax.Array
@@ -54,7 +56,7 @@ def seqgan_oracle(path: str = SEQGAN_ORACLE_FILE):
   return model, {'params': params}
 
 
-SOURCES = ('random', 'seqgan', 'ngram')
+SOURCES = ('random', 'seqgan', 'ngram', 'automaton')
 NGRAM_MAX_ENTRIES = 2 * 10**7  # (V+1)^k · V table entries: 80 MB of float32
 
 
@@ -63,6 +65,15 @@ def ngram_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, order: int,
   """A random order-k n-gram oracle (models/ngram.py): returns (model, variables)."""
   model = NGramLM(vocab_size=vocab_size, seq_len=seq_len, order=order,
                   concentration=concentration)
+  return model, model.init(key, jnp.zeros((1, seq_len), jnp.int32))
+
+
+def automaton_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, num_states: int,
+                     concentration: float):
+  """A random probabilistic deterministic finite automaton oracle (models/ngram.py):
+  returns (model, variables)."""
+  model = AutomatonLM(vocab_size=vocab_size, seq_len=seq_len, num_states=num_states,
+                      concentration=concentration)
   return model, model.init(key, jnp.zeros((1, seq_len), jnp.int32))
 
 
@@ -75,19 +86,22 @@ def check_config(cfg) -> None:
       if cfg[field] != value:
         raise ValueError(f'--config.problem.{field}: the SeqGAN oracle has {field}={value}, '
                          f'got {cfg[field]}')
-  elif cfg.source == 'ngram':
-    order, alpha = cfg.ngram_order, cfg.ngram_concentration
-    if not (isinstance(order, int) and not isinstance(order, bool) and order >= 1):
-      raise ValueError(f'--config.problem.ngram_order: must be an integer ≥ 1, got {order!r}')
+  elif cfg.source in ('ngram', 'automaton'):
+    alpha = cfg.state_concentration
     if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
             and math.isfinite(alpha) and alpha > 0):
-      raise ValueError(f'--config.problem.ngram_concentration: must be a number > 0, got '
+      raise ValueError(f'--config.problem.state_concentration: must be a number > 0, got '
                        f'{alpha!r}')
-    entries = (cfg.vocab_size + 1) ** order * cfg.vocab_size
+    field = 'ngram_order' if cfg.source == 'ngram' else 'automaton_states'
+    size = cfg[field]
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+      raise ValueError(f'--config.problem.{field}: must be an integer ≥ 1, got {size!r}')
+    order = size
+    entries = ((cfg.vocab_size + 1) ** order if cfg.source == 'ngram' else size) * cfg.vocab_size
     if entries > NGRAM_MAX_ENTRIES:
-      raise ValueError(f'--config.problem.ngram_order: an order-{order} table over V = '
-                       f'{cfg.vocab_size} has (V+1)^{order}·V = {entries:,} entries, more than '
-                       f'{NGRAM_MAX_ENTRIES:,}; lower the order or the vocabulary')
+      raise ValueError(f'--config.problem.{field}: {field} = {size} over V = '
+                       f'{cfg.vocab_size} makes a table of {entries:,} entries, more than '
+                       f'{NGRAM_MAX_ENTRIES:,}; lower it or the vocabulary')
   elif cfg.source not in SOURCES:
     raise ValueError(f'--config.problem.source: {cfg.source!r} is not one of '
                      f'{", ".join(SOURCES)}')
@@ -122,9 +136,10 @@ def build_problem(cfg) -> Problem:
   `config.problem` (make_problem keeps what it builds).
 
   Args:
-    cfg: a ConfigDict with fields source ('random' | 'seqgan' | 'ngram'), vocab_size, seq_len,
-      embed_dim, hidden_dim, init_scale (the LSTM oracles), ngram_order, ngram_concentration
-      (the n-gram oracle), seed, num_train, num_test, num_valid (0: none).
+    cfg: a ConfigDict with fields source (SOURCES), vocab_size, seq_len,
+      embed_dim, hidden_dim, init_scale (the LSTM oracles), ngram_order / automaton_states
+      and state_concentration (the finite-state oracles), seed, num_train, num_test,
+      num_valid (0: none).
   """
   key = jax.random.PRNGKey(cfg.seed)
   k_init, k_train, k_test = jax.random.split(key, 3)
@@ -136,7 +151,11 @@ def build_problem(cfg) -> Problem:
                                   init_scale=cfg.init_scale)
   elif cfg.source == 'ngram':
     model, params = ngram_oracle(k_init, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
-                                 order=cfg.ngram_order, concentration=cfg.ngram_concentration)
+                                 order=cfg.ngram_order, concentration=cfg.state_concentration)
+  elif cfg.source == 'automaton':
+    model, params = automaton_oracle(k_init, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
+                                     num_states=cfg.automaton_states,
+                                     concentration=cfg.state_concentration)
   else:
     raise ValueError(f'config.problem.source: unknown oracle source {cfg.source!r}')
 

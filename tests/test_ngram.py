@@ -1,4 +1,4 @@
-"""Tests of models/ngram.py (the n-gram oracle): exact probabilities, sampling frequencies,
+"""Tests of models/ngram.py (the n-gram and automaton oracles): exact probabilities, sampling frequencies,
 the entropy's closed form, the context ids, and its configuration's refusals."""
 
 from absl.testing import absltest
@@ -22,11 +22,18 @@ def _model(order=2, concentration=0.5, seed=0):
   return model, model.init(jax.random.PRNGKey(seed), jnp.zeros((1, T), jnp.int32))
 
 
+def _automaton(states=5, concentration=0.5, seed=0):
+  model = ngram.AutomatonLM(vocab_size=V, seq_len=T, num_states=states,
+                            concentration=concentration)
+  return model, model.init(jax.random.PRNGKey(seed), jnp.zeros((1, T), jnp.int32))
+
+
 class NGramTest(parameterized.TestCase):
 
-  @parameterized.parameters(1, 2, 3)
-  def test_probabilities_sum_to_one_and_both_paths_agree(self, order):
-    model, params = _model(order)
+  @parameterized.parameters(('ngram', 1), ('ngram', 2), ('ngram', 3), ('automaton', 1),
+                            ('automaton', 6))
+  def test_probabilities_sum_to_one_and_both_paths_agree(self, kind, size):
+    model, params = _model(size) if kind == 'ngram' else _automaton(size)
     log_p = model.apply(params, method='all_log_probs')
     np.testing.assert_allclose(float(jnp.exp(log_p).sum()), 1.0, rtol=1e-5)
     xs = divergences.enumerate_sequences(V, T, 0, V ** T)
@@ -45,8 +52,9 @@ class NGramTest(parameterized.TestCase):
     np.testing.assert_array_equal(np.asarray(model.apply(params, y, method='logits'))[0, 3],
                                   got[3])
 
-  def test_sampled_frequencies_match_the_exact_law(self):
-    model, params = _model(order=1, concentration=1.0)
+  @parameterized.parameters('ngram', 'automaton')
+  def test_sampled_frequencies_match_the_exact_law(self, kind):
+    model, params = _model(1, 1.0) if kind == 'ngram' else _automaton(4, 1.0)
     draws = np.asarray(model.apply(params, jax.random.PRNGKey(3), 40_000, method='sample'))
     codes = (draws * V ** np.arange(T - 1, -1, -1)).sum(-1)  # lexicographic index
     counts = np.bincount(codes, minlength=V ** T)
@@ -55,20 +63,33 @@ class NGramTest(parameterized.TestCase):
     chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
     self.assertLess(chi2, scipy.stats.chi2.ppf(0.999, keep.sum() - 1))
 
-  @parameterized.parameters((1, 0.3), (2, 1.0), (3, 0.5))
-  def test_entropy_closed_form_equals_enumeration(self, order, alpha):
-    model, params = _model(order, alpha, seed=order)
+  @parameterized.parameters(('ngram', 1, 0.3), ('ngram', 2, 1.0), ('ngram', 3, 0.5),
+                            ('automaton', 4, 0.5), ('automaton', 7, 2.0))
+  def test_entropy_closed_form_equals_enumeration(self, kind, size, alpha):
+    make = _model if kind == 'ngram' else _automaton
+    model, params = make(size, alpha, seed=size)
     log_p = model.apply(params, method='all_log_probs')
     by_enumeration = -float(jnp.sum(jnp.exp(log_p) * log_p))
     np.testing.assert_allclose(float(model.apply(params, method='entropy')), by_enumeration,
                                rtol=1e-5)
 
-  def test_the_problem_builds_and_its_data_are_its_samples(self):
+  def test_the_automaton_moves_by_its_transition_table(self):
+    model, params = _automaton(5)
+    tables = params['params']['automaton']
+    x = jnp.array([[2, 0, 1, 2]])
+    states = [0]
+    for tok in (2, 0, 1):
+      states.append(int(tables['transitions'][states[-1], tok]))
+    np.testing.assert_array_equal(np.asarray(model.apply(params, x, method='logits'))[0],
+                                  np.asarray(tables['log_table'])[states])
+
+  @parameterized.parameters(('ngram', ngram.NGramLM), ('automaton', ngram.AutomatonLM))
+  def test_the_problem_builds_and_its_data_are_its_samples(self, source, cls):
     config = configs.get_preset('smoke')
-    config.problem.update(source='ngram', vocab_size=V, seq_len=T, num_train=64, num_test=32)
+    config.problem.update(source=source, vocab_size=V, seq_len=T, num_train=64, num_test=32)
     oracle_lib.check_config(config.problem)
     problem = oracle_lib.make_problem(config.problem)
-    self.assertIsInstance(problem.model, ngram.NGramLM)
+    self.assertIsInstance(problem.model, cls)
     np.testing.assert_allclose(problem.test_logp,
                                problem.model.apply(problem.params, problem.test,
                                                    method='log_prob'), rtol=1e-6)
@@ -84,9 +105,11 @@ class NGramTest(parameterized.TestCase):
                         and not r['diverged'] for r in rows))
 
   @parameterized.parameters(({'ngram_order': 0}, 'ngram_order', 'integer'),
-                            ({'ngram_concentration': 0.0}, 'ngram_concentration', '> 0'),
+                            ({'state_concentration': 0.0}, 'state_concentration', '> 0'),
                             ({'ngram_order': 4, 'vocab_size': 500}, 'ngram_order', 'entries'),
-                            ({'source': 'automaton'}, 'source', 'not one of'))
+                            ({'source': 'automaton', 'automaton_states': 0},
+                             'automaton_states', 'integer'),
+                            ({'source': 'pfa'}, 'source', 'not one of'))
   def test_refusals_name_the_field(self, fields, flag, words):
     config = configs.get_preset('smoke')
     config.problem.update({'source': 'ngram', **fields})

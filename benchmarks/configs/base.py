@@ -16,9 +16,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.problem = ml_collections.ConfigDict()
   c.problem.source = 'random'     # 'random': N(0, init_scale²) LSTM; 'seqgan': the SeqGAN oracle;
-                                  # 'ngram': a random order-k Markov chain (models/ngram.py)
+                                  # 'ngram': a random order-k Markov chain; 'automaton': a random
+                                  # probabilistic deterministic finite automaton (models/ngram.py)
   c.problem.ngram_order = 2         # 'ngram': k, the tokens of context
-  c.problem.ngram_concentration = 1.0  # 'ngram': each context's row ~ Dirichlet(α · 1)
+  c.problem.automaton_states = 8    # 'automaton': its number of states
+  c.problem.state_concentration = 1.0  # 'ngram', 'automaton': each state's row ~ Dirichlet(α · 1)
   c.problem.vocab_size = 500      # V
   c.problem.seq_len = 20          # T
   c.problem.embed_dim = 32        # oracle E
