@@ -144,6 +144,13 @@ def check_positive(section: str, field: str, value, *, integer: bool = False,
     raise ValueError(f'--config.{section}.{field}: must be {what}, got {value!r}')
 
 
+def check_unit_interval(section: str, field: str, value) -> None:
+  """ValueError naming --config.<section>.<field> unless value is a number in [0, 1]."""
+  if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and 0 <= value <= 1):
+    raise ValueError(f'--config.{section}.{field}: must be a number in [0, 1], got {value!r}')
+
+
 def check_exact(section: str, config, *, hint: str) -> None:
   """ValueError naming --config.<section>.optimizer / .estimator / .grad_tol: L-BFGS needs the
   'exact' estimator, which needs V^T ≤ MAX_ENUMERATE (`hint`: what to use instead)."""

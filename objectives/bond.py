@@ -17,7 +17,8 @@ rewards ≤ / < r(x) (`rerank.reranked_probs`); without ties N π_ref(x) F_≤(x
 
 Estimators (config.bond.estimator):
   'exact'    enumerable problems (V^T ≤ base.MAX_ENUMERATE): π_BoN of every sequence exactly
-             (computed once per run from the frozen reference), J_β/T and its exact gradient;
+             (from the frozen reference at every step: one pass over its prefix tree, no
+             gradient; the rewards' ranks once per run), J_β/T and its exact gradient;
              with optimizer='lbfgs', descended to the convergence rule as `direct`'s.
   'sampled'  the Monte-Carlo form: the forward term (1 − β)·(−log Q(y))/T on best-of-N draws
              y of π_ref (N·B reference samples a step, the best of each N by r:
@@ -123,10 +124,7 @@ def check_config(config) -> None:
   base.check_positive('bond', 'quantile_samples', bc.quantile_samples, integer=True)
   for field in ('learning_rate', 'grad_clip'):
     base.check_positive('bond', field, bc[field])
-  beta = bc.beta
-  if not (isinstance(beta, (int, float)) and not isinstance(beta, bool)
-          and math.isfinite(beta) and 0 <= beta <= 1):
-    raise ValueError(f'--config.bond.beta: must be a number in [0, 1], got {beta!r}')
+  base.check_unit_interval('bond', 'beta', bc.beta)
   base.check_exact('bond', config, hint="use the estimator 'sampled'")
 
 

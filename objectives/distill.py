@@ -327,20 +327,14 @@ def check_config(config) -> None:
   base.check_choice('distill', 'baseline', dc.baseline, BASELINES)
   base.check_choice('distill', 'estimator', dc.estimator, ESTIMATORS)
   for field in ('lmbda', 'skew_alpha', 'akl_mu', 'taid_t_start', 'taid_t_end'):
-    value = dc[field]
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and 0 <= value <= 1):
-      raise ValueError(f'--config.distill.{field}: must be a number in [0, 1], got {value!r}')
+    base.check_unit_interval('distill', field, dc[field])
   for field in ('temperature', 'learning_rate', 'grad_clip'):
     base.check_positive('distill', field, dc[field])
   if dc.taid_t_start > dc.taid_t_end:
     raise ValueError(f'--config.distill.taid_t_start: must not exceed taid_t_end '
                      f'({dc.taid_t_end!r}), got {dc.taid_t_start!r}')
   for field in ('eopd_threshold', 'eopd_coef'):
-    value = dc[field]
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 0):
-      raise ValueError(f'--config.distill.{field}: must be a finite number ≥ 0, got {value!r}')
+    base.check_positive('distill', field, dc[field], allow_zero=True)
   if dc.optimizer == 'lbfgs' and dc.divergence in ('akl', 'taid'):
     raise ValueError(f"--config.distill.optimizer: 'lbfgs' needs a loss whose gradient is its "
                      f"value's; {dc.divergence!r} holds part of its loss fixed (its weights or "

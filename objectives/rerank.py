@@ -9,7 +9,8 @@ enumerable space is exact (`reranked_probs`):
   candidates at level s are i.i.d. Q(· | S = s) and one of them is kept uniformly at random,
   independently of their identities, so the kept one is distributed as Q(· | S = s). Hence
     R(x) = Q(x) / q_s · (F_≤^K − F_<^K) = Q(x) · Σ_{k=0}^{K−1} F_≤^k · F_<^{K−1−k},  s = S(x),
-  the sum form being free of the cancellation in F_≤^K − F_<^K when q_s is tiny. With
+  the sum form (computed in log space) being free of the cancellation in F_≤^K − F_<^K
+  when q_s is tiny, and of underflow where R(x) ≈ Q(x)^K. With
   distinct scores (q_s = Q(x)) this is R(x) = (F_<(x) + Q(x))^K − F_<(x)^K, which tends to
   K Q(x) F_<(x)^{K−1} as Q(x) -> 0. K = 1 gives R = Q; as K grows R concentrates on the
   top-scored level of Q's support. With D = D* (a monotone function of P/Q) R favours
@@ -36,13 +37,13 @@ def reranked_probs(log_q: jax.Array, scores: jax.Array, num_candidates: int) -> 
   if log_q.shape != scores.shape or log_q.ndim != 1:
     raise ValueError(f'log_q and scores must be 1-D of one shape; got {log_q.shape} and '
                      f'{scores.shape}')
-  return reranked_probs_ranked(log_q, score_ranks(scores), num_candidates)
+  return jnp.exp(reranked_log_probs_ranked(log_q, score_ranks(scores), num_candidates))
 
 
 def score_ranks(scores: jax.Array):
   """What best-of-K needs of the scores [N] alone: (order, below, at_or_below), the
   permutation sorting them and, per x, the number of scores < S(x) and ≤ S(x) [N] each.
-  Fixed scores (a reward) need it once: `reranked_probs_ranked` then sorts nothing."""
+  Fixed scores (a reward) need it once: `reranked_log_probs_ranked` then sorts nothing."""
   order = jnp.argsort(scores)
   sorted_scores = scores[order]
   return (order, jnp.searchsorted(sorted_scores, scores, side='left'),
@@ -65,21 +66,6 @@ def reranked_log_probs_ranked(log_q: jax.Array, ranks, num_candidates: int) -> j
   term = lambda power, log_f: jnp.where(power == 0, 0.0, power * log_f[:, None])
   terms = term(k, log_le) + term(k[::-1], log_lt)
   return log_q + jax.scipy.special.logsumexp(terms, axis=-1)
-
-
-def reranked_probs_ranked(log_q: jax.Array, ranks, num_candidates: int) -> jax.Array:
-  """`reranked_probs` from the scores' `score_ranks` (log_q [N] -> R [N])."""
-  if num_candidates < 1:
-    raise ValueError(f'num_candidates must be >= 1, got {num_candidates}')
-  order, below, at_or_below = ranks
-  q = jnp.exp(log_q)
-  cum = jnp.concatenate([jnp.zeros((1,), q.dtype), jnp.cumsum(q[order])])  # cum[i] = Σ first i
-  f_lt = cum[below]  # Q(S < s)
-  f_le = cum[at_or_below]  # Q(S ≤ s)
-  k = jnp.arange(num_candidates, dtype=q.dtype)
-  # Σ_k F_≤^k F_<^{K−1−k}; jnp.power(0, 0) = 1, so F_< = 0 (the lowest level) is exact.
-  series = jnp.sum(jnp.power(f_le[:, None], k) * jnp.power(f_lt[:, None], k[::-1]), axis=-1)
-  return q * series
 
 
 def select_best(key: jax.Array, candidates: jax.Array, scores: jax.Array) -> jax.Array:

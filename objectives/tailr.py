@@ -20,8 +20,6 @@ Reference: Ji, Ke, Hu, Zhang, Huang, Tailoring Language Generation Models under 
 Variation Distance, ICLR 2023.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 
@@ -46,12 +44,8 @@ def loss(model, params, batch: jax.Array, *, gamma, min_weight) -> jax.Array:
 
 def check_config(config) -> None:
   """ValueError naming the first invalid --config.tailr.* field; no compute."""
-  tc = config.tailr
   for field in ('gamma', 'min_weight'):
-    value = tc[field]
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and 0 <= value <= 1):
-      raise ValueError(f'--config.tailr.{field}: must be a number in [0, 1], got {value!r}')
+    base.check_unit_interval('tailr', field, config.tailr[field])
 
 
 def make(config, problem) -> base.Scheme:

@@ -79,14 +79,39 @@ def tiny_enumerable(width: int, **changes) -> Dict[str, object]:
   return sizes
 
 
+def _last_step(rs: List[dict]) -> List[dict]:
+  """The rows of the largest step among `rs` that did not diverge ([] for none)."""
+  if not rs:
+    return []
+  last = max(r['step'] for r in rs)
+  return [r for r in rs if r['step'] == last and not r.get('diverged')]
+
+
 def warm_rows(rows, run: Optional[str] = None) -> List[dict]:
   """The last warm-start evaluation (phase 'warm_start'; of `run` when given), one row per
   seed that did not diverge."""
-  ws = [r for r in rows if r.get('phase') == 'warm_start' and (run is None or r.get('run') == run)]
-  if not ws:
-    return []
-  last = max(r['step'] for r in ws)
-  return [r for r in ws if r['step'] == last and not r.get('diverged')]
+  return _last_step([r for r in rows if r.get('phase') == 'warm_start'
+                     and (run is None or r.get('run') == run)])
+
+
+def final_rows(rows, scheme: str, run: Optional[str] = None) -> List[dict]:
+  """`scheme`'s last training evaluation (phase 'train'; of `run` when given), one row per
+  seed that did not diverge."""
+  return _last_step([r for r in rows if r.get('phase') == 'train' and r.get('scheme') == scheme
+                     and (run is None or r.get('run') == run)])
+
+
+def last_row_per_seed(rows, schemes=None) -> Dict[tuple, dict]:
+  """{(scheme, seed): that seed's training row (phase 'train', not diverged) of the largest
+  step}, over the schemes in `schemes` (all when None)."""
+  last = {}
+  for r in rows:
+    if (r.get('phase') == 'train' and not r.get('diverged')
+        and (schemes is None or r.get('scheme') in schemes)):
+      key = (r['scheme'], r['seed'])
+      if key not in last or r['step'] > last[key]['step']:
+        last[key] = r
+  return last
 
 
 def exact_prefix(rows) -> str:

@@ -97,12 +97,7 @@ def _sizes(width):
 
 def _final(rows, run, label, metric):
   """Per-seed values of `label`'s last training evaluation in `run` (not diverged)."""
-  rs = [r for r in rows if r.get('phase') == 'train' and r.get('run') == run
-        and r.get('scheme') == label]
-  if not rs:
-    return []
-  last = max(r['step'] for r in rs)
-  return [r.get(metric) for r in rs if r['step'] == last and not r.get('diverged')]
+  return [r.get(metric) for r in base.final_rows(rows, label, run)]
 
 
 def _labels(rows, run):
@@ -206,13 +201,8 @@ def claims(options):
 def derive(rows):
   """Per seed, the Monte-Carlo BOND's last evaluation minus the exact one's (β = ½) in the
   exact KLs and NLL_oracle: phase 'vs_bond_exact'."""
-  last = {}
-  for r in rows:
-    if (r.get('run') == 'bond' and r.get('phase') == 'train' and not r.get('diverged')
-        and r.get('scheme') in ('bond_b0.5', 'bond_sampled_b0.5')):
-      key = (r['scheme'], r['seed'])
-      if key not in last or r['step'] > last[key]['step']:
-        last[key] = r
+  last = base.last_row_per_seed([r for r in rows if r.get('run') == 'bond'],
+                                ('bond_b0.5', 'bond_sampled_b0.5'))
   out = []
   for (label, seed), r in sorted(last.items()):
     ref = last.get(('bond_b0.5', seed))

@@ -132,11 +132,7 @@ def compute(options, runs_dir):
 
 def _final(rows, label, metric):
   """Per-seed values of `label`'s last training evaluation (not diverged)."""
-  rs = [r for r in rows if r.get('phase') == 'train' and r.get('scheme') == label]
-  if not rs:
-    return []
-  last = max(r['step'] for r in rs)
-  return [r.get(metric) for r in rs if r['step'] == last and not r.get('diverged')]
+  return [r.get(metric) for r in base.final_rows(rows, label)]
 
 
 def _warm(rows, metric):
@@ -210,12 +206,7 @@ def derive(rows):
   """Per seed, each setting's last evaluation minus that of `analytic_both` (the exact
   reverse-KL gradient), in the exact (or Monte-Carlo) KLs: phase 'vs_analytic_both'."""
   px = base.exact_prefix(rows)
-  last = {}
-  for r in rows:
-    if r.get('phase') == 'train' and not r.get('diverged'):
-      key = (r['scheme'], r['seed'])
-      if key not in last or r['step'] > last[key]['step']:
-        last[key] = r
+  last = base.last_row_per_seed(rows)
   out = []
   for (label, seed), r in sorted(last.items()):
     ref = last.get(('analytic_both', seed))
