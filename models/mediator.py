@@ -1,11 +1,28 @@
-"""CoT's mediator M: an LSTM language model that estimates the mixture of data and generator.
+"""CoT's mediator M: a language model that estimates the mixture of data and generator.
 
 Lu et al. (2019), "CoT: Cooperative Training for Generative Modeling of Discrete Data": the
 mediator is an LSTM of twice the generator's width (64/64 against 32/32), trained by maximum
-likelihood on a balanced mixture of data and generator samples (objectives/cot.py).
+likelihood on a balanced mixture of data and generator samples (objectives/cot.py). Here the
+mediator is of the generator's kind (`config.generator.kind`: an LSTM, or a transformer with
+the generator's depth, heads and positions), `width_factor` times as wide: `from_config`.
 """
 
+from models import generator
+from models.autoregressive import AutoregressiveLM
 from models.lstm import LSTMLM
+
+
+def _check_width(width_factor) -> None:
+  if not isinstance(width_factor, int) or width_factor < 1:
+    raise ValueError(f'width_factor must be a positive integer; got {width_factor!r}.')
+
+
+def from_config(problem, generator_config, width_factor: int = 2) -> AutoregressiveLM:
+  """The mediator for `config.problem` (V, T): the generator of `config.generator` (its kind,
+  init scale and, for a transformer, depth, heads and positions), `width_factor` times as wide
+  in both of its widths."""
+  _check_width(width_factor)
+  return generator.from_config(problem, generator_config, width=width_factor)
 
 
 def make_mediator(*, vocab_size: int, seq_len: int, embed_dim: int, hidden_dim: int,
@@ -23,7 +40,6 @@ def make_mediator(*, vocab_size: int, seq_len: int, embed_dim: int, hidden_dim: 
   Returns:
     An LSTMLM; its variables come from `model.init(key, tokens [B, T])`.
   """
-  if width_factor < 1:
-    raise ValueError(f'width_factor must be a positive integer; got {width_factor!r}.')
+  _check_width(width_factor)
   return LSTMLM(vocab_size=vocab_size, embed_dim=width_factor * embed_dim,
                 hidden_dim=width_factor * hidden_dim, seq_len=seq_len, init_scale=init_scale)

@@ -147,17 +147,28 @@ class AutomatonLM(FiniteStateLM):
   """A random probabilistic deterministic finite automaton: `num_states` states, state 0 at
   the start; in state s the next token is drawn from θ_s ~ Dirichlet(concentration · 1) and
   moves the automaton to δ(s, token), drawn uniformly among the states (the `transitions`
-  parameter, int32 [S, V]). An order-k n-gram is the automaton whose states are contexts."""
+  parameter, int32 [S, V]), or with `out_degree` k > 0 among k distinct states drawn for s
+  (so s has at most k successors: the automaton's branching, as in the automata literature's
+  out-degree control; every token keeps a positive probability). An order-k n-gram is the
+  automaton whose states are contexts."""
   num_states: int = 8
   concentration: float = 1.0
+  out_degree: int = 0
 
   def setup(self):
     def init(key):
       k_emit, k_move = jax.random.split(key)
-      return {'log_table': random_log_table(k_emit, self.num_states, self.vocab_size,
-                                            self.concentration),
-              'transitions': jax.random.randint(k_move, (self.num_states, self.vocab_size),
-                                                0, self.num_states, jnp.int32)}
+      S, V = self.num_states, self.vocab_size
+      if 0 < self.out_degree < S:
+        k_succ, k_pick = jax.random.split(k_move)
+        successors = jax.vmap(lambda k: jax.random.permutation(k, S)[:self.out_degree])(
+            jax.random.split(k_succ, S))                                    # [S, k]
+        pick = jax.random.randint(k_pick, (S, V), 0, self.out_degree)
+        moves = jnp.take_along_axis(successors, pick, axis=1).astype(jnp.int32)
+      else:
+        moves = jax.random.randint(k_move, (S, V), 0, S, jnp.int32)
+      return {'log_table': random_log_table(k_emit, S, V, self.concentration),
+              'transitions': moves}
     tables = self.param('automaton', init)
     self.log_table, self.transitions = tables['log_table'], tables['transitions']
 

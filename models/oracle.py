@@ -69,11 +69,11 @@ def ngram_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, order: int,
 
 
 def automaton_oracle(key: jax.Array, *, vocab_size: int, seq_len: int, num_states: int,
-                     concentration: float):
-  """A random probabilistic deterministic finite automaton oracle (models/ngram.py):
-  returns (model, variables)."""
+                     concentration: float, out_degree: int = 0):
+  """A random probabilistic deterministic finite automaton oracle (models/ngram.py), each
+  state with at most `out_degree` successors (0: any state): returns (model, variables)."""
   model = AutomatonLM(vocab_size=vocab_size, seq_len=seq_len, num_states=num_states,
-                      concentration=concentration)
+                      concentration=concentration, out_degree=out_degree)
   return model, model.init(key, jnp.zeros((1, seq_len), jnp.int32))
 
 
@@ -97,6 +97,11 @@ def check_config(cfg) -> None:
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
       raise ValueError(f'--config.problem.{field}: must be an integer ≥ 1, got {size!r}')
     order = size
+    degree = cfg.get('automaton_out_degree', 0)
+    if cfg.source == 'automaton' and not (isinstance(degree, int) and not isinstance(degree, bool)
+                                          and 0 <= degree <= size):
+      raise ValueError(f'--config.problem.automaton_out_degree: must be an integer in 0..'
+                       f'--config.problem.automaton_states ({size}), got {degree!r}')
     entries = ((cfg.vocab_size + 1) ** order if cfg.source == 'ngram' else size) * cfg.vocab_size
     if entries > NGRAM_MAX_ENTRIES:
       raise ValueError(f'--config.problem.{field}: {field} = {size} over V = '
@@ -155,7 +160,8 @@ def build_problem(cfg) -> Problem:
   elif cfg.source == 'automaton':
     model, params = automaton_oracle(k_init, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
                                      num_states=cfg.automaton_states,
-                                     concentration=cfg.state_concentration)
+                                     concentration=cfg.state_concentration,
+                                     out_degree=cfg.get('automaton_out_degree', 0))
   else:
     raise ValueError(f'config.problem.source: unknown oracle source {cfg.source!r}')
 

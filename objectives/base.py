@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from models import make_generator
+from models import generator as generator_lib
 
 PyTree = Any
 # step(state, batch int32 [B, T], key, pi scalar) -> (state, {name: scalar})
@@ -49,13 +49,9 @@ class GeneratorState:
 
 
 def generator_from_config(config):
-  """The generator module for `config.problem` (V, T) and `config.generator` (E, H, init)."""
-  return make_generator(vocab_size=config.problem.vocab_size,
-                        seq_len=config.problem.seq_len,
-                        embed_dim=config.generator.embed_dim,
-                        hidden_dim=config.generator.hidden_dim,
-                        init_scale=config.generator.init_scale,
-                        logits_chunk_bytes=config.generator.logits_chunk_bytes)
+  """The generator module for `config.problem` (V, T) and `config.generator` (its kind, widths,
+  init and, for a transformer, depth, heads and positions)."""
+  return generator_lib.from_config(config.problem, config.generator)
 
 
 def optimizer_from_config(train_cfg) -> optax.GradientTransformation:

@@ -186,7 +186,7 @@ def working_set_bytes(config) -> int:
   quantile's reference samples, teacher-forced passes of both ('exact': the prefix tree of
   the policy and the reference)."""
   if config.bond.estimator == 'exact':
-    return 2 * footprint.prefix_tree_bytes(config, config.generator.hidden_dim)
+    return 2 * footprint.generator_tree_bytes(config)
   B = config.train.batch_size
   draws = B * (int(config.bond.num_candidates) + 1) + int(config.bond.quantile_samples)
   return footprint.sampling_bytes(config, draws) + 3 * footprint.teacher_forced_bytes(config,

@@ -49,7 +49,7 @@ import jax
 import optax
 
 import divergences
-from models.mediator import make_mediator
+from models import mediator as mediator_lib
 from objectives import base
 from objectives import footprint
 from objectives import teacher_forcing
@@ -141,12 +141,8 @@ def make(config, problem) -> base.Scheme:
   check_config(config)
   cc = config.cot
   generator = base.generator_from_config(config)
-  mediator = make_mediator(vocab_size=config.problem.vocab_size,
-                           seq_len=config.problem.seq_len,
-                           embed_dim=config.generator.embed_dim,
-                           hidden_dim=config.generator.hidden_dim,
-                           width_factor=cc.mediator_width_factor,
-                           init_scale=config.generator.init_scale)
+  mediator = mediator_lib.from_config(config.problem, config.generator,
+                                      cc.mediator_width_factor)
   gen_opt = optax.chain(optax.clip_by_global_norm(cc.grad_clip),
                         optax.adam(cc.generator_learning_rate, b1=cc.generator_b1,
                                    b2=cc.generator_b2))

@@ -323,7 +323,7 @@ def working_set_bytes(config) -> int:
   one chunk's forward and backward plus the [V^T] log-prob vectors and all sequences."""
   B = config.train.batch_size
   if config.direct.estimator == 'exact':
-    return footprint.prefix_tree_bytes(config, config.generator.hidden_dim)
+    return footprint.generator_tree_bytes(config)
   if config.direct.estimator == 'per_step':
     return footprint.sampling_bytes(config, B) + 7 * footprint.full_bytes(config, B)
   return footprint.sampling_bytes(config, B) + 2 * footprint.teacher_forced_bytes(config, B)

@@ -428,7 +428,7 @@ def working_set_bytes(config) -> int:
   """Activations of one step: student and teacher samples, both models' chunked logits
   ('exact': both models over the prefix tree, the student's kept for the backward pass)."""
   if config.distill.estimator == 'exact':
-    return (footprint.prefix_tree_bytes(config, config.generator.hidden_dim)
+    return (footprint.generator_tree_bytes(config)
             + footprint.prefix_tree_bytes(config, config.problem.hidden_dim, backward=False))
   B, T = config.train.batch_size, config.problem.seq_len
   return (2 * footprint.sampling_bytes(config, B)

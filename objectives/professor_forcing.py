@@ -204,7 +204,7 @@ def make(config, problem) -> base.Scheme:
 
   def init(key, generator_params=None):
     generator = base.init_network(model, g_opt, key, generator_params)  # = mle.make(...).init(key)
-    features = jnp.zeros((1, model.seq_len, model.hidden_dim + model.vocab_size))
+    features = jnp.zeros((1, model.seq_len, model.state_dim + model.vocab_size))
     d_params = disc.init(jax.random.fold_in(key, 1), features)
     discriminator = base.GeneratorState(d_params, d_opt.init(d_params),
                                         jnp.zeros((), jnp.int32))
@@ -266,6 +266,8 @@ def working_set_bytes(config) -> int:
   B, T = config.train.batch_size, config.problem.seq_len
   pf = config.professor_forcing
   D = 2 if pf.disc_bidirectional else 1
-  behaviour = footprint.F32 * B * T * (config.generator.hidden_dim + config.problem.vocab_size)
+  state = (config.generator.embed_dim if config.generator.get('kind', 'lstm') == 'transformer'
+           else config.generator.hidden_dim)  # the model's state_dim
+  behaviour = footprint.F32 * B * T * (state + config.problem.vocab_size)
   return (footprint.teacher_forced_bytes(config, B) + 8 * behaviour
           + 6 * footprint.F32 * B * T * D * 3 * pf.disc_hidden_dim)

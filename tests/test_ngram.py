@@ -22,9 +22,9 @@ def _model(order=2, concentration=0.5, seed=0):
   return model, model.init(jax.random.PRNGKey(seed), jnp.zeros((1, T), jnp.int32))
 
 
-def _automaton(states=5, concentration=0.5, seed=0):
+def _automaton(states=5, concentration=0.5, seed=0, out_degree=0):
   model = ngram.AutomatonLM(vocab_size=V, seq_len=T, num_states=states,
-                            concentration=concentration)
+                            concentration=concentration, out_degree=out_degree)
   return model, model.init(jax.random.PRNGKey(seed), jnp.zeros((1, T), jnp.int32))
 
 
@@ -83,6 +83,21 @@ class NGramTest(parameterized.TestCase):
     np.testing.assert_array_equal(np.asarray(model.apply(params, x, method='logits'))[0],
                                   np.asarray(tables['log_table'])[states])
 
+  @parameterized.parameters(1, 2)
+  def test_out_degree_bounds_each_states_successors(self, degree):
+    model, params = _automaton(8, seed=degree, out_degree=degree)
+    moves = np.asarray(params['params']['automaton']['transitions'])
+    self.assertEqual(max(len(set(row)) for row in moves), degree)
+    self.assertTrue(((moves >= 0) & (moves < 8)).all())
+    log_p = model.apply(params, method='all_log_probs')
+    np.testing.assert_allclose(float(jnp.exp(log_p).sum()), 1.0, rtol=1e-5)
+    self.assertTrue(np.isfinite(np.asarray(log_p)).all())  # every sequence stays possible
+    # One successor per state: the state path is the same whatever the tokens.
+    if degree == 1:
+      xs = divergences.enumerate_sequences(V, T, 0, V ** T)
+      paths = np.asarray(model.apply(params, xs, method='hidden_states'))
+      np.testing.assert_array_equal(paths, np.broadcast_to(paths[:1], paths.shape))
+
   @parameterized.parameters(('ngram', ngram.NGramLM), ('automaton', ngram.AutomatonLM))
   def test_the_problem_builds_and_its_data_are_its_samples(self, source, cls):
     config = configs.get_preset('smoke')
@@ -109,6 +124,8 @@ class NGramTest(parameterized.TestCase):
                             ({'ngram_order': 4, 'vocab_size': 500}, 'ngram_order', 'entries'),
                             ({'source': 'automaton', 'automaton_states': 0},
                              'automaton_states', 'integer'),
+                            ({'source': 'automaton', 'automaton_out_degree': 9},
+                             'automaton_out_degree', '0..'),
                             ({'source': 'pfa'}, 'source', 'not one of'))
   def test_refusals_name_the_field(self, fields, flag, words):
     config = configs.get_preset('smoke')

@@ -20,6 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
                                   # probabilistic deterministic finite automaton (models/ngram.py)
   c.problem.ngram_order = 2         # 'ngram': k, the tokens of context
   c.problem.automaton_states = 8    # 'automaton': its number of states
+  c.problem.automaton_out_degree = 0  # 'automaton': successors per state (0: any state)
   c.problem.state_concentration = 1.0  # 'ngram', 'automaton': each state's row ~ Dirichlet(α · 1)
   c.problem.vocab_size = 500      # V
   c.problem.seq_len = 20          # T
@@ -33,8 +34,12 @@ def get_config() -> ml_collections.ConfigDict:
                                   # eval.select='nll_valid'), apart from the test set; 0 = none
 
   c.generator = ml_collections.ConfigDict()
-  c.generator.embed_dim = 32
-  c.generator.hidden_dim = 32
+  c.generator.kind = 'lstm'       # 'lstm' (SeqGAN's equations) | 'transformer' (causal decoder)
+  c.generator.embed_dim = 32      # embedding width (the transformer's residual width D)
+  c.generator.hidden_dim = 32     # LSTM state width (the transformer's MLP width)
+  c.generator.num_layers = 2      # transformer blocks (kind='transformer' only)
+  c.generator.num_heads = 2       # attention heads per block; divides embed_dim (transformer)
+  c.generator.positions = 'learned'  # 'learned' | 'sinusoidal' position vectors (transformer)
   c.generator.init_scale = 0.1    # SeqGAN's N(0, 0.1²) generator init
   # Most bytes of float32 logits the teacher-forced log-probs hold at once (per run): 4 MiB
   # is fastest on a 2-core CPU; on accelerators larger chunks may be faster. Same values.

@@ -10,7 +10,7 @@ import math
 
 from benchmarks import configs
 from benchmarks.engine import train
-from models import oracle, sampling
+from models import generator, oracle, sampling
 import objectives
 
 
@@ -188,6 +188,7 @@ def validate(config) -> None:
     raise ValueError(f'--config.eval.sampler: {config.eval.sampler!r} is not one of '
                      f'{", ".join(sampling.METHODS)}')
   oracle.check_config(pc)
+  generator.check_config(config.generator)
   ws = tc.warm_start_steps
   if not isinstance(ws, int) or isinstance(ws, bool) or ws < 0 or ws % tc.eval_every:
     raise ValueError(f'--config.train.warm_start_steps: must be a non-negative multiple of '
