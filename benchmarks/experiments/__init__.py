@@ -5,6 +5,7 @@ benchmarks.experiment NAME` runs it. To add one: a module with
 `EXPERIMENT = experiment.Experiment(...)` (see benchmarks/engine/experiment.py), listed here.
 """
 
+from benchmarks.experiments import architectures
 from benchmarks.experiments import distill
 from benchmarks.experiments import distill_objectives
 from benchmarks.experiments import fedus
@@ -29,4 +30,5 @@ REGISTRY = {e.name: e for e in (
     regime_map.EXPERIMENT,
     kl_estimators.EXPERIMENT,
     distill_objectives.EXPERIMENT,
+    architectures.EXPERIMENT,
 )}
