@@ -10,6 +10,7 @@ from absl.testing import absltest
 
 from benchmarks import configs
 from benchmarks.measure import throughput
+from models import oracle
 
 
 class ThroughputTest(absltest.TestCase):
@@ -18,6 +19,30 @@ class ThroughputTest(absltest.TestCase):
     # B=64, T=20, E=H=32, V=5000: 3 * 2 * 1280 * (4*32*64 + 32*5000) FLOPs.
     self.assertEqual(throughput.step_flops(configs.get_preset('seqgan')),
                      3 * 2 * 64 * 20 * (8192 + 160_000))
+
+  def test_step_flops_transformer(self):
+    # B=64, T=20, E=32 wide, MLP H=32, L=2, V=5000:
+    # 3 * 2 * B*T * (L*(4*E*E + 2*T*E + 2*E*H) + E*V).
+    config = configs.get_preset('seqgan')
+    config.generator.kind = 'transformer'
+    per_layer = 4 * 32 * 32 + 2 * 20 * 32 + 2 * 32 * 32
+    self.assertEqual(throughput.step_flops(config),
+                     3 * 2 * 64 * 20 * (2 * per_layer + 32 * 5000))
+
+  def test_the_transformer_is_measured_in_process(self):
+    config, seeds = throughput.check_flags(preset='smoke', num_seeds=['1'], parts=['mle'],
+                                           adversarial='', counts={}, generator='transformer')
+    self.assertEqual(config.generator.kind, 'transformer')
+    problem = oracle.make_problem(config.problem)
+    rows, torch_result = throughput.measure_training(config, problem, seeds, 'map', 2, 1)
+    self.assertIsNone(torch_result)
+    self.assertGreater(rows[0]['seed_steps_per_s'], 0)
+    rates = throughput.measure_sampling(problem, 8, 1, False, config)
+    self.assertEqual(set(rates), {'jax_icdf', 'jax_gumbel'})
+    md = throughput.markdown(dict(preset='smoke', generator='transformer', device='cpu',
+                                  matmul_flops=1e10, samples=8, sampling=rates))
+    self.assertIn('transformer generator', md)
+    self.assertIn('from the transformer generator (key-value cache)', md)
 
   def test_markdown_ratios(self):
     result = dict(preset='smoke', device='cpu', strategy='map', step_flops=1e9, steps=3,
@@ -145,6 +170,7 @@ class ThroughputEndToEndTest(absltest.TestCase):
                          ({'parts': ['mle', 'speed']}, '--parts'),
                          ({'parts': ['mle', 'mle']}, '--parts'),
                          ({'adversarial': 'gan'}, '--adversarial'),
+                         ({'generator': 'gru'}, '--generator'),
                          ({'counts': {'--repeats': 0}}, '--repeats')):
       with self.assertRaises(ValueError) as raised:
         throughput.check_flags(**dict(good, **change))

@@ -16,8 +16,16 @@ others share the cores), so the load averages and the matmul rate are recorded b
 after the measurements (`machine_state`; result['machine']), and when `machine_was_busy`
 gives reasons, throughput.md opens with a warning and stderr says so.
 
+`--generator=transformer` measures the transformer generator instead (config.generator's
+depth, heads and positions; width E, MLP width H) against the same decoder written in PyTorch
+(pre-LN blocks, `scaled_dot_product_attention` with a causal mask), and sampling of that
+generator with JAX's key-value cache under `lax.scan` against a PyTorch loop with its own
+key-value cache and `torch.multinomial` (the LSTM's sampling row samples the oracle).
+
 FLOP count of one MLE step of one seed (multiply-add = 2 FLOPs), batch B, length T:
-  forward  F = 2·B·T·(4H·(E + H) + H·V)   (gate projections, recurrence, output projection)
+  LSTM         forward F = 2·B·T·(4H·(E + H) + H·V)   (gate projections, recurrence, output)
+  transformer  forward F = 2·B·T·(L·(4E² + 2T·E + 2E·H) + E·V)   (q, k, v and output
+               projections, scores and weighted sums over all T positions, the MLP, output)
   backward ≈ 2F (gradients w.r.t. inputs and weights), so a step ≈ 3F.
 The softmax, embedding gather and optimiser update are O(B·T·V) and O(#params) and left out,
 so the count is a lower bound on the work done.
@@ -45,6 +53,7 @@ from benchmarks.engine import files
 from benchmarks.engine import train
 from models import oracle
 import objectives
+from objectives import base as scheme_base
 
 _PRESET = flags.DEFINE_string('preset', 'seqgan', 'Preset whose sizes are measured.')
 _NUM_SEEDS = flags.DEFINE_list('num_seeds', ['1', '2', '4'], 'Values of S to measure.')
@@ -60,6 +69,9 @@ _ADVERSARIAL = flags.DEFINE_string('adversarial', 'gan_pi', 'An adversarial sche
 _ADVERSARIAL_STEPS = flags.DEFINE_integer('adversarial_steps', 20, 'Steps per timed call of '
                                           'the adversarial scheme.')
 PARTS = ('mle', 'adversarial', 'sampling', 'memory')
+GENERATORS = ('lstm', 'transformer')
+_GENERATOR = flags.DEFINE_string('generator', 'lstm', 'The generator measured: lstm or '
+                                 'transformer (config.generator.kind).')
 _PARTS = flags.DEFINE_list('parts', list(PARTS), 'What to measure: MLE training (with the '
                            'PyTorch loop), the --adversarial scheme, sampling, memory.')
 
@@ -68,6 +80,9 @@ def step_flops(config) -> float:
   """Analytic FLOPs of one MLE step of one seed (see the module docstring)."""
   B, T = config.train.batch_size, config.problem.seq_len
   V, E, H = config.problem.vocab_size, config.generator.embed_dim, config.generator.hidden_dim
+  if config.generator.get('kind', 'lstm') == 'transformer':
+    L = config.generator.num_layers
+    return 3 * 2 * B * T * (L * (4 * E * E + 2 * T * E + 2 * E * H) + E * V)
   return 3 * 2 * B * T * (4 * H * (E + H) + H * V)
 
 
@@ -199,13 +214,62 @@ def jax_chunks(config, problem, seeds, strategy, steps, scheme_name='mle'):
   return out
 
 
-def torch_loop(config, problem, steps):
-  """(device, version, run): `steps` steps of the same model and step as a PyTorch loop."""
+def _torch_transformer(config):
+  """The transformer generator (models/transformer.py) as a PyTorch module: forward(inputs
+  [B, T]) -> logits [B, T, V]; `cached(tokens [B], cache, t)` one position with a key-value
+  cache (sampling)."""
+  import torch
+  gc, V, T = config.generator, config.problem.vocab_size, config.problem.seq_len
+  D, M, L, heads = gc.embed_dim, gc.hidden_dim, gc.num_layers, gc.num_heads
+  F = torch.nn.functional
+
+  class Block(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.ln1, self.ln2 = torch.nn.LayerNorm(D), torch.nn.LayerNorm(D)
+      self.qkv, self.proj = torch.nn.Linear(D, 3 * D), torch.nn.Linear(D, D)
+      self.fc1, self.fc2 = torch.nn.Linear(D, M), torch.nn.Linear(M, D)
+
+    def heads(self, x):
+      return x.view(x.shape[0], x.shape[1], heads, D // heads).transpose(1, 2)
+
+    def forward(self, r, cache=None, t=None):
+      q, k, v = self.qkv(self.ln1(r)).chunk(3, dim=-1)
+      q, k, v = self.heads(q), self.heads(k), self.heads(v)
+      if cache is None:
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+      else:  # one position t: write its keys and values, attend to positions <= t
+        cache[0][:, :, t:t + 1], cache[1][:, :, t:t + 1] = k, v
+        a = F.scaled_dot_product_attention(q, cache[0][:, :, :t + 1], cache[1][:, :, :t + 1])
+      r = r + self.proj(a.transpose(1, 2).reshape(r.shape))
+      return r + self.fc2(F.gelu(self.fc1(self.ln2(r)), approximate='tanh'))  # as jax.nn.gelu
+
+  class LM(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.emb = torch.nn.Embedding(V, D)
+      self.pos = torch.nn.Parameter(torch.zeros(T, D))
+      self.blocks = torch.nn.ModuleList([Block() for _ in range(L)])
+      self.lnf, self.out = torch.nn.LayerNorm(D), torch.nn.Linear(D, V)
+
+    def forward(self, inputs):
+      r = self.emb(inputs) + self.pos[:inputs.shape[1]]
+      for block in self.blocks:
+        r = block(r)
+      return self.out(self.lnf(r))
+
+    def cached(self, tokens, caches, t):
+      r = (self.emb(tokens) + self.pos[t])[:, None]
+      for block, cache in zip(self.blocks, caches):
+        r = block(r, cache, t)
+      return self.out(self.lnf(r[:, 0]))
+
+  return LM()
+
+
+def _torch_lstm(config):
   import torch
   V, E, H = config.problem.vocab_size, config.generator.embed_dim, config.generator.hidden_dim
-  B = config.train.batch_size
-  device = 'cuda' if torch.cuda.is_available() else 'cpu'
-  torch.manual_seed(0)
 
   class LM(torch.nn.Module):
     def __init__(self):
@@ -218,7 +282,17 @@ def torch_loop(config, problem, steps):
       h, _ = self.lstm(self.emb(inputs))
       return self.out(h)
 
-  model = LM().to(device)
+  return LM()
+
+
+def torch_loop(config, problem, steps):
+  """(device, version, run): `steps` steps of the same model and step as a PyTorch loop."""
+  import torch
+  V, B = config.problem.vocab_size, config.train.batch_size
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  torch.manual_seed(0)
+  transformer = config.generator.get('kind', 'lstm') == 'transformer'
+  model = (_torch_transformer(config) if transformer else _torch_lstm(config)).to(device)
   for p in model.parameters():
     torch.nn.init.normal_(p, std=config.generator.init_scale)
   opt = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
@@ -278,15 +352,73 @@ def measure_training(config, problem, seeds, strategy, steps, repeats, name='mle
   return rows, torch_result
 
 
-def measure_sampling(problem, num, repeats, with_torch):
-  """Sequences/s drawn from the oracle: JAX samplers and torch.multinomial, timed round-robin."""
+def torch_transformer_like(config, params):
+  """`_torch_transformer(config)` holding the JAX transformer's variables `params`."""
+  import torch
+  net = _torch_transformer(config)
+  p = {k: torch.as_tensor(np.array(v)) for k, v in params['params'].items()}
+  with torch.no_grad():
+    net.emb.weight.copy_(p['embedding'])
+    net.pos.copy_(p['position'])
+    for i, block in enumerate(net.blocks):
+      for name, layer in (('ln1', block.ln1), ('ln2', block.ln2)):
+        layer.weight.copy_(p[f'{name}_scale'][i])
+        layer.bias.copy_(p[f'{name}_bias'][i])
+      for w, b, layer in (('Wqkv', 'bqkv', block.qkv), ('Wproj', 'bproj', block.proj),
+                          ('W1', 'b1', block.fc1), ('W2', 'b2', block.fc2)):
+        layer.weight.copy_(p[w][i].T)
+        layer.bias.copy_(p[b][i])
+    net.lnf.weight.copy_(p['lnf_scale'])
+    net.lnf.bias.copy_(p['lnf_bias'])
+    net.out.weight.copy_(p['Wo'].T)
+    net.out.bias.copy_(p['bo'])
+  return net
+
+
+def _transformer_sampler(config, num):
+  """(JAX model, its variables, a PyTorch sampler of `num` sequences with a key-value cache):
+  the transformer generator at its init, the same weights in both."""
+  import torch
+  model = scheme_base.generator_from_config(config)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, model.seq_len), jnp.int32))
+  net = torch_transformer_like(config, params)
+  gc, T = config.generator, config.problem.seq_len
+  shape = (num, gc.num_heads, T, gc.embed_dim // gc.num_heads)
+
+  @torch.no_grad()
+  def sample():
+    caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in range(gc.num_layers)]
+    tok = torch.zeros(num, dtype=torch.long)
+    out = []
+    for t in range(T):
+      probs = torch.softmax(net.cached(tok, caches, t), dim=1)
+      tok = torch.multinomial(probs, 1)[:, 0]
+      out.append(tok)
+    return torch.stack(out, 1)
+
+  return model, params, sample
+
+
+def measure_sampling(problem, num, repeats, with_torch, config=None):
+  """Sequences/s drawn from the oracle (or, with a transformer config, from the transformer
+  generator at its init): JAX samplers and torch.multinomial, timed round-robin."""
   model, params = problem.model, problem.params
+  torch_sample = None
+  if config is not None and config.generator.get('kind', 'lstm') == 'transformer':
+    if with_torch:
+      model, params, torch_sample = _transformer_sampler(config, num)
+    else:
+      model = scheme_base.generator_from_config(config)
+      params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, model.seq_len), jnp.int32))
   fns = {}
   for method in ('icdf', 'gumbel'):
     f = jax.jit(lambda k, m=method: model.apply(params, k, num, 1.0, m, method='sample'))
     jax.block_until_ready(f(jax.random.PRNGKey(0)))
     fns[f'jax_{method}'] = lambda f=f: f(jax.random.PRNGKey(1))
-  if with_torch:
+  if torch_sample is not None:
+    torch_sample()
+    fns['torch_multinomial'] = lambda: (torch_sample(), None)[1]
+  elif with_torch:
     import torch
     p = {k: torch.as_tensor(np.array(v)) for k, v in params['params'].items()}
     W = torch.cat([p['Wi'], p['Wf'], p['Wog'], p['Wc']], 1)
@@ -398,7 +530,9 @@ def machine_markdown(machine) -> list:
 
 
 def markdown(result) -> str:
-  lines = [f'# Throughput: preset {result["preset"]} on {result["device"]}', '']
+  generator = result.get('generator', 'lstm')
+  lines = [f'# Throughput: preset {result["preset"]}, {generator} generator, on '
+           f'{result["device"]}', '']
   if result.get('machine'):
     lines += machine_markdown(result['machine']) + ['']
   lines.append(f'Measured dense matmul rate {result["matmul_flops"] / 1e9:.1f} GFLOP/s.')
@@ -419,7 +553,9 @@ def markdown(result) -> str:
   if result.get('sampling'):
     smp = dict(result['sampling'])
     ratio = smp.pop('icdf_vs_torch', None)
-    lines += ['', f'Sampling {result["samples"]} sequences: ' + ', '.join(
+    source = ('the transformer generator (key-value cache)' if generator == 'transformer'
+              else 'the oracle')
+    lines += ['', f'Sampling {result["samples"]} sequences from {source}: ' + ', '.join(
         f'{k} {v:.0f}/s' for k, v in smp.items())]
     if ratio is not None:
       lines.append(f'icdf vs torch.multinomial: {ratio:.2f}x')
@@ -430,10 +566,14 @@ def markdown(result) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def check_flags(*, preset: str, num_seeds, parts, adversarial: str, counts: dict):
+def check_flags(*, preset: str, num_seeds, parts, adversarial: str, counts: dict,
+                generator: str = 'lstm'):
   """(the preset's config, the S values) of the flags' values, or ValueError naming the
   flag, before any compute. counts: {'--steps': value, ...}, each a positive integer."""
+  if generator not in GENERATORS:
+    raise ValueError(f'--generator: {generator!r} is not one of {", ".join(GENERATORS)}')
   config = configs.get_preset(preset)
+  config.generator.kind = generator
   try:
     seeds = [int(s) for s in num_seeds]
   except ValueError:
@@ -463,7 +603,7 @@ def main(argv):
   try:
     config, seeds = check_flags(
         preset=_PRESET.value, num_seeds=_NUM_SEEDS.value, parts=_PARTS.value,
-        adversarial=_ADVERSARIAL.value,
+        adversarial=_ADVERSARIAL.value, generator=_GENERATOR.value,
         counts={'--steps': _STEPS.value, '--repeats': _REPEATS.value,
                 '--samples': _SAMPLES.value, '--adversarial_steps': _ADVERSARIAL_STEPS.value})
   except ValueError as e:
@@ -471,10 +611,12 @@ def main(argv):
   platform = jax.devices()[0].platform
   strategy = _STRATEGY.value or train.concrete_strategy('auto', platform)
   device = f'{platform}:{jax.devices()[0].device_kind} x{jax.device_count()}'
-  print(f'throughput: preset {_PRESET.value}, device {device}, strategy {strategy}', flush=True)
+  print(f'throughput: preset {_PRESET.value}, {_GENERATOR.value} generator, device {device}, '
+        f'strategy {strategy}', flush=True)
   before = machine_state()  # load averages and the matmul rate before any measurement
   problem = oracle.make_problem(config.problem)
-  result = dict(preset=_PRESET.value, device=device, strategy=strategy, steps=_STEPS.value,
+  result = dict(preset=_PRESET.value, generator=_GENERATOR.value, device=device,
+                strategy=strategy, steps=_STEPS.value,
                 step_flops=step_flops(config), matmul_flops=before['matmul_flops'],
                 samples=_SAMPLES.value, eval_samples=config.eval.num_samples)
   has_torch = bool(_TORCH.value) and importlib.util.find_spec('torch') is not None
@@ -490,7 +632,8 @@ def main(argv):
         rows=measure_training(config, problem, seeds, strategy, _ADVERSARIAL_STEPS.value,
                               _REPEATS.value, name=_ADVERSARIAL.value)[0])
   if 'sampling' in _PARTS.value:
-    result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch)
+    result['sampling'] = measure_sampling(problem, _SAMPLES.value, _REPEATS.value, has_torch,
+                                          config)
   if 'memory' in _PARTS.value:
     result['eval_memory'] = eval_memory(config, problem)
   after = machine_state(before)
