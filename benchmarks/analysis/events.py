@@ -14,15 +14,12 @@ writer opens a new file per run directory (unique name; TensorBoard reads them a
 order), so a resumed run adds a file and never truncates one.
 """
 
+import functools
 import math
 import os
 import shutil
 import struct
 import time
-
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto import event_pb2
-from tensorboardX.proto import summary_pb2
 
 DIRECTORY = 'tensorboard'  # under a run's output directory
 # Row fields that are not metrics (results.jsonl's bookkeeping).
@@ -57,6 +54,19 @@ def scalars(row) -> dict:
   return out
 
 
+@functools.lru_cache(maxsize=None)
+def _tensorboardx():
+  """(EventsWriter, event_pb2, summary_pb2), imported on first use, not at start-up: importing
+  any tensorboardX module runs its package __init__, which imports PyTorch when it is
+  installed (the `[compare]` extra): 3.9 s added to every command's start (measured,
+  `python -X importtime -c 'import benchmarks.run'`, 2-core CPU, 2026-12-07)."""
+  # pylint: disable=import-outside-toplevel
+  from tensorboardX.event_file_writer import EventsWriter
+  from tensorboardX.proto import event_pb2
+  from tensorboardX.proto import summary_pb2
+  return EventsWriter, event_pb2, summary_pb2
+
+
 class Writer:
   """Event files under `logdir`, one per run directory, opened on its first row."""
 
@@ -81,10 +91,11 @@ class Writer:
       if not values:
         continue
       run = run_name(row)
+      events_writer, event_pb2, summary_pb2 = _tensorboardx()
       if run not in self._files:
         directory = os.path.join(self.logdir, run)
         os.makedirs(directory, exist_ok=True)
-        self._files[run] = EventsWriter(os.path.join(directory, 'events'), self._suffix)
+        self._files[run] = events_writer(os.path.join(directory, 'events'), self._suffix)
       summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=v)
                                            for t, v in values.items()])
       self._files[run].write_event(event_pb2.Event(wall_time=time.time(), step=int(row['step']),
@@ -122,6 +133,7 @@ def read_scalars(logdir: str) -> dict:
 
   For tests and quick looks without TensorBoard; values are float32, as stored.
   """
+  _, event_pb2, _ = _tensorboardx()
   out = {}
   for root, _, names in sorted(os.walk(logdir)):
     for name in sorted(n for n in names if '.tfevents.' in n):
