@@ -36,6 +36,10 @@ peak resident memory of whole runs (`/usr/bin/time`; 1.2–2.4× less the 256 Mi
 jax): smoke and small mle with 1 and 8 seeds, small mle and professor forcing with 8 seeds
 vmapped, enumerable mle, seqgan mle / direct / gumbel_gan with 4 seeds, smoke with every
 scheme; the runs that fit easily are the furthest off (the constant dominates).
+The transformer generator (`generator.kind='transformer'`, seqgan sizes, 1 seed, 2026-12-07):
+states + working + fixed is 1.1× (seqgan), 3.0× (cot) and 4.6× (mle) the buffers XLA reports
+for the training chunk alone (the working term also covers the evaluation): cautious, never
+below.
 
 Schemes (and an experiment's variants) run one after another, so a config needs the largest
 of its schemes' estimates (with the warm start's generators, kept for every scheme).
