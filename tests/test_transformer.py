@@ -158,6 +158,16 @@ class EverySchemeCliTest(absltest.TestCase):
       self.assertTrue(np.isfinite([row['kl_pq'], row['kl_qp'], row['nll_oracle']]).all(), name)
     with open(os.path.join(out, 'config.json')) as f:
       self.assertEqual(json.load(f)['config']['generator']['kind'], 'transformer')
+    # The checkpoint samples through benchmarks.sample, which rebuilds the transformer.
+    sample = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.sample', f'--run_dir={out}', '--scheme=mle',
+         '--num_samples=4'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    self.assertEqual(sample.returncode, 0, sample.stderr[-3000:])
+    lines = [json.loads(l) for l in sample.stdout.splitlines() if l.startswith('{')]
+    self.assertLen(lines, 4)
+    for line in lines:
+      self.assertLen(line['tokens'], 8)
+      self.assertTrue(np.isfinite(line['log_q']) and line['log_q'] < 0)
 
 
 class ConfigTest(parameterized.TestCase):
