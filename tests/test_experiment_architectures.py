@@ -52,7 +52,11 @@ class ArchitecturesTest(absltest.TestCase):
     self.assertEqual(dict(zip(names, cells)), {
         'lstm_random': 'supported', 'lstm_automaton': 'supported (holds)',
         'transformer_random': 'contradicted (flips)',
-        'transformer_automaton': 'unresolved (unresolved)'})
+        'transformer_automaton': 'unresolved'})
+    # A claim resolved in a cell but not in the reference reads against nothing.
+    table = arch.transfer_table(_rows('transformer_random', 0.1, 0.3), FULL, names)
+    line = next(l for l in table if l.startswith('| fkl_on_policy |'))
+    self.assertIn('| supported (reference unresolved) |', line)
 
 
 if __name__ == '__main__':

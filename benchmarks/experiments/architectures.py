@@ -190,7 +190,8 @@ def transfer_table(rows, options, names):
   out = ['### Transfer', '',
          f'Each claim\'s verdict per cell (Holm over every cell\'s claims), and beside it how '
          f'it reads against `{ref}`: **holds** (both supported, or both contradicted), '
-         '**flips** (one supported, the other contradicted), or unresolved in either.', '',
+         '**flips** (one supported, the other contradicted), or "reference unresolved" (resolved '
+         'here, not there); an unresolved cell reads against nothing.', '',
          '| claim | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
   for kind in kinds:
     base_word = found.get(f'{ref}__{kind}')
@@ -201,10 +202,9 @@ def transfer_table(rows, options, names):
         cells_text.append('–')
         continue
       text = v.word
-      if cell != ref and base_word is not None:
-        pair = {v.word, base_word.word}
-        if 'unresolved' in pair:
-          text += ' (unresolved)'
+      if cell != ref and base_word is not None and v.word != 'unresolved':
+        if base_word.word == 'unresolved':
+          text += ' (reference unresolved)'
         else:
           text += ' (holds)' if v.word == base_word.word else ' (flips)'
       cells_text.append(text)
