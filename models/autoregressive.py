@@ -23,6 +23,15 @@ from models import output_layer
 from models import sampling
 
 
+def log_probs_from_tree(levels, temperature: float = 1.0) -> jax.Array:
+  """log p(x) of every sequence x ∈ V^T in lexicographic order, [V^T], from the next-token
+  logits of every prefix level by level (`prefix_tree_logits`: level t [V^t, V])."""
+  log_p = jnp.zeros((1,), levels[0].dtype)
+  for logits in levels:
+    log_p = (log_p[:, None] + jax.nn.log_softmax(logits / temperature, axis=-1)).reshape(-1)
+  return log_p
+
+
 class AutoregressiveLM(nn.Module):
   """The shared methods; the fields (vocab_size, seq_len, start_token, logits_chunk_bytes)
   and parameters come from the subclass."""
@@ -120,10 +129,7 @@ class AutoregressiveLM(nn.Module):
   def all_log_probs(self, temperature: float = 1.0) -> jax.Array:
     """log p(x) of every sequence x ∈ V^T, in lexicographic order (that of
     `divergences.enumerate_sequences`): [V^T]. Over the prefix tree (`prefix_tree_logits`)."""
-    log_p = jnp.zeros((1,), self.embedding.dtype)
-    for logits in self.prefix_tree_logits():
-      log_p = (log_p[:, None] + jax.nn.log_softmax(logits / temperature, axis=-1)).reshape(-1)
-    return log_p
+    return log_probs_from_tree(self.prefix_tree_logits(), temperature)
 
   # --- free running ------------------------------------------------------------------------
 

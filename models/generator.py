@@ -31,13 +31,13 @@ def make_generator(*, vocab_size: int, seq_len: int, embed_dim: int, hidden_dim:
   raise ValueError(f'unknown generator kind {kind!r}; expected one of {KINDS}')
 
 
-def from_config(problem, generator, *, width: int = 1, init_scale=None) -> AutoregressiveLM:
+def from_config(problem, generator, *, width: int = 1) -> AutoregressiveLM:
   """The generator of `config.generator` for `config.problem` (V, T), `width` times as wide
-  (CoT's mediator: 2) and with another init scale when given."""
+  (CoT's mediator: 2)."""
   return make_generator(vocab_size=problem.vocab_size, seq_len=problem.seq_len,
                         embed_dim=width * generator.embed_dim,
                         hidden_dim=width * generator.hidden_dim,
-                        init_scale=generator.init_scale if init_scale is None else init_scale,
+                        init_scale=generator.init_scale,
                         logits_chunk_bytes=generator.logits_chunk_bytes,
                         kind=generator.get('kind', 'lstm'),
                         num_layers=generator.get('num_layers', 2),

@@ -9,7 +9,6 @@ the generator's depth, heads and positions), `width_factor` times as wide: `from
 
 from models import generator
 from models.autoregressive import AutoregressiveLM
-from models.lstm import LSTMLM
 
 
 def _check_width(width_factor) -> None:
@@ -26,7 +25,7 @@ def from_config(problem, generator_config, width_factor: int = 2) -> Autoregress
 
 
 def make_mediator(*, vocab_size: int, seq_len: int, embed_dim: int, hidden_dim: int,
-                  width_factor: int = 2, init_scale: float = 0.1) -> LSTMLM:
+                  width_factor: int = 2, init_scale: float = 0.1) -> AutoregressiveLM:
   """The mediator module, `width_factor` times as wide as a generator of (embed_dim, hidden_dim).
 
   Args:
@@ -41,5 +40,6 @@ def make_mediator(*, vocab_size: int, seq_len: int, embed_dim: int, hidden_dim: 
     An LSTMLM; its variables come from `model.init(key, tokens [B, T])`.
   """
   _check_width(width_factor)
-  return LSTMLM(vocab_size=vocab_size, embed_dim=width_factor * embed_dim,
-                hidden_dim=width_factor * hidden_dim, seq_len=seq_len, init_scale=init_scale)
+  return generator.make_generator(vocab_size=vocab_size, embed_dim=width_factor * embed_dim,
+                                  hidden_dim=width_factor * hidden_dim, seq_len=seq_len,
+                                  init_scale=init_scale)

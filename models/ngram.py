@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models import autoregressive
 from models import sampling
 
 
@@ -91,10 +92,7 @@ class FiniteStateLM(nn.Module):
 
   def all_log_probs(self, temperature: float = 1.0) -> jax.Array:
     """log p(x) of every x ∈ V^T in lexicographic order: [V^T]."""
-    log_p = jnp.zeros((1,), self.log_table.dtype)
-    for logits in self.prefix_tree_logits():
-      log_p = (log_p[:, None] + jax.nn.log_softmax(logits / temperature, axis=-1)).reshape(-1)
-    return log_p
+    return autoregressive.log_probs_from_tree(self.prefix_tree_logits(), temperature)
 
   def sample(self, key: jax.Array, num: int, temperature: float = 1.0,
              method: str = sampling.DEFAULT) -> jax.Array:

@@ -96,13 +96,12 @@ def check_config(cfg) -> None:
     size = cfg[field]
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
       raise ValueError(f'--config.problem.{field}: must be an integer ≥ 1, got {size!r}')
-    order = size
     degree = cfg.get('automaton_out_degree', 0)
     if cfg.source == 'automaton' and not (isinstance(degree, int) and not isinstance(degree, bool)
                                           and 0 <= degree <= size):
       raise ValueError(f'--config.problem.automaton_out_degree: must be an integer in 0..'
                        f'--config.problem.automaton_states ({size}), got {degree!r}')
-    entries = ((cfg.vocab_size + 1) ** order if cfg.source == 'ngram' else size) * cfg.vocab_size
+    entries = ((cfg.vocab_size + 1) ** size if cfg.source == 'ngram' else size) * cfg.vocab_size
     if entries > NGRAM_MAX_ENTRIES:
       raise ValueError(f'--config.problem.{field}: {field} = {size} over V = '
                        f'{cfg.vocab_size} makes a table of {entries:,} entries, more than '

@@ -168,7 +168,8 @@ class TransformerLM(AutoregressiveLM):
   # --- one position at a time, with a key-value cache ------------------------------------------
 
   def initial_carry(self, batch_size: int) -> Carry:
-    """An empty cache at position 0: keys, values [batch_size, L, T, D] and position [batch_size]."""
+    """An empty cache at position 0: keys and values [batch_size, L, T, D], position
+    [batch_size]."""
     shape = (batch_size, self.num_layers, self.seq_len, self.embed_dim)
     dtype = self.embedding.dtype
     return (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),

@@ -19,6 +19,17 @@ def _is_transformer(config) -> bool:
   return config.generator.get('kind', 'lstm') == 'transformer'
 
 
+def state_dim(config) -> int:
+  """The width of the states the generator's output layer reads (`model.state_dim`): an
+  LSTM's hidden_dim, a transformer's embed_dim."""
+  return config.generator.embed_dim if _is_transformer(config) else config.generator.hidden_dim
+
+
+def _prefixes(config) -> int:
+  """Σ_{t<T} V^t: the prefixes of the prefix tree."""
+  return sum(config.problem.vocab_size ** t for t in range(config.problem.seq_len))
+
+
 def _transformer_position_floats(config, width: int, backward: bool) -> int:
   """Floats one position of a transformer generator keeps per pass: per block the normed
   input, queries, keys, values, attention weights over T positions per head, the attention
@@ -74,8 +85,7 @@ def prefix_tree_bytes(config, hidden_dim: int, *, backward: bool = True) -> int:
   LSTM's gates and state (~12 H floats) and the children's log-probs (~4 V), twice when kept
   for the backward pass."""
   v = config.problem.vocab_size
-  prefixes = sum(v ** t for t in range(config.problem.seq_len))
-  return (2 if backward else 1) * prefixes * F32 * (12 * hidden_dim + 4 * v)
+  return (2 if backward else 1) * _prefixes(config) * F32 * (12 * hidden_dim + 4 * v)
 
 
 def generator_tree_bytes(config, *, backward: bool = True) -> int:
@@ -84,8 +94,6 @@ def generator_tree_bytes(config, *, backward: bool = True) -> int:
   log-probs."""
   if not _is_transformer(config):
     return prefix_tree_bytes(config, config.generator.hidden_dim, backward=backward)
-  v = config.problem.vocab_size
-  prefixes = sum(v ** t for t in range(config.problem.seq_len))
   per_prefix = (_cache_floats(config) + _transformer_position_floats(config, 1, backward)
-                + 4 * v)
-  return (2 if backward else 1) * prefixes * F32 * per_prefix
+                + 4 * config.problem.vocab_size)
+  return (2 if backward else 1) * _prefixes(config) * F32 * per_prefix

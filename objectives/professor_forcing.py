@@ -266,8 +266,6 @@ def working_set_bytes(config) -> int:
   B, T = config.train.batch_size, config.problem.seq_len
   pf = config.professor_forcing
   D = 2 if pf.disc_bidirectional else 1
-  state = (config.generator.embed_dim if config.generator.get('kind', 'lstm') == 'transformer'
-           else config.generator.hidden_dim)  # the model's state_dim
-  behaviour = footprint.F32 * B * T * (state + config.problem.vocab_size)
+  behaviour = footprint.F32 * B * T * (footprint.state_dim(config) + config.problem.vocab_size)
   return (footprint.teacher_forced_bytes(config, B) + 8 * behaviour
           + 6 * footprint.F32 * B * T * D * 3 * pf.disc_hidden_dim)

@@ -25,10 +25,10 @@ neither is resolved.
 
 from typing import Dict
 
-from benchmarks import configs
 from benchmarks.analysis import figures
 from benchmarks.analysis import stats
 from benchmarks.analysis import verdicts
+from benchmarks.engine import configuration
 from benchmarks.engine import experiment as experiment_lib
 from benchmarks.engine import memory
 from benchmarks.experiments import base
@@ -103,14 +103,8 @@ def runs(options):
 
 def parameter_counts(options) -> Dict[str, int]:
   """{cell: the generator's number of parameters}, from its init's shapes (no compute)."""
-  out = {}
-  for cell, run in runs(options).items():
-    config = configs.get_preset(run.preset)
-    for field, value in run.overrides.items():
-      section, _, name = field.rpartition('.')
-      (config[section] if section else config)[name] = value
-    out[cell] = memory.generator_params(config)
-  return out
+  return {cell: memory.generator_params(configuration.build_config(run.preset, run.overrides))
+          for cell, run in runs(options).items()}
 
 
 # --- rows -> numbers ----------------------------------------------------------------------------

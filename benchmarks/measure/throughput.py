@@ -375,12 +375,10 @@ def torch_transformer_like(config, params):
   return net
 
 
-def _transformer_sampler(config, num):
-  """(JAX model, its variables, a PyTorch sampler of `num` sequences with a key-value cache):
-  the transformer generator at its init, the same weights in both."""
+def _transformer_sampler(config, params, num):
+  """A PyTorch sampler of `num` sequences with a key-value cache, from the transformer
+  generator with the JAX variables `params`."""
   import torch
-  model = scheme_base.generator_from_config(config)
-  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, model.seq_len), jnp.int32))
   net = torch_transformer_like(config, params)
   gc, T = config.generator, config.problem.seq_len
   shape = (num, gc.num_heads, T, gc.embed_dim // gc.num_heads)
@@ -396,7 +394,7 @@ def _transformer_sampler(config, num):
       out.append(tok)
     return torch.stack(out, 1)
 
-  return model, params, sample
+  return sample
 
 
 def measure_sampling(problem, num, repeats, with_torch, config=None):
@@ -405,11 +403,10 @@ def measure_sampling(problem, num, repeats, with_torch, config=None):
   model, params = problem.model, problem.params
   torch_sample = None
   if config is not None and config.generator.get('kind', 'lstm') == 'transformer':
+    model = scheme_base.generator_from_config(config)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, model.seq_len), jnp.int32))
     if with_torch:
-      model, params, torch_sample = _transformer_sampler(config, num)
-    else:
-      model = scheme_base.generator_from_config(config)
-      params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, model.seq_len), jnp.int32))
+      torch_sample = _transformer_sampler(config, params, num)
   fns = {}
   for method in ('icdf', 'gumbel'):
     f = jax.jit(lambda k, m=method: model.apply(params, k, num, 1.0, m, method='sample'))
