@@ -8,7 +8,8 @@ bad-input checks before any compute), so an interrupted experiment resumes where
 Output: DIR/NAME/{results.jsonl, config.json, provenance.json, table.md, *.png} and
 DIR/NAME/runs/<run>/ (each run's own results, checkpoints and summary). DIR defaults to
 results/experiments. `--draw_only --output_dir=docs/runs --findings_dir=docs/findings`
-regenerates a committed experiment's findings page from its committed rows.
+regenerates a committed experiment's findings page from its committed rows; `--archive`
+(same flags) first turns a finished experiment run into docs/runs/ into that archive.
 """
 
 import os
@@ -44,7 +45,12 @@ def define_flags(fv: flags.FlagValues = FLAGS):
                       'Where DIR/NAME/ goes. A rerun with the same options resumes.', **define)
   flags.DEFINE_string('preset', None, "The problem's preset, for experiments that offer a "
                       "choice (--list shows them); default: the experiment's first.", **define)
-  flags.DEFINE_string('findings_dir', None, 'With --draw_only: also write the page as '
+  flags.DEFINE_bool('archive', False, 'Train nothing: turn the finished DIR/NAME/ into the '
+                    'archive docs/runs/NAME/ commits (results.jsonl.gz, configs, provenance, '
+                    'figures; no checkpoints or per-run rows), then draw it as --draw_only.',
+                    **define)
+  flags.DEFINE_string('findings_dir', None, 'With --draw_only or --archive: also write the '
+                      'page as '
                       'FINDINGS_DIR/NAME.md, its figure links relative to it (docs/findings).',
                       **define)
   flags.DEFINE_bool('overwrite', False, 'Discard runs of a different config found in '
@@ -73,9 +79,11 @@ def chosen(names, fv):
   experiment = experiments.REGISTRY[names[0]]
   options = experiment_lib.Options(quick=fv.quick, num_seeds=fv.num_seeds, preset=fv.preset)
   experiment_lib.check_options(experiment, options)
-  if fv.findings_dir and not fv.draw_only:
-    raise ValueError('--findings_dir: only with --draw_only (a page is written from rows '
-                     'an experiment has finished)')
+  if fv.findings_dir and not (fv.draw_only or fv.archive):
+    raise ValueError('--findings_dir: only with --draw_only or --archive (a page is written '
+                     'from rows an experiment has finished)')
+  if fv.archive and fv.draw_only:
+    raise ValueError('--archive: not with --draw_only (--archive draws too)')
   return experiment, options
 
 
@@ -97,9 +105,9 @@ def main(argv):
   cli.quiet_backend_probe()
   t0 = time.time()
   with cli.exits_on_bad_input():  # resolves every run before anything runs
-    if FLAGS.draw_only:
-      path = experiment_lib.draw_partial(experiment, options, FLAGS.output_dir,
-                                         findings_dir=FLAGS.findings_dir)
+    if FLAGS.draw_only or FLAGS.archive:
+      draw = experiment_lib.archive if FLAGS.archive else experiment_lib.draw_partial
+      path = draw(experiment, options, FLAGS.output_dir, findings_dir=FLAGS.findings_dir)
       print(open(path).read(), flush=True)
       return
     with cli.invocation_compilation_cache():

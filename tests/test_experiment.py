@@ -1,8 +1,10 @@
 """`python -m benchmarks.experiment`: every experiment with --quick through the CLI, --list,
 bad input, and an interrupted experiment resuming to the same rows."""
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +54,8 @@ BAD_INPUTS = (
     ('seeds', ('pi_sweep', '--num_seeds=1'), '--num_seeds'),
     ('no_presets', ('pi_sweep', '--preset=small'), '--preset: pi_sweep takes none'),
     ('bad_preset', ('temperature', '--preset=smoke'), '--preset: temperature takes one of'),
-    ('findings_dir', ('fedus', '--findings_dir=x'), '--findings_dir: only with --draw_only'))
+    ('findings_dir', ('fedus', '--findings_dir=x'), '--findings_dir: only with --draw_only'),
+    ('archive_draw', ('fedus', '--archive', '--draw_only'), '--archive: not with --draw_only'))
 
 
 class ExperimentCliTest(parameterized.TestCase):
@@ -314,7 +317,6 @@ class DrawOnlyTest(absltest.TestCase):
   def test_an_archive_of_compressed_rows_draws_as_finished(self):
     # docs/runs/ layout: the experiment's rows gzip-compressed, its provenance, the runs'
     # configs without their copies of the rows.
-    import gzip
     out = tempfile.mkdtemp()
     exp_dir = os.path.join(out, 't')
     os.makedirs(os.path.join(exp_dir, 'runs', 'r'))
@@ -361,6 +363,9 @@ class ResumeTest(absltest.TestCase):
     self.assertFalse(os.path.exists(os.path.join(name_dir, 'results.jsonl')))
     with self.assertRaisesRegex(ValueError, '--draw_only: no rows'):
       experiment_lib.draw_partial(exp, options, tempfile.mkdtemp(), log=lambda s: None)
+    with self.assertRaisesRegex(ValueError, '--archive: .* the experiment has not finished'):
+      experiment_lib.archive(exp, options, cut, log=lambda s: None)  # removes nothing
+    self.assertNotEmpty(os.listdir(os.path.join(name_dir, 'runs', 'small', 'checkpoints')))
     experiment_lib.run_experiment(exp, options, cut, log=lambda s: None)
 
     def strip(rows):
@@ -379,6 +384,18 @@ class ResumeTest(absltest.TestCase):
     self.assertEqual(open(os.path.join(findings, exp.name + '.md')).read(),
                      page.replace(f'![{exp.name}]({exp.name}.png)',
                                   f'![{exp.name}](../{exp.name}/{exp.name}.png)'))
+    # Its archive (what docs/runs/<name>/ commits) draws the same page from the rows alone.
+    archived = tempfile.mkdtemp()
+    shutil.copytree(name_dir, os.path.join(archived, exp.name))
+    self.assertEqual(open(experiment_lib.archive(exp, options, archived,
+                                                 log=lambda s: None)).read(), page)
+    kept = sorted(os.path.relpath(os.path.join(d, f), os.path.join(archived, exp.name))
+                  for d, _, fs in os.walk(os.path.join(archived, exp.name)) for f in fs)
+    self.assertEqual([f for f in kept if not f.endswith('.png')],
+                     ['config.json', 'provenance.json', 'results.jsonl.gz',
+                      'runs/small/config.json', 'table.md'])
+    with gzip.open(os.path.join(archived, exp.name, 'results.jsonl.gz'), 'rb') as f:
+      self.assertEqual(f.read(), open(os.path.join(name_dir, 'results.jsonl'), 'rb').read())
     os.remove(os.path.join(name_dir, experiment_lib.PROVENANCE))  # finished before it existed
     redrawn = open(experiment_lib.draw_partial(exp, options, cut, log=lambda s: None)).read()
     self.assertIn('redrawn with --draw_only from the finished', redrawn)

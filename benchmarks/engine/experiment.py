@@ -15,13 +15,17 @@ calls `run_experiment`, which
      `draw(rows, DIR/NAME, options)`, which writes those PNGs.
 `draw_partial` (--draw_only) draws from whatever rows the runs have written so far; on a
 finished experiment it rewrites the same page from the same rows (docs/runs/<name>/ ->
-docs/findings/<name>.md with --findings_dir).
+docs/findings/<name>.md with --findings_dir). `archive` (--archive) turns a finished
+experiment's directory into what docs/runs/<name>/ commits, and draws it.
 """
 
 import datetime
+import gzip
+import io
 import json
 import os
 import platform
+import shutil
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -320,6 +324,58 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
                     findings_dir=findings_dir)
   log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of {", ".join(present)}')
   return path
+
+
+def archive(experiment, options, output_dir: str, *, log=print,
+            findings_dir: Optional[str] = None) -> str:
+  """Turns the finished output_dir/<name>/ into its committed archive, in place; then draws
+  it as `draw_partial` does (the page, with `findings_dir` also findings_dir/<name>.md).
+
+  The archive (docs/runs/<name>/, what tests/test_findings.py regenerates pages from) keeps
+  config.json, provenance.json, the figures, results.jsonl compressed as results.jsonl.gz
+  (level 9, no name or time in its header: the bytes depend on the rows alone) and each run's
+  config.json; it drops the runs' own copies of the rows, their checkpoints, TensorBoard
+  files, plots and summaries. An experiment run into docs/runs/ commits those as its runs
+  finish (a later session resumes it by running the same command), and this makes the final
+  commit. Raises ValueError naming --archive before anything is removed when the experiment
+  has not finished (no provenance.json, or its results.jsonl lacks rows its runs hold).
+  """
+  check_options(experiment, options)
+  out = os.path.join(output_dir, output_name(experiment, options))
+  if read_provenance(out) is None:
+    raise ValueError(f'--archive: {out} has no {PROVENANCE}: the experiment has not finished '
+                     '(run it without --archive first)')
+  rows_path = rundir.rows_file(os.path.join(out, 'results.jsonl'))
+  if rows_path is None:
+    raise ValueError(f'--archive: {out} has no results.jsonl')
+  rows = read_experiment_rows(out)
+  labels = list(resolve(experiment, options))
+  for label in labels:  # every run's rows are in the experiment's own file (draw_partial's test)
+    path = rundir.rows_file(os.path.join(out, 'runs', label, 'results.jsonl'))
+    if path is not None and (sum(r.get('run') == label for r in rows)
+                             != len(rundir.read_rows(path))):
+      raise ValueError(f'--archive: {out}/results.jsonl lacks rows of run {label!r}: the '
+                       'experiment has not finished (run it without --archive first)')
+  if not rows_path.endswith('.gz'):
+    with open(rows_path, 'rb') as f:
+      data = f.read()
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename='', mode='wb', fileobj=buffer, compresslevel=9,
+                       mtime=0) as z:
+      z.write(data)
+    files.atomic_write(rows_path + '.gz', buffer.getvalue())
+    os.remove(rows_path)
+  runs_dir = os.path.join(out, 'runs')
+  for label in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
+    for entry in os.listdir(os.path.join(runs_dir, label)):
+      if entry != 'config.json':
+        path = os.path.join(runs_dir, label, entry)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+  for entry in ('table.md', '.lock'):
+    if os.path.exists(os.path.join(out, entry)):
+      os.remove(os.path.join(out, entry))
+  log(f'archived {out}/ (results.jsonl.gz, config.json, provenance.json, runs/*/config.json)')
+  return draw_partial(experiment, options, output_dir, log=log, findings_dir=findings_dir)
 
 
 class Options(NamedTuple):
