@@ -322,7 +322,8 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
             + ('; its computed rows come when the experiment finishes.' if later else '.'))
   path = draw_pages(experiment, options, rows, out, prov, partial=note,
                     findings_dir=findings_dir)
-  log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of {", ".join(present)}')
+  log(f'drew {out}/ (table.md, *.png) from {len(rows)} rows of '
+      f'{", ".join(present) if present else "its archive"}')
   return path
 
 
