@@ -1,6 +1,7 @@
 """Tests of the seed-mapped training loop: shapes, tracing, strategies, determinism, resume."""
 
 import functools
+import os
 import tempfile
 
 from absl.testing import absltest
@@ -211,6 +212,30 @@ class TrainSchemeTest(absltest.TestCase):
     self.assertEqual(last_row_step, 5)
     self.assertIn('resuming at step 5', first_line)
     self.assertEqual(_strip(rows), _strip(full.rows))
+
+  def test_finished_scheme_without_its_checkpoint_is_not_trained_again(self):
+    # An experiment committed as it runs keeps a finished scheme's rows, not its checkpoint:
+    # the rows stand. A scheme whose rows stop short (or the warm start) still trains.
+    config, problem, out = _config(), _problem(), tempfile.mkdtemp()
+    scheme = objectives.make('mle', config, problem)
+    train.train_scheme('mle', scheme, problem, config, rundir.Store(out), config_hash='x',
+                       log=lambda s: None)
+    before = rundir.Store(out).rows
+    os.remove(rundir.checkpoint_path(out, 'mle'))
+    lines = []
+    states, diverged = train.train_scheme('mle', scheme, problem, config, rundir.Store(out),
+                                          config_hash='x', log=lines.append)
+    self.assertIsNone(states)
+    self.assertEqual(diverged.tolist(), [False] * config.num_seeds)
+    self.assertEqual(lines, ['[mle] finished: its rows reach step 10 and it has no '
+                             'checkpoint; not trained again'])
+    self.assertEqual(rundir.Store(out).rows, before)
+    store = rundir.Store(out)
+    store.truncate('mle', 5)  # rows of an unfinished scheme: trained again from step 0
+    states, _ = train.train_scheme('mle', scheme, problem, config, store, config_hash='x',
+                                   log=lambda s: None)
+    self.assertIsNotNone(states)
+    self.assertEqual(_strip(rundir.Store(out).rows), _strip(before))
 
   def test_checkpoints_between_evaluations(self):
     # checkpoint_every=1 with eval_every=5: a checkpoint and a progress line after every

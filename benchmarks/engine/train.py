@@ -388,12 +388,26 @@ class _Best:
     self.value = self.job.runner.keep_best(self.value, states, value, np.int32(step))
 
 
+def _finished_rows(rows, name, phase, num_runs, num_steps, num_alphas):
+  """The bool [num_runs] diverged flags of a finished scheme's rows, or None when they are
+  not all there: every run's evaluation at num_steps and, with an α sweep, its rows."""
+  final = [r for r in rows if r['scheme'] == name and r.get('phase') == phase
+           and r['step'] == num_steps]
+  swept = sum(1 for r in rows if r['scheme'] == name and r.get('phase') == ALPHA)
+  if len(final) != num_runs or swept != num_runs * num_alphas:
+    return None
+  return np.array([bool(r['diverged']) for r in final])
+
+
 def train_scheme(name, scheme, problem, config, store, *, config_hash, log=print, warm=None,
                  phase='train', key_salt=None, base_scheme=None, clock=None):
   """Trains all runs of one scheme into store.output_dir, evaluating, saving and logging after
   every chunk.
 
-  Resumes from checkpoints/<name>.msgpack when present. A run whose generator or loss
+  Resumes from checkpoints/<name>.msgpack when present. A scheme (not the warm start) whose
+  rows are all there but whose checkpoint is not (an experiment committed as it runs keeps
+  finished schemes' rows, not their checkpoints) is not trained again: it returns
+  (None, diverged flags from its rows). A run whose generator or loss
   becomes non-finite is marked diverged; its rows carry `diverged: true` and null metrics,
   and the other runs are unaffected (runs never share computation).
 
@@ -428,6 +442,12 @@ def train_scheme(name, scheme, problem, config, store, *, config_hash, log=print
   alphas = tuple(config.eval.alphas) if phase == 'train' else ()
   best = _Best(job, states) if alphas and config.eval.select != 'last' else None
   restored = rundir.load_checkpoint(output_dir, name, states, diverged, pending=True)
+  if restored is None and phase != WARM_START:
+    done = _finished_rows(store.rows, name, phase, len(job.runs), tc.num_steps, len(alphas))
+    if done is not None:  # the rows stand (an experiment's committed directory: WORKSPACE)
+      log(f'[{name}] finished: its rows reach step {tc.num_steps} and it has no checkpoint; '
+          'not trained again')
+      return None, done
   writer = None
   if main and tc.tensorboard:
     writer = events.Writer(os.path.join(output_dir, events.DIRECTORY))
