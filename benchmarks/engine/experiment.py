@@ -21,7 +21,6 @@ experiment's directory into what docs/runs/<name>/ commits, and draws it.
 
 import datetime
 import gzip
-import io
 import json
 import os
 import platform
@@ -263,6 +262,20 @@ def replace_answers(text: str, block: str) -> str:
   return text[:start] + block + text[end + len(ANSWERS_END):]
 
 
+def _run_rows_paths(experiment, options, out: str) -> Dict[str, Optional[str]]:
+  """{run label: the path of out/runs/<label>/results.jsonl (or its .gz), None when absent}."""
+  return {label: rundir.rows_file(os.path.join(out, 'runs', label, 'results.jsonl'))
+          for label in resolve(experiment, options)}
+
+
+def _run_lacking_rows(rows, paths) -> Optional[str]:
+  """The first run label whose own results.jsonl (`paths`: {label: its path or None}) holds
+  more or fewer rows than the experiment's `rows` of that run; None when all agree."""
+  return next((label for label, path in paths.items() if path is not None
+               and sum(r.get('run') == label for r in rows) != len(rundir.read_rows(path))),
+              None)
+
+
 def draw_partial(experiment, options, output_dir: str, *, log=print,
                  findings_dir: Optional[str] = None) -> str:
   """Draws output_dir/<name>/ from the rows its runs have written so far, training nothing;
@@ -284,8 +297,7 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
   """
   check_options(experiment, options)
   out = os.path.join(output_dir, output_name(experiment, options))
-  paths = {label: rundir.rows_file(os.path.join(out, 'runs', label, 'results.jsonl'))
-           for label in resolve(experiment, options)}
+  paths = _run_rows_paths(experiment, options, out)
   present = [label for label, path in paths.items() if path is not None]
   finished = None
   has_rows = rundir.rows_file(os.path.join(out, 'results.jsonl')) is not None
@@ -294,8 +306,7 @@ def draw_partial(experiment, options, output_dir: str, *, log=print,
     # Finished = its results.jsonl holds every row its runs hold (by content, not file
     # times: a fresh clone of committed rows has arbitrary ones); an experiment with no runs
     # (computed rows only) once its results.jsonl exists.
-    if any(sum(r.get('run') == label for r in finished) != len(rundir.read_rows(paths[label]))
-           for label in present):
+    if _run_lacking_rows(finished, paths) is not None:
       finished = None
   elif has_rows and not present and read_provenance(out) is not None:
     # An archive (docs/runs/): the finished experiment's rows and provenance, without the
@@ -349,22 +360,14 @@ def archive(experiment, options, output_dir: str, *, log=print,
   rows_path = rundir.rows_file(os.path.join(out, 'results.jsonl'))
   if rows_path is None:
     raise ValueError(f'--archive: {out} has no results.jsonl')
-  rows = read_experiment_rows(out)
-  labels = list(resolve(experiment, options))
-  for label in labels:  # every run's rows are in the experiment's own file (draw_partial's test)
-    path = rundir.rows_file(os.path.join(out, 'runs', label, 'results.jsonl'))
-    if path is not None and (sum(r.get('run') == label for r in rows)
-                             != len(rundir.read_rows(path))):
-      raise ValueError(f'--archive: {out}/results.jsonl lacks rows of run {label!r}: the '
-                       'experiment has not finished (run it without --archive first)')
+  lacking = _run_lacking_rows(read_experiment_rows(out),
+                              _run_rows_paths(experiment, options, out))
+  if lacking is not None:
+    raise ValueError(f'--archive: {out}/results.jsonl lacks rows of run {lacking!r}: the '
+                     'experiment has not finished (run it without --archive first)')
   if not rows_path.endswith('.gz'):
     with open(rows_path, 'rb') as f:
-      data = f.read()
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename='', mode='wb', fileobj=buffer, compresslevel=9,
-                       mtime=0) as z:
-      z.write(data)
-    files.atomic_write(rows_path + '.gz', buffer.getvalue())
+      files.atomic_write(rows_path + '.gz', gzip.compress(f.read(), compresslevel=9, mtime=0))
     os.remove(rows_path)
   runs_dir = os.path.join(out, 'runs')
   for label in sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []:
